@@ -1,0 +1,1 @@
+//! Product events: the ingest v1 contract (types, parsing, validation, signatures).

@@ -1,0 +1,5 @@
+//! Nudge: the shared crate. Domain decisions are pure functions of (state, now); I/O lives behind
+//! the `Store`, `Mailer` and `Notifier` ports so the four Lambda binaries stay thin.
+
+pub mod events;
+pub mod reminders;

@@ -1,0 +1,1 @@
+//! Three-stage deadline reminders.

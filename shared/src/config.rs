@@ -1,0 +1,199 @@
+//! Configuration, read once at cold start from the environment into one struct.
+
+use std::collections::BTreeSet;
+use std::env;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {message}")]
+    Invalid { name: &'static str, message: String },
+    #[error("could not read the signing secret from {source_name}: {message}")]
+    Secret {
+        source_name: String,
+        message: String,
+    },
+}
+
+/// Frequency caps for marketing-type nudges per contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrequencyCap {
+    pub per_day: u32,
+    pub per_week: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuietHours {
+    pub start_hour: u32,
+    pub end_hour: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub table: String,
+    /// From address for customer email (a verified SES identity).
+    pub sender: String,
+    pub configuration_set: Option<String>,
+    pub csm_topic_arn: Option<String>,
+    pub raw_event_ttl_days: u32,
+    pub quiet_hours: QuietHours,
+    /// Base URL of the HTTP API (for unsubscribe links); empty = derive from the request.
+    pub public_base_url: String,
+    /// Shards of each due-time bucket in the `due` GSI (spreads hot buckets).
+    pub due_shards: u32,
+    pub cap: FrequencyCap,
+    /// Provider failures before a nudge is marked failed.
+    pub max_attempts: u32,
+    /// Soft bounces in a row that suppress an address.
+    pub soft_bounce_limit: u32,
+    pub default_onboarding_steps: Vec<String>,
+    pub default_key_features: BTreeSet<String>,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| env::var(k).ok())
+    }
+
+    /// Same as `from_env` over any lookup (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let table = get("NUDGE_TABLE")
+            .filter(|s| !s.is_empty())
+            .ok_or(ConfigError::Missing("NUDGE_TABLE"))?;
+        let num = |name: &'static str, default: u32| -> Result<u32, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(s) if s.trim().is_empty() => Ok(default),
+                Some(s) => s.trim().parse::<u32>().map_err(|_| ConfigError::Invalid {
+                    name,
+                    message: format!("expected a non-negative integer, got {s:?}"),
+                }),
+            }
+        };
+        let quiet_hours = match get("NUDGE_QUIET_HOURS") {
+            None => QuietHours {
+                start_hour: 21,
+                end_hour: 8,
+            },
+            Some(s) => parse_quiet_hours(&s).ok_or(ConfigError::Invalid {
+                name: "NUDGE_QUIET_HOURS",
+                message: format!("expected START-END hours like 21-8, got {s:?}"),
+            })?,
+        };
+        let list = |name: &str, default: &[&str]| -> Vec<String> {
+            match get(name) {
+                Some(s) if !s.trim().is_empty() => s
+                    .split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect(),
+                _ => default.iter().map(|s| s.to_string()).collect(),
+            }
+        };
+        let due_shards = num("NUDGE_DUE_SHARDS", 4)?;
+        if !(1..=64).contains(&due_shards) {
+            return Err(ConfigError::Invalid {
+                name: "NUDGE_DUE_SHARDS",
+                message: "must be between 1 and 64".into(),
+            });
+        }
+        Ok(Config {
+            table,
+            sender: get("NUDGE_SENDER").unwrap_or_else(|| "nudge@example.com".into()),
+            configuration_set: get("NUDGE_CONFIGURATION_SET").filter(|s| !s.is_empty()),
+            csm_topic_arn: get("NUDGE_CSM_TOPIC_ARN").filter(|s| !s.is_empty()),
+            raw_event_ttl_days: num("NUDGE_RAW_EVENT_TTL_DAYS", 400)?,
+            quiet_hours,
+            public_base_url: get("NUDGE_PUBLIC_BASE_URL")
+                .unwrap_or_default()
+                .trim_end_matches('/')
+                .to_string(),
+            due_shards,
+            cap: FrequencyCap {
+                per_day: num("NUDGE_CAP_PER_DAY", 1)?,
+                per_week: num("NUDGE_CAP_PER_WEEK", 3)?,
+            },
+            max_attempts: num("NUDGE_MAX_ATTEMPTS", 5)?.max(1),
+            soft_bounce_limit: num("NUDGE_SOFT_BOUNCE_LIMIT", 3)?.max(1),
+            default_onboarding_steps: list(
+                "NUDGE_ONBOARDING_STEPS",
+                &["invite_users", "import_data", "first_report"],
+            ),
+            default_key_features: list(
+                "NUDGE_KEY_FEATURES",
+                &["report_builder", "dashboard", "integration", "workflow"],
+            )
+            .into_iter()
+            .collect(),
+        })
+    }
+}
+
+fn parse_quiet_hours(s: &str) -> Option<QuietHours> {
+    let (a, b) = s.trim().split_once('-')?;
+    let start_hour: u32 = a.trim().parse().ok()?;
+    let end_hour: u32 = b.trim().parse().ok()?;
+    (start_hour < 24 && end_hour < 24).then_some(QuietHours {
+        start_hour,
+        end_hour,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_design() {
+        let c = cfg(&[("NUDGE_TABLE", "t")]).unwrap();
+        assert_eq!(c.raw_event_ttl_days, 400);
+        assert_eq!(
+            c.quiet_hours,
+            QuietHours {
+                start_hour: 21,
+                end_hour: 8
+            }
+        );
+        assert_eq!(
+            c.cap,
+            FrequencyCap {
+                per_day: 1,
+                per_week: 3
+            }
+        );
+        assert!(c.default_key_features.contains("report_builder"));
+    }
+
+    #[test]
+    fn missing_table_is_a_clear_error() {
+        let e = cfg(&[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "environment variable NUDGE_TABLE is required"
+        );
+    }
+
+    #[test]
+    fn bad_numbers_name_the_variable() {
+        let e = cfg(&[
+            ("NUDGE_TABLE", "t"),
+            ("NUDGE_RAW_EVENT_TTL_DAYS", "forever"),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("NUDGE_RAW_EVENT_TTL_DAYS"));
+        let e = cfg(&[("NUDGE_TABLE", "t"), ("NUDGE_QUIET_HOURS", "25-8")]).unwrap_err();
+        assert!(e.to_string().contains("NUDGE_QUIET_HOURS"));
+    }
+}

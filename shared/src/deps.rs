@@ -1,0 +1,111 @@
+//! `Deps`: configuration, clients and resource names, built once at cold start and passed by
+//! reference to every handler. Never global.
+
+use std::sync::Arc;
+
+use crate::config::{Config, ConfigError};
+use crate::delivery::ses::SesMailer;
+use crate::delivery::sns::SnsNotifier;
+use crate::delivery::{Mailer, Notifier};
+use crate::store::Store;
+use crate::store::dynamo::DynamoStore;
+
+/// The HMAC key for request signatures (and, derived from it, unsubscribe tokens).
+#[derive(Clone)]
+pub struct SigningSecret(Vec<u8>);
+
+impl SigningSecret {
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        SigningSecret(bytes.into())
+    }
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SigningSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningSecret(..)")
+    }
+}
+
+pub struct Deps {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub mailer: Arc<dyn Mailer>,
+    pub notifier: Arc<dyn Notifier>,
+    pub secret: SigningSecret,
+}
+
+impl Deps {
+    /// Cold start: config from the environment, SDK clients (endpoints from the standard
+    /// `AWS_ENDPOINT_URL_*` variables locally), the signing secret from Secrets Manager when
+    /// `NUDGE_SIGNING_SECRET_ARN` is set, else from `NUDGE_SIGNING_SECRET` (local runs only).
+    pub async fn from_env() -> Result<Deps, ConfigError> {
+        let config = Config::from_env()?;
+        let sdk = aws_config::load_from_env().await;
+        let secret = load_secret(&sdk).await?;
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone());
+        Ok(Deps::new(
+            config.clone(),
+            Arc::new(store),
+            Arc::new(SesMailer::new(
+                aws_sdk_sesv2::Client::new(&sdk),
+                config.configuration_set.clone(),
+            )),
+            Arc::new(SnsNotifier::new(aws_sdk_sns::Client::new(&sdk))),
+            secret,
+        ))
+    }
+
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        mailer: Arc<dyn Mailer>,
+        notifier: Arc<dyn Notifier>,
+        secret: SigningSecret,
+    ) -> Deps {
+        Deps {
+            config,
+            store,
+            mailer,
+            notifier,
+            secret,
+        }
+    }
+}
+
+async fn load_secret(sdk: &aws_config::SdkConfig) -> Result<SigningSecret, ConfigError> {
+    if let Ok(arn) = std::env::var("NUDGE_SIGNING_SECRET_ARN") {
+        if !arn.is_empty() {
+            let client = aws_sdk_secretsmanager::Client::new(sdk);
+            let out = client
+                .get_secret_value()
+                .secret_id(&arn)
+                .send()
+                .await
+                .map_err(|e| ConfigError::Secret {
+                    source_name: arn.clone(),
+                    message: format!("{}", aws_sdk_secretsmanager::Error::from(e)),
+                })?;
+            let value = out.secret_string().unwrap_or_default();
+            if value.len() < 16 {
+                return Err(ConfigError::Secret {
+                    source_name: arn,
+                    message: "the secret is empty or shorter than 16 characters".into(),
+                });
+            }
+            return Ok(SigningSecret::new(value.as_bytes().to_vec()));
+        }
+    }
+    match std::env::var("NUDGE_SIGNING_SECRET") {
+        Ok(v) if v.len() >= 16 => Ok(SigningSecret::new(v.into_bytes())),
+        Ok(_) => Err(ConfigError::Invalid {
+            name: "NUDGE_SIGNING_SECRET",
+            message: "must be at least 16 characters".into(),
+        }),
+        Err(_) => Err(ConfigError::Missing(
+            "NUDGE_SIGNING_SECRET_ARN or NUDGE_SIGNING_SECRET",
+        )),
+    }
+}

@@ -1,0 +1,103 @@
+//! The `ingest` Lambda entry: one binary serves the HTTP API and the SES-feedback SNS topic, so
+//! the payload is routed by shape.
+
+use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
+use aws_lambda_events::encodings::Body as EventBody;
+use aws_lambda_events::sns::SnsEvent;
+use lambda_http::request::LambdaRequest;
+use lambda_http::{Body, Request, Response};
+use lambda_runtime::LambdaEvent;
+use serde_json::Value;
+use tracing::Instrument;
+
+use super::KnownFirsts;
+use crate::Deps;
+
+/// The ingest function's state for the life of a container.
+pub struct Ingest {
+    pub deps: Deps,
+    pub known: KnownFirsts,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestLambdaError {
+    #[error("unrecognised event: expected an HTTP API request or an SNS notification")]
+    UnknownEvent,
+    #[error("bad SNS event: {0}")]
+    BadSns(String),
+    #[error("{0}")]
+    Feedback(String),
+}
+
+impl Ingest {
+    pub fn new(deps: Deps) -> Self {
+        Ingest {
+            deps,
+            known: KnownFirsts::default(),
+        }
+    }
+
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, IngestLambdaError> {
+        let request_id = event.context.request_id.clone();
+        let payload = event.payload;
+        if is_sns(&payload) {
+            let sns: SnsEvent = serde_json::from_value(payload)
+                .map_err(|e| IngestLambdaError::BadSns(e.to_string()))?;
+            let span = tracing::info_span!("ingest_feedback", request_id = %request_id);
+            return self.feedback(sns).instrument(span).await;
+        }
+        let lambda_req: LambdaRequest =
+            serde_json::from_value(payload).map_err(|_| IngestLambdaError::UnknownEvent)?;
+        let req: Request = lambda_req.into();
+        let span = tracing::info_span!("ingest_http", request_id = %request_id);
+        let resp = self.http(req).instrument(span).await;
+        Ok(serde_json::to_value(to_apigw(resp)).unwrap_or_default())
+    }
+
+    pub async fn http(&self, req: Request) -> Response<Body> {
+        super::http::handle(&self.deps, &self.known, req).await
+    }
+
+    async fn feedback(&self, sns: SnsEvent) -> Result<Value, IngestLambdaError> {
+        Err(IngestLambdaError::Feedback(format!(
+            "{} SES feedback record(s) received but feedback processing is not configured",
+            sns.records.len()
+        )))
+    }
+}
+
+fn is_sns(v: &Value) -> bool {
+    v.get("Records")
+        .and_then(|r| r.get(0))
+        .and_then(|r| r.get("EventSource").or_else(|| r.get("eventSource")))
+        .and_then(Value::as_str)
+        == Some("aws:sns")
+}
+
+/// HTTP API payload format 2.0 response.
+pub fn to_apigw(resp: Response<Body>) -> ApiGatewayV2httpResponse {
+    let (parts, body) = resp.into_parts();
+    let mut out = ApiGatewayV2httpResponse::default();
+    out.status_code = i64::from(parts.status.as_u16());
+    out.headers = parts.headers;
+    out.body = match body {
+        Body::Text(t) => Some(EventBody::Text(t)),
+        Body::Binary(b) => Some(EventBody::Binary(b)),
+        _ => None,
+    };
+    out
+}
+
+impl From<IngestLambdaError> for lambda_runtime::Diagnostic {
+    fn from(e: IngestLambdaError) -> Self {
+        let error_type = match e {
+            IngestLambdaError::UnknownEvent => "UnknownEvent",
+            IngestLambdaError::BadSns(_) => "BadSnsEvent",
+            IngestLambdaError::Feedback(_) => "FeedbackFailed",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.into(),
+            error_message: e.to_string(),
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! Ingest: validated events in, de-duplicated raw records, rollups, firsts and profile state out.
+//!
+//! Order of writes per batch, chosen so a retry can never double-count:
+//! 1. the raw event, conditionally (the de-duplication point);
+//! 2. idempotent effects (profiles and account changes are last-writer-wins, firsts are
+//!    `if_not_exists`, unsubscribes are set adds);
+//! 3. the only non-idempotent effect, the usage rollup, aggregated per (account, UTC day).
+//!
+//! If a step after 1 fails, the raw records of the affected events are deleted again and their
+//! indexes reported in `retry`: the client resends them and nothing is lost or counted twice.
+
+pub mod http;
+pub mod lambda;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use futures::stream::{self, StreamExt};
+use serde::Serialize;
+use tracing::{error, warn};
+
+use crate::Deps;
+use crate::events::{Event, EventError, EventPayload};
+use crate::store::{AccountChange, Inserted, RawEvent, RollupDelta, StoreError};
+
+/// Concurrent requests to DynamoDB per batch.
+const CONCURRENCY: usize = 32;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejected {
+    pub index: usize,
+    pub error: String,
+}
+
+/// The response body of `POST /events`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IngestOutcome {
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub rejected: Vec<Rejected>,
+    pub retry: Vec<usize>,
+}
+
+/// Firsts this container already wrote: skip re-writing them (saves a write per batch per
+/// account in steady state; a cold start only costs one redundant idempotent write).
+#[derive(Default)]
+pub struct KnownFirsts {
+    seen: Mutex<HashSet<(String, String)>>,
+}
+
+impl KnownFirsts {
+    const LIMIT: usize = 100_000;
+
+    fn contains(&self, account: &str, key: &str) -> bool {
+        self.seen
+            .lock()
+            .map(|s| s.contains(&(account.to_string(), key.to_string())))
+            .unwrap_or(false)
+    }
+
+    fn insert_all(&self, account: &str, keys: impl IntoIterator<Item = String>) {
+        if let Ok(mut s) = self.seen.lock() {
+            if s.len() > Self::LIMIT {
+                s.clear();
+            }
+            for k in keys {
+                s.insert((account.to_string(), k));
+            }
+        }
+    }
+}
+
+/// What a first occurrence is called in the `FIRSTS` item.
+pub fn first_key(payload: &EventPayload) -> Option<String> {
+    match payload {
+        EventPayload::FeatureUsed { feature } => Some(format!("feature_{feature}")),
+        EventPayload::ReportCreated => Some("report".into()),
+        EventPayload::SetupStepCompleted { step } => Some(format!("step_{step}")),
+        EventPayload::Login => Some("login".into()),
+        _ => None,
+    }
+}
+
+/// Adds one event's usage to a rollup delta; returns false for events that are not usage.
+pub fn add_usage(delta: &mut RollupDelta, event: &Event) -> bool {
+    match &event.payload {
+        EventPayload::Login => delta.logins += 1,
+        EventPayload::FeatureUsed { feature } => {
+            *delta.features.entry(feature.clone()).or_default() += 1
+        }
+        EventPayload::ReportCreated => delta.reports += 1,
+        EventPayload::SupportTicketOpened { .. } => delta.tickets_opened += 1,
+        EventPayload::SupportTicketClosed { .. } => delta.tickets_closed += 1,
+        EventPayload::NpsResponse { score, .. } => {
+            delta.nps_sum += u64::from(*score);
+            delta.nps_count += 1;
+        }
+        _ => return false,
+    }
+    delta.events += 1;
+    if let Some(c) = &event.contact_id {
+        // Only usage by a person makes the contact "active"; tickets and NPS count too.
+        delta.contacts.insert(c.clone());
+    }
+    true
+}
+
+/// Raw record of an event (wire shape kept, TTL from config).
+pub fn raw_record(event: &Event, now: DateTime<Utc>, ttl_days: u32) -> RawEvent {
+    let occurred = event.occurred_at_utc();
+    RawEvent {
+        account_id: event.account_id.clone(),
+        event_id: event.event_id.clone(),
+        event_type: event.event_type().as_str(),
+        contact_id: event.contact_id.clone(),
+        occurred_at: occurred,
+        received_at: now,
+        body: event.to_wire().to_string(),
+        // Retention runs from when the event happened, not when it arrived.
+        expires_at: (occurred.max(now - Duration::days(1)) + Duration::days(i64::from(ttl_days)))
+            .timestamp(),
+    }
+}
+
+/// Stores a parsed batch. Never fails as a whole: each valid event ends up accepted,
+/// duplicate, or in `retry`.
+pub async fn ingest_batch(
+    deps: &Deps,
+    known: &KnownFirsts,
+    parsed: Vec<Result<Event, EventError>>,
+    now: DateTime<Utc>,
+) -> IngestOutcome {
+    let mut out = IngestOutcome::default();
+    let mut valid: Vec<(usize, Event)> = Vec::new();
+    for (index, r) in parsed.into_iter().enumerate() {
+        match r {
+            Ok(e) => valid.push((index, e)),
+            Err(e) => out.rejected.push(Rejected {
+                index,
+                error: e.to_string(),
+            }),
+        }
+    }
+
+    // 1. Raw records: the de-duplication point.
+    let ttl = deps.config.raw_event_ttl_days;
+    let inserted: Vec<(usize, Event, Result<Inserted, StoreError>)> = stream::iter(valid)
+        .map(|(i, e)| async move {
+            let r = deps.store.insert_raw_event(&raw_record(&e, now, ttl)).await;
+            (i, e, r)
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut fresh: Vec<(usize, Event)> = Vec::new();
+    for (i, e, r) in inserted {
+        match r {
+            Ok(Inserted::New) => fresh.push((i, e)),
+            Ok(Inserted::Duplicate) => out.duplicates += 1,
+            Err(err) => {
+                warn!(account_id = %e.account_id, error = %err, "raw event not stored; client will retry");
+                out.retry.push(i);
+            }
+        }
+    }
+    fresh.sort_by_key(|(i, _)| *i);
+
+    // 2. Idempotent effects, concurrently; an event whose effect failed goes to retry.
+    let failed: Mutex<BTreeSet<usize>> = Mutex::new(BTreeSet::new());
+    let effects = fresh
+        .iter()
+        .filter(|(_, e)| has_state_effect(&e.payload))
+        .map(|(i, e)| async {
+            if let Err(err) = apply_state_effect(deps, e).await {
+                warn!(account_id = %e.account_id, error = %err, "event effect failed; client will retry");
+                if let Ok(mut f) = failed.lock() {
+                    f.insert(*i);
+                }
+            }
+        });
+    stream::iter(effects)
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<()>>()
+        .await;
+
+    // Firsts, one write per account per batch (and none once this container has seen them).
+    let mut firsts: BTreeMap<&str, (BTreeMap<String, DateTime<Utc>>, Vec<usize>)> = BTreeMap::new();
+    for (i, e) in &fresh {
+        if let Some(k) = first_key(&e.payload) {
+            if known.contains(&e.account_id, &k) {
+                continue;
+            }
+            let entry = firsts.entry(e.account_id.as_str()).or_default();
+            let t = e.occurred_at_utc();
+            let slot = entry.0.entry(k).or_insert(t);
+            if t < *slot {
+                *slot = t;
+            }
+            entry.1.push(*i);
+        }
+    }
+    let failed_ref = &failed;
+    let first_writes = firsts.iter().map(|(account, (keys, idx))| async move {
+        match deps.store.record_firsts(account, keys).await {
+            Ok(()) => known.insert_all(account, keys.keys().cloned()),
+            Err(err) => {
+                warn!(account_id = %account, error = %err, "firsts not recorded; client will retry");
+                if let Ok(mut f) = failed_ref.lock() {
+                    f.extend(idx.iter().copied());
+                }
+            }
+        }
+    });
+    stream::iter(first_writes)
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<()>>()
+        .await;
+    let mut failed = failed.into_inner().unwrap_or_default();
+
+    // 3. Rollups, one write per (account, UTC day), only for events whose other effects held.
+    let mut rollups: BTreeMap<(&str, NaiveDate), (RollupDelta, Vec<usize>)> = BTreeMap::new();
+    for (i, e) in &fresh {
+        if failed.contains(i) {
+            continue;
+        }
+        let key = (e.account_id.as_str(), e.occurred_at_utc().date_naive());
+        let entry = rollups.entry(key).or_default();
+        if add_usage(&mut entry.0, e) {
+            entry.1.push(*i);
+        }
+    }
+    let rollup_results: Vec<Option<Vec<usize>>> = stream::iter(rollups.iter())
+        .map(|((account, day), (delta, idx))| async move {
+            if delta.is_empty() {
+                return None;
+            }
+            match deps.store.add_rollup(account, *day, delta).await {
+                Ok(()) => None,
+                Err(err) => {
+                    warn!(account_id = %account, error = %err, "rollup failed; client will retry");
+                    Some(idx.clone())
+                }
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    failed.extend(rollup_results.into_iter().flatten().flatten());
+
+    // Compensate: the failed events must not look like duplicates when the client retries.
+    let by_index: HashMap<usize, &Event> = fresh.iter().map(|(i, e)| (*i, e)).collect();
+    let deletes = failed
+        .iter()
+        .filter_map(|i| by_index.get(i))
+        .map(|e| async {
+            if let Err(err) = deps
+                .store
+                .delete_raw_event(&e.account_id, &e.event_id)
+                .await
+            {
+                // The raw event stays; its rollup can be recomputed from raw history.
+                error!(account_id = %e.account_id, error = %err, "compensating delete failed");
+            }
+        });
+    stream::iter(deletes)
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<()>>()
+        .await;
+
+    out.accepted = fresh.len() - failed.len();
+    out.retry.extend(failed);
+    out.retry.sort_unstable();
+    out.rejected.sort_by_key(|r| r.index);
+    out
+}
+
+fn has_state_effect(p: &EventPayload) -> bool {
+    matches!(
+        p,
+        EventPayload::AccountUpserted(_)
+            | EventPayload::ContactUpserted(_)
+            | EventPayload::AdminChanged { .. }
+            | EventPayload::CustomerReplied
+            | EventPayload::AutomationResumed
+            | EventPayload::Churned
+            | EventPayload::ContractRenewed { .. }
+            | EventPayload::Unsubscribed { .. }
+    )
+}
+
+async fn apply_state_effect(deps: &Deps, e: &Event) -> Result<(), StoreError> {
+    let store = &deps.store;
+    let at = e.occurred_at_utc();
+    let account = e.account_id.as_str();
+    let contact = e.contact_id.as_deref();
+    match (&e.payload, contact) {
+        (EventPayload::AccountUpserted(p), _) => {
+            store.upsert_account(account, p, at).await?;
+        }
+        (EventPayload::ContactUpserted(p), Some(c)) => {
+            store.upsert_contact(account, c, p, at).await?;
+        }
+        (EventPayload::AdminChanged { .. }, Some(c)) => {
+            let change = AccountChange::AdminChanged {
+                contact_id: c.to_string(),
+            };
+            store.change_account(account, &change, at).await?;
+        }
+        (EventPayload::CustomerReplied, _) => {
+            store
+                .change_account(account, &AccountChange::Paused, at)
+                .await?;
+        }
+        (EventPayload::AutomationResumed, _) => {
+            store
+                .change_account(account, &AccountChange::Resumed, at)
+                .await?;
+        }
+        (EventPayload::Churned, _) => {
+            store
+                .change_account(account, &AccountChange::Churned, at)
+                .await?;
+        }
+        (EventPayload::ContractRenewed { renewal_date }, _) => {
+            let change = AccountChange::Renewed {
+                renewal_date: *renewal_date,
+            };
+            store.change_account(account, &change, at).await?;
+        }
+        (EventPayload::Unsubscribed { category }, Some(c)) => {
+            store
+                .unsubscribe(account, c, category.as_deref().unwrap_or("all"))
+                .await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}

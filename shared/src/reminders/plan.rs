@@ -829,6 +829,34 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn plan_invariants_hold_near_dst_transitions(
+            year in 2021i32..2032,
+            month in prop::sample::select(vec![3u32, 4, 9, 10, 11]),
+            day in 1u32..29,
+            minute_of_day in 0u32..(24 * 60),
+            zone in 0..ZONES.len(),
+            now_offset in -6 * 86_400i64..86_400,
+        ) {
+            // Due times whose t-3d or morning_of lands on a transition day, in local terms.
+            let tz = ZONES[zone];
+            let naive = chrono::NaiveDate::from_ymd_opt(year, month, day)
+                .and_then(|date| date.and_hms_opt(minute_of_day / 60, minute_of_day % 60, 0));
+            let due_at = naive.and_then(|n| resolve_local(tz, n));
+            prop_assume!(due_at.is_some());
+            let d = Deadline { due_at: due_at.expect("assumed"), tz };
+            let p = ReminderPolicy::default();
+            let now = d.due_at + Duration::seconds(now_offset);
+            check_invariants(&d, now, &p, &plan(&d, now, &p))?;
+            // Long before the deadline, t-3d and final are always planned (t-3d can always
+            // move to 08:00, which is before morning_of or final on a later day).
+            let early = plan(&d, d.due_at - Duration::days(30), &p);
+            prop_assert!(early.iter().any(|s| s.stage == TMinus3d), "{early:?}");
+            prop_assert!(early.iter().any(|s| s.stage == Final), "{early:?}");
+        }
+
         #[test]
         fn plan_invariants_hold_for_any_due_zone_and_now(
             (due, now) in (BASE - SPAN..BASE + SPAN).prop_flat_map(|due| (Just(due), now_strategy(due))),

@@ -39,6 +39,8 @@ pub fn parse_batch(
             limit: MAX_BODY_BYTES,
         });
     }
+    // Some Windows clients prepend a UTF-8 byte-order mark; serde_json refuses it.
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(EnvelopeError::Malformed(
             "request body is empty; expected a JSON object like {\"events\": [...]}".into(),

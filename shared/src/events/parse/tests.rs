@@ -326,6 +326,11 @@ fn empty_batch_is_accepted() {
 }
 
 #[test]
+fn utf8_byte_order_mark_is_tolerated() {
+    assert!(matches!(parse_batch(b"\xEF\xBB\xBF{\"events\": []}", now()), Ok(v) if v.is_empty()));
+}
+
+#[test]
 fn oversize_body_is_rejected_before_json_parsing() {
     // Not JSON at all: if parsing came first this would be Malformed.
     let body = vec![b'x'; MAX_BODY_BYTES + 1];

@@ -11,3 +11,4 @@ pub mod telemetry;
 
 pub use deps::Deps;
 pub mod ingest;
+pub mod schedule;

@@ -2,6 +2,7 @@
 //! send-events, bench), as a library so the integration tests reuse them.
 
 pub mod apigw;
+pub mod bench;
 pub mod local;
 pub mod report;
 pub mod send;

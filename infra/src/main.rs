@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use nudge_infra::local::{LOCAL_SECRET, LocalStack, repo_root};
 use nudge_infra::simulate::{SimulateOptions, simulate};
-use nudge_infra::{report, send};
+use nudge_infra::{bench, report, send};
 
 #[derive(Parser)]
 #[command(
@@ -46,6 +46,11 @@ enum Command {
         #[arg(long, default_value = ".nudge/demo")]
         out_dir: PathBuf,
     },
+    /// Print performance figures (use an optimised build: --profile fast).
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
     /// Sign and POST events (JSON lines or {"events": [...]}) to an ingest endpoint.
     SendEvents {
         file: PathBuf,
@@ -56,6 +61,16 @@ enum Command {
         #[arg(long, env = "NUDGE_SIGNING_SECRET", hide_env_values = true)]
         secret: String,
     },
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// Write units per event, throughput vs. raw BatchWriteItem, parse/verify time, peak RSS,
+    /// bootstrap size.
+    Ingest,
+    /// (internal) the peak-RSS child process of `bench ingest`.
+    #[command(hide = true)]
+    IngestRss,
 }
 
 #[tokio::main]
@@ -109,6 +124,33 @@ async fn main() -> Result<()> {
             print_summary(&r);
             eprintln!("delivery log: {}", log.display());
             eprintln!("report:       {}", html.display());
+        }
+        Command::Bench { what } => {
+            let stack = LocalStack::ensure_running()?;
+            match what {
+                BenchWhat::Ingest => {
+                    bench::ingest(&stack).await?;
+                    let exe = std::env::current_exe()?;
+                    let out = std::process::Command::new(exe)
+                        .args(["bench", "ingest-rss"])
+                        .output()
+                        .context("running the RSS child")?;
+                    print!("{}", String::from_utf8_lossy(&out.stdout));
+                    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+                    let bootstrap = repo_root().join("target/lambda/ingest/bootstrap");
+                    match std::fs::metadata(&bootstrap) {
+                        Ok(m) => println!(
+                            "release bootstrap {}: {:.2} MB",
+                            bootstrap.display(),
+                            m.len() as f64 / 1_000_000.0
+                        ),
+                        Err(_) => println!(
+                            "release bootstrap: not built (run `cargo lambda build --release --arm64`)"
+                        ),
+                    }
+                }
+                BenchWhat::IngestRss => bench::ingest_rss_child(&stack).await?,
+            }
         }
         Command::SendEvents { file, url, secret } => {
             let events = send::read_events(&file)?;

@@ -1,1 +1,9 @@
+//! Local stack management and the `nudge` operator CLI's commands (simulate, demo,
+//! send-events, bench), as a library so the integration tests reuse them.
 
+pub mod apigw;
+pub mod bench;
+pub mod local;
+pub mod report;
+pub mod send;
+pub mod simulate;

@@ -1,1 +1,215 @@
-fn main() {}
+//! `nudge`: the operator CLI.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use nudge_infra::local::{LOCAL_SECRET, LocalStack, repo_root};
+use nudge_infra::simulate::{SimulateOptions, simulate};
+use nudge_infra::{bench, report, send};
+
+#[derive(Parser)]
+#[command(
+    name = "nudge",
+    version,
+    about = "Nudge operator CLI: simulate journeys, run the demo, send events"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Replay events through the real handlers against the local stack and write the delivery log.
+    Simulate {
+        /// Events, one JSON object per line (the ingest event shape).
+        #[arg(long)]
+        events: PathBuf,
+        /// Start of the simulated window (RFC 3339).
+        #[arg(long)]
+        from: DateTime<Utc>,
+        /// End of the simulated window (RFC 3339).
+        #[arg(long)]
+        to: DateTime<Utc>,
+        /// Where to write the delivery log (JSON lines); stdout when omitted.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Keep the simulation's DynamoDB table for inspection.
+        #[arg(long)]
+        keep_table: bool,
+    },
+    /// Simulate the bundled synthetic portfolio and write an HTML report.
+    Demo {
+        /// Output directory for deliveries.jsonl and report.html.
+        #[arg(long, default_value = ".nudge/demo")]
+        out_dir: PathBuf,
+    },
+    /// Print performance figures (use an optimised build: --profile fast).
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+    /// Sign and POST events (JSON lines or {"events": [...]}) to an ingest endpoint.
+    SendEvents {
+        file: PathBuf,
+        /// The endpoint, e.g. https://abc.execute-api.us-east-1.amazonaws.com/events
+        #[arg(long, env = "NUDGE_INGEST_URL")]
+        url: String,
+        /// The signing secret (the deployed one is in Secrets Manager: see the README).
+        #[arg(long, env = "NUDGE_SIGNING_SECRET", hide_env_values = true)]
+        secret: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// Write units per event, throughput vs. raw BatchWriteItem, parse/verify time, peak RSS,
+    /// bootstrap size.
+    Ingest,
+    /// (internal) the peak-RSS child process of `bench ingest`.
+    #[command(hide = true)]
+    IngestRss,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Simulate {
+            events,
+            from,
+            to,
+            out,
+            keep_table,
+        } => {
+            let stack = LocalStack::ensure_running()?;
+            let opts = SimulateOptions {
+                events,
+                from,
+                to,
+                keep_table,
+            };
+            let r = simulate(&stack, &opts).await?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, r.delivery_jsonl())
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!(
+                        "delivery log: {} ({} lines)",
+                        path.display(),
+                        r.deliveries.len()
+                    );
+                }
+                None => print!("{}", r.delivery_jsonl()),
+            }
+            print_summary(&r);
+        }
+        Command::Demo { out_dir } => {
+            let stack = LocalStack::ensure_running()?;
+            let opts = SimulateOptions {
+                events: repo_root().join("infra/demo/portfolio.jsonl"),
+                from: "2026-11-01T00:00:00Z".parse()?,
+                to: "2026-12-01T00:00:00Z".parse()?,
+                keep_table: false,
+            };
+            let r = simulate(&stack, &opts).await?;
+            std::fs::create_dir_all(&out_dir)
+                .with_context(|| format!("creating {}", out_dir.display()))?;
+            let log = out_dir.join("deliveries.jsonl");
+            std::fs::write(&log, r.delivery_jsonl())?;
+            let html = out_dir.join("report.html");
+            std::fs::write(&html, report::html("Nudge demo: November 2026", &r))?;
+            print_summary(&r);
+            eprintln!("delivery log: {}", log.display());
+            eprintln!("report:       {}", html.display());
+        }
+        Command::Bench { what } => {
+            let stack = LocalStack::ensure_running()?;
+            match what {
+                BenchWhat::Ingest => {
+                    bench::ingest(&stack).await?;
+                    let exe = std::env::current_exe()?;
+                    let out = std::process::Command::new(exe)
+                        .args(["bench", "ingest-rss"])
+                        .output()
+                        .context("running the RSS child")?;
+                    print!("{}", String::from_utf8_lossy(&out.stdout));
+                    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+                    let bootstrap = repo_root().join("target/lambda/ingest/bootstrap");
+                    match std::fs::metadata(&bootstrap) {
+                        Ok(m) => println!(
+                            "release bootstrap {}: {:.2} MB",
+                            bootstrap.display(),
+                            m.len() as f64 / 1_000_000.0
+                        ),
+                        Err(_) => println!(
+                            "release bootstrap: not built (run `cargo lambda build --release --arm64`)"
+                        ),
+                    }
+                }
+                BenchWhat::IngestRss => bench::ingest_rss_child(&stack).await?,
+            }
+        }
+        Command::SendEvents { file, url, secret } => {
+            let events = send::read_events(&file)?;
+            if secret == LOCAL_SECRET {
+                eprintln!("note: using the local development secret");
+            }
+            let s = send::send_events(&url, secret.as_bytes(), &events).await?;
+            println!(
+                "batches {} accepted {} duplicates {} rejected {} unsent {}",
+                s.batches,
+                s.accepted,
+                s.duplicates,
+                s.rejected.len(),
+                s.unsent
+            );
+            for r in &s.rejected {
+                println!("rejected: {r}");
+            }
+            if s.unsent > 0 {
+                anyhow::bail!("{} events could not be stored after retries", s.unsent);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_summary(r: &nudge_infra::simulate::SimulationReport) {
+    eprintln!(
+        "events: {} read, {} accepted, {} duplicates, {} rejected, {} after the window, {} left for retry",
+        r.events_read,
+        r.accepted,
+        r.duplicates,
+        r.rejected.len(),
+        r.events_outside_window,
+        r.retried
+    );
+    for (line, err) in &r.rejected {
+        eprintln!("  line {line}: {err}");
+    }
+    let stored: Vec<String> = r.stored.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    eprintln!("stored: {}", stored.join(", "));
+    let runs: Vec<String> = r.runs.iter().map(|(k, v)| format!("{k} x{v}")).collect();
+    eprintln!(
+        "scheduled runs: {}",
+        if runs.is_empty() {
+            "none registered".into()
+        } else {
+            runs.join(", ")
+        }
+    );
+    let mut kinds: std::collections::BTreeMap<String, usize> = Default::default();
+    for d in &r.deliveries {
+        let k = format!(
+            "{}/{}",
+            d.get("kind").and_then(|v| v.as_str()).unwrap_or("?"),
+            d.get("status").and_then(|v| v.as_str()).unwrap_or("?")
+        );
+        *kinds.entry(k).or_default() += 1;
+    }
+    let kinds: Vec<String> = kinds.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    eprintln!("deliveries: {} ({})", r.deliveries.len(), kinds.join(", "));
+}

@@ -76,36 +76,40 @@ impl Deps {
 }
 
 async fn load_secret(sdk: &aws_config::SdkConfig) -> Result<SigningSecret, ConfigError> {
-    if let Ok(arn) = std::env::var("NUDGE_SIGNING_SECRET_ARN") {
-        if !arn.is_empty() {
-            let client = aws_sdk_secretsmanager::Client::new(sdk);
-            let out = client
-                .get_secret_value()
-                .secret_id(&arn)
-                .send()
-                .await
-                .map_err(|e| ConfigError::Secret {
-                    source_name: arn.clone(),
-                    message: format!("{}", aws_sdk_secretsmanager::Error::from(e)),
-                })?;
-            let value = out.secret_string().unwrap_or_default();
-            if value.len() < 16 {
-                return Err(ConfigError::Secret {
-                    source_name: arn,
-                    message: "the secret is empty or shorter than 16 characters".into(),
-                });
-            }
-            return Ok(SigningSecret::new(value.as_bytes().to_vec()));
-        }
-    }
+    // Local runs (cargo lambda watch, sam local, tests) set the secret directly; deployed
+    // functions only get the Secrets Manager ARN.
     match std::env::var("NUDGE_SIGNING_SECRET") {
-        Ok(v) if v.len() >= 16 => Ok(SigningSecret::new(v.into_bytes())),
-        Ok(_) => Err(ConfigError::Invalid {
-            name: "NUDGE_SIGNING_SECRET",
-            message: "must be at least 16 characters".into(),
-        }),
-        Err(_) => Err(ConfigError::Missing(
-            "NUDGE_SIGNING_SECRET_ARN or NUDGE_SIGNING_SECRET",
-        )),
+        Ok(v) if v.len() >= 16 => return Ok(SigningSecret::new(v.into_bytes())),
+        Ok(v) if !v.is_empty() => {
+            return Err(ConfigError::Invalid {
+                name: "NUDGE_SIGNING_SECRET",
+                message: "must be at least 16 characters".into(),
+            });
+        }
+        _ => {}
     }
+    let arn = std::env::var("NUDGE_SIGNING_SECRET_ARN")
+        .ok()
+        .filter(|a| !a.is_empty())
+        .ok_or(ConfigError::Missing(
+            "NUDGE_SIGNING_SECRET_ARN (or NUDGE_SIGNING_SECRET for local runs)",
+        ))?;
+    let client = aws_sdk_secretsmanager::Client::new(sdk);
+    let out = client
+        .get_secret_value()
+        .secret_id(&arn)
+        .send()
+        .await
+        .map_err(|e| ConfigError::Secret {
+            source_name: arn.clone(),
+            message: format!("{}", aws_sdk_secretsmanager::Error::from(e)),
+        })?;
+    let value = out.secret_string().unwrap_or_default();
+    if value.len() < 16 {
+        return Err(ConfigError::Secret {
+            source_name: arn,
+            message: "the secret is empty or shorter than 16 characters".into(),
+        });
+    }
+    Ok(SigningSecret::new(value.as_bytes().to_vec()))
 }

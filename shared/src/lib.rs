@@ -12,3 +12,4 @@ pub mod templates;
 
 pub use deps::Deps;
 pub mod ingest;
+pub mod schedule;

@@ -1,9 +1,29 @@
 //! Product events: the ingest v1 contract (types, parsing, validation, signatures).
-//! PROVISIONAL: replaced by the full module from the `events` branch.
+//!
+//! Everything here is pure: no I/O and no wall clock. "Now" is passed in so replays and the
+//! simulator get the same answers as production. The wire shape is documented in DESIGN.md,
+//! section "Ingest contract (v1)"; [`parse_event`] and [`Event::to_wire`] are inverses.
+
+mod parse;
+mod signature;
+mod wire;
+
+use std::fmt;
+use std::str::FromStr;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use chrono_tz::Tz;
+use serde::{Deserialize, Deserializer, Serialize};
 
+pub use parse::{parse_batch, parse_event};
+pub use signature::*;
+
+/// Largest accepted request body; checked before any JSON parsing.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Largest accepted batch.
+pub const MAX_EVENTS: usize = 500;
+
+/// The `type` of an event on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventType {
@@ -26,33 +46,200 @@ pub enum EventType {
     Churned,
     Unsubscribed,
 }
+
 impl EventType {
-    pub const ALL: [EventType; 1] = [EventType::Login];
+    pub const ALL: [EventType; 18] = [
+        EventType::AccountUpserted,
+        EventType::ContactUpserted,
+        EventType::Login,
+        EventType::FeatureUsed,
+        EventType::ReportCreated,
+        EventType::SetupStepCompleted,
+        EventType::AdminChanged,
+        EventType::SupportTicketOpened,
+        EventType::SupportTicketClosed,
+        EventType::NpsResponse,
+        EventType::CustomerReplied,
+        EventType::AutomationResumed,
+        EventType::DeadlineSet,
+        EventType::DeadlineCompleted,
+        EventType::DeadlineCancelled,
+        EventType::ContractRenewed,
+        EventType::Churned,
+        EventType::Unsubscribed,
+    ];
+
+    /// The wire name (`"feature_used"`).
     pub fn as_str(&self) -> &'static str {
-        "login"
+        match self {
+            EventType::AccountUpserted => "account_upserted",
+            EventType::ContactUpserted => "contact_upserted",
+            EventType::Login => "login",
+            EventType::FeatureUsed => "feature_used",
+            EventType::ReportCreated => "report_created",
+            EventType::SetupStepCompleted => "setup_step_completed",
+            EventType::AdminChanged => "admin_changed",
+            EventType::SupportTicketOpened => "support_ticket_opened",
+            EventType::SupportTicketClosed => "support_ticket_closed",
+            EventType::NpsResponse => "nps_response",
+            EventType::CustomerReplied => "customer_replied",
+            EventType::AutomationResumed => "automation_resumed",
+            EventType::DeadlineSet => "deadline_set",
+            EventType::DeadlineCompleted => "deadline_completed",
+            EventType::DeadlineCancelled => "deadline_cancelled",
+            EventType::ContractRenewed => "contract_renewed",
+            EventType::Churned => "churned",
+            EventType::Unsubscribed => "unsubscribed",
+        }
+    }
+
+    /// Types that are about one person and therefore must carry `contact_id`.
+    pub fn requires_contact(&self) -> bool {
+        matches!(
+            self,
+            EventType::AdminChanged
+                | EventType::ContactUpserted
+                | EventType::Unsubscribed
+                | EventType::Login
+                | EventType::FeatureUsed
+                | EventType::ReportCreated
+        )
     }
 }
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EventType {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EventType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or(UnknownValue)
+    }
+}
+
+/// A string that is not one of an enum's wire names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unknown value")]
+pub struct UnknownValue;
+
+/// Message language. Accepts BCP 47-ish tags (`ja`, `ja-JP`, `EN_us`): only the language
+/// prefix matters because templates exist per language, not per region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Locale {
     Ja,
     En,
 }
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+
+impl Locale {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Locale::Ja => "ja",
+            Locale::En => "en",
+        }
+    }
+}
+
+impl FromStr for Locale {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lang = s.split(['-', '_']).next().unwrap_or_default();
+        if lang.eq_ignore_ascii_case("ja") {
+            Ok(Locale::Ja)
+        } else if lang.eq_ignore_ascii_case("en") {
+            Ok(Locale::En)
+        } else {
+            Err(UnknownValue)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Locale {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse()
+            .map_err(|_| serde::de::Error::custom("expected a locale: ja or en (e.g. ja-JP)"))
+    }
+}
+
+/// A contact's role on the customer side; chooses content (admin gets steps, executive gets
+/// outcomes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Admin,
     Executive,
     User,
 }
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+
+impl Role {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Executive => "executive",
+            Role::User => "user",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Role::Admin, Role::Executive, Role::User]
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(s))
+            .ok_or(UnknownValue)
+    }
+}
+
+/// Customer-success coverage model. Serialized `high_touch`; `high-touch` is accepted too
+/// because that is how CS people write it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
     HighTouch,
     LowTouch,
     TechTouch,
 }
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+
+impl Tier {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Tier::HighTouch => "high_touch",
+            Tier::LowTouch => "low_touch",
+            Tier::TechTouch => "tech_touch",
+        }
+    }
+}
+
+impl FromStr for Tier {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let norm = s.replace('-', "_");
+        [Tier::HighTouch, Tier::LowTouch, Tier::TechTouch]
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(&norm))
+            .ok_or(UnknownValue)
+    }
+}
+
+impl<'de> Deserialize<'de> for Tier {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(|_| {
+            serde::de::Error::custom("expected a tier: high_touch, low_touch or tech_touch")
+        })
+    }
+}
+
+/// Support ticket severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Low,
@@ -60,42 +247,92 @@ pub enum Severity {
     High,
     Urgent,
 }
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+
+impl Severity {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Urgent => "urgent",
+        }
+    }
+}
+
+impl FromStr for Severity {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Urgent,
+        ]
+        .into_iter()
+        .find(|v| v.as_str().eq_ignore_ascii_case(s))
+        .ok_or(UnknownValue)
+    }
+}
+
+/// The account's customer-success manager (signs human follow-ups, receives alerts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Csm {
     pub name: String,
     pub email: String,
 }
+
+/// Properties of `account_upserted`. Serde derives produce the wire `properties` shape, so the
+/// store can persist a profile as-is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AccountProfile {
     pub name: String,
     pub plan: String,
     pub industry: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<Tier>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csm: Option<Csm>,
-    pub timezone: chrono_tz::Tz,
+    #[serde(with = "tz_serde")]
+    pub timezone: Tz,
     pub locale: Locale,
     pub contract_start: NaiveDate,
     pub renewal_date: NaiveDate,
     pub renewals: u32,
     pub arr: f64,
 }
+
+/// Properties of `contact_upserted`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContactProfile {
     pub email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
     pub name: String,
     pub role: Role,
-    pub timezone: Option<chrono_tz::Tz>,
+    #[serde(
+        default,
+        with = "opt_tz_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timezone: Option<Tz>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locale: Option<Locale>,
 }
-#[derive(Debug, Clone, PartialEq)]
+
+/// Properties of `deadline_set`. The recipient is the event's `contact_id` (optional: without
+/// one the account's admin is reminded).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadlineSet {
     pub deadline_id: String,
     pub due_at: DateTime<FixedOffset>,
     pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
 }
+
+/// The typed `properties` of an event, one variant per [`EventType`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventPayload {
     AccountUpserted(AccountProfile),
@@ -140,68 +377,128 @@ pub enum EventPayload {
         category: Option<String>,
     },
 }
+
+impl EventPayload {
+    pub fn event_type(&self) -> EventType {
+        match self {
+            EventPayload::AccountUpserted(_) => EventType::AccountUpserted,
+            EventPayload::ContactUpserted(_) => EventType::ContactUpserted,
+            EventPayload::Login => EventType::Login,
+            EventPayload::FeatureUsed { .. } => EventType::FeatureUsed,
+            EventPayload::ReportCreated => EventType::ReportCreated,
+            EventPayload::SetupStepCompleted { .. } => EventType::SetupStepCompleted,
+            EventPayload::AdminChanged { .. } => EventType::AdminChanged,
+            EventPayload::SupportTicketOpened { .. } => EventType::SupportTicketOpened,
+            EventPayload::SupportTicketClosed { .. } => EventType::SupportTicketClosed,
+            EventPayload::NpsResponse { .. } => EventType::NpsResponse,
+            EventPayload::CustomerReplied => EventType::CustomerReplied,
+            EventPayload::AutomationResumed => EventType::AutomationResumed,
+            EventPayload::DeadlineSet(_) => EventType::DeadlineSet,
+            EventPayload::DeadlineCompleted { .. } => EventType::DeadlineCompleted,
+            EventPayload::DeadlineCancelled { .. } => EventType::DeadlineCancelled,
+            EventPayload::ContractRenewed { .. } => EventType::ContractRenewed,
+            EventPayload::Churned => EventType::Churned,
+            EventPayload::Unsubscribed { .. } => EventType::Unsubscribed,
+        }
+    }
+}
+
+/// One validated product event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub event_id: String,
     pub account_id: String,
     pub contact_id: Option<String>,
+    /// Kept with the sender's offset: "the morning of" is local to the customer.
     pub occurred_at: DateTime<FixedOffset>,
     pub payload: EventPayload,
 }
+
 impl Event {
     pub fn event_type(&self) -> EventType {
-        EventType::Login
+        self.payload.event_type()
     }
+
     pub fn occurred_at_utc(&self) -> DateTime<Utc> {
         self.occurred_at.with_timezone(&Utc)
     }
-    pub fn to_wire(&self) -> serde_json::Value {
-        serde_json::Value::Null
-    }
 }
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-pub const MAX_EVENTS: usize = 500;
-pub const SIGNATURE_HEADER: &str = "x-nudge-signature";
+
+/// The whole request is rejected (nothing in it is looked at further).
 #[derive(Debug, thiserror::Error)]
 pub enum EnvelopeError {
+    /// HTTP 413.
     #[error("request body is {size} bytes; the limit is {limit} bytes")]
     TooLarge { size: usize, limit: usize },
+    /// HTTP 413.
     #[error("batch has {count} events; the limit is {limit}")]
     TooManyEvents { count: usize, limit: usize },
-    #[error("{0}")]
+    /// HTTP 400.
+    #[error("malformed request: {0}")]
     Malformed(String),
 }
+
+impl EnvelopeError {
+    /// The HTTP status the ingest handler should answer with.
+    pub fn status_code(&self) -> u16 {
+        match self {
+            EnvelopeError::TooLarge { .. } | EnvelopeError::TooManyEvents { .. } => 413,
+            EnvelopeError::Malformed(_) => 400,
+        }
+    }
+}
+
+/// Why one event was rejected; `field` is a path like `properties.score`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct EventError {
     pub field: String,
     pub message: String,
 }
-#[derive(Debug, PartialEq, thiserror::Error)]
-pub enum SignatureError {
-    #[error("missing")]
-    Missing,
+
+impl EventError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        EventError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
 }
-pub fn parse_batch(
-    _body: &[u8],
-    _now: DateTime<Utc>,
-) -> Result<Vec<Result<Event, EventError>>, EnvelopeError> {
-    Err(EnvelopeError::Malformed("provisional".into()))
+
+/// IANA names as strings (chrono-tz's own serde feature is not enabled in the workspace).
+mod tz_serde {
+    use chrono_tz::Tz;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(tz.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Tz, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse::<Tz>()
+            .map_err(|_| serde::de::Error::custom(format!("unknown time zone {name:?}")))
+    }
 }
-pub fn parse_event(_v: &serde_json::Value, _now: DateTime<Utc>) -> Result<Event, EventError> {
-    Err(EventError {
-        field: "x".into(),
-        message: "provisional".into(),
-    })
-}
-pub fn sign(_secret: &[u8], _unix_secs: i64, _body: &[u8]) -> String {
-    String::new()
-}
-pub fn verify(
-    _secret: &[u8],
-    _header: Option<&str>,
-    _body: &[u8],
-    _now_unix: i64,
-) -> Result<(), SignatureError> {
-    Err(SignatureError::Missing)
+
+mod opt_tz_serde {
+    use chrono_tz::Tz;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(tz: &Option<Tz>, s: S) -> Result<S::Ok, S::Error> {
+        match tz {
+            Some(tz) => s.serialize_some(tz.name()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Tz>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(name) => name
+                .parse::<Tz>()
+                .map(Some)
+                .map_err(|_| serde::de::Error::custom(format!("unknown time zone {name:?}"))),
+        }
+    }
 }

@@ -185,7 +185,8 @@ pub async fn ingest_batch(
         .await;
 
     // Firsts, one write per account per batch (and none once this container has seen them).
-    let mut firsts: BTreeMap<&str, (BTreeMap<String, DateTime<Utc>>, Vec<usize>)> = BTreeMap::new();
+    type Firsts = (BTreeMap<String, DateTime<Utc>>, Vec<usize>);
+    let mut firsts: BTreeMap<&str, Firsts> = BTreeMap::new();
     for (i, e) in &fresh {
         if let Some(k) = first_key(&e.payload) {
             if known.contains(&e.account_id, &k) {

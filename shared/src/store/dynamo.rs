@@ -373,8 +373,8 @@ impl EventStore for DynamoStore {
             .await?;
         Ok(item
             .map(|item| {
-                item.iter()
-                    .filter_map(|(k, _)| {
+                item.keys()
+                    .filter_map(|k| {
                         let key = k.strip_prefix("first_")?;
                         Some((key.to_string(), get_ts(&item, k)?))
                     })
@@ -586,12 +586,10 @@ impl ProfileStore for DynamoStore {
             None => None,
         };
         // contract_renewed may carry a new renewal date after the profile was written.
-        if let (Some(p), Some(d)) = (profile.as_mut(), get_s(&item, "renewal_date")) {
-            if let Ok(d) = NaiveDate::parse_from_str(d, "%Y-%m-%d") {
-                if d > p.renewal_date {
-                    p.renewal_date = d;
-                }
-            }
+        let renewal = get_s(&item, "renewal_date")
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+        if let (Some(p), Some(d)) = (profile.as_mut(), renewal) {
+            p.renewal_date = p.renewal_date.max(d);
         }
         Ok(Some(AccountRecord {
             account_id: account_id.to_string(),

@@ -1,0 +1,292 @@
+//! `nudge simulate`: replays a journey through the real handlers against the local stack.
+//!
+//! Each event goes through the real `ingest` handler as a signed HTTP API request received at
+//! its `occurred_at`; every registered scheduled function runs at each of its cron firing times
+//! with that time as "now". Events before `--from` are ingested as history (no scheduled runs
+//! before `--from`); events after `--to` are skipped. Everything is ordered by time (events before scheduled runs at the
+//! same instant, scheduled runs in registry order), so the same input gives the same delivery
+//! log, byte for byte.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use nudge_shared::ingest::lambda::Ingest;
+use nudge_shared::schedule::{self, Cron};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::apigw;
+use crate::local::{LOCAL_SECRET, LocalStack};
+
+#[derive(Debug, Clone)]
+pub struct SimulateOptions {
+    pub events: PathBuf,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// Keep the simulation's table afterwards (for inspection); deleted by default.
+    pub keep_table: bool,
+}
+
+/// What a simulation did, for the CLI summary and the demo report.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SimulationReport {
+    pub table: String,
+    pub events_read: usize,
+    pub events_outside_window: usize,
+    pub accepted: usize,
+    pub duplicates: usize,
+    /// (line number, error) for every event the handler rejected or the file could not parse.
+    pub rejected: Vec<(usize, String)>,
+    pub retried: usize,
+    pub runs: BTreeMap<String, usize>,
+    /// Items in the table after the run, by kind (raw events, rollups, contacts, ...).
+    pub stored: BTreeMap<String, usize>,
+    /// The delivery log: one JSON object per message that left (or was blocked).
+    pub deliveries: Vec<Value>,
+}
+
+impl SimulationReport {
+    /// The delivery log as JSON lines (the user-facing contract).
+    pub fn delivery_jsonl(&self) -> String {
+        let mut s = String::new();
+        for d in &self.deliveries {
+            s.push_str(&d.to_string());
+            s.push('\n');
+        }
+        s
+    }
+}
+
+struct TimedEvent {
+    at: DateTime<Utc>,
+    line: usize,
+    body: Value,
+}
+
+enum Step<'a> {
+    Event(&'a TimedEvent),
+    Scheduled(&'static schedule::ScheduledFunction),
+}
+
+/// Reads a JSON-lines event file; a line that is not JSON is reported, not fatal.
+type LineErrors = Vec<(usize, String)>;
+
+fn read_events(path: &Path) -> Result<(Vec<TimedEvent>, LineErrors)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading events from {}", path.display()))?;
+    let mut events = Vec::new();
+    let mut bad = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with("//") {
+            continue;
+        }
+        match serde_json::from_str::<Value>(line) {
+            Ok(v) => {
+                let at = v
+                    .get("occurred_at")
+                    .and_then(Value::as_str)
+                    .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                    .map(|t| t.with_timezone(&Utc));
+                match at {
+                    Some(at) => events.push(TimedEvent {
+                        at,
+                        line: line_no,
+                        body: v,
+                    }),
+                    None => bad.push((
+                        line_no,
+                        "occurred_at: missing or not an RFC 3339 timestamp with offset".into(),
+                    )),
+                }
+            }
+            Err(e) => bad.push((line_no, format!("not JSON: {e}"))),
+        }
+    }
+    // Stable: events at the same instant keep file order.
+    events.sort_by_key(|e| (e.at, e.line));
+    Ok((events, bad))
+}
+
+pub async fn simulate(stack: &LocalStack, opts: &SimulateOptions) -> Result<SimulationReport> {
+    if opts.to <= opts.from {
+        bail!("--to ({}) must be after --from ({})", opts.to, opts.from);
+    }
+    let (events, bad) = read_events(&opts.events)?;
+    let table = format!(
+        "nudge-sim-{}-{}",
+        std::process::id(),
+        Utc::now().timestamp_micros()
+    );
+    stack.create_table(&table).await?;
+    let topic = stack.prepare_messaging().await?;
+    let (deps, _store) = stack.deps(stack.config(&table, &topic)?);
+    let ingest = Ingest::new(deps);
+
+    let mut report = SimulationReport {
+        table: table.clone(),
+        events_read: events.len() + bad.len(),
+        rejected: bad,
+        ..Default::default()
+    };
+
+    // The timeline: (time, order, step).
+    let mut timeline: Vec<(DateTime<Utc>, usize, Step)> = Vec::new();
+    for e in &events {
+        // Events before the window are history: ingested in order, with no scheduled runs
+        // before `from`. Events after the window are not part of this simulation.
+        if e.at > opts.to {
+            report.events_outside_window += 1;
+            continue;
+        }
+        timeline.push((e.at, 0, Step::Event(e)));
+    }
+    for (i, f) in schedule::registry().iter().enumerate() {
+        let cron = Cron::parse(f.schedule)?;
+        for t in cron.fire_times(opts.from, opts.to) {
+            timeline.push((t, 1 + i, Step::Scheduled(f)));
+        }
+    }
+    timeline.sort_by_key(|(t, order, step)| {
+        let line = match step {
+            Step::Event(e) => e.line,
+            Step::Scheduled(_) => 0,
+        };
+        (*t, *order, line)
+    });
+
+    for (at, _, step) in &timeline {
+        match step {
+            Step::Event(e) => {
+                let body = serde_json::json!({ "events": [e.body] }).to_string();
+                let req = apigw::to_request(&apigw::signed_post_events(
+                    LOCAL_SECRET.as_bytes(),
+                    &body,
+                    *at,
+                ))?;
+                let resp = ingest.http(req).await;
+                let status = resp.status().as_u16();
+                let out: Value = match resp.body() {
+                    lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
+                    _ => Value::Null,
+                };
+                let count = |k: &str| out.get(k).and_then(Value::as_u64).unwrap_or(0) as usize;
+                report.accepted += count("accepted");
+                report.duplicates += count("duplicates");
+                if let Some(rej) = out.get("rejected").and_then(Value::as_array) {
+                    for r in rej {
+                        let msg = r.get("error").and_then(Value::as_str).unwrap_or("rejected");
+                        report.rejected.push((e.line, msg.to_string()));
+                    }
+                }
+                let retry = out
+                    .get("retry")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
+                report.retried += retry;
+                if status != 200 && status != 503 {
+                    let msg = out
+                        .get("error")
+                        .and_then(Value::as_str)
+                        .unwrap_or("request failed");
+                    report
+                        .rejected
+                        .push((e.line, format!("HTTP {status}: {msg}")));
+                }
+            }
+            Step::Scheduled(f) => {
+                (f.run)(&ingest.deps, *at)
+                    .await
+                    .with_context(|| format!("{} run at {at}", f.name))?;
+                *report.runs.entry(f.name.to_string()).or_default() += 1;
+            }
+        }
+    }
+    report.rejected.sort();
+
+    let items = scan_all(stack, &table).await?;
+    report.stored = summarise(&items);
+    report.deliveries = delivery_log(&items);
+    if !opts.keep_table {
+        stack.delete_table(&table).await?;
+    }
+    Ok(report)
+}
+
+type Item = std::collections::HashMap<String, AttributeValue>;
+
+async fn scan_all(stack: &LocalStack, table: &str) -> Result<Vec<Item>> {
+    let client = stack.dynamodb();
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let resp = client
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .context("scanning the simulation table")?;
+        out.extend(resp.items().iter().cloned());
+        match resp.last_evaluated_key() {
+            Some(k) if !k.is_empty() => start = Some(k.clone()),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+fn sort_key(item: &Item) -> &str {
+    item.get("sk")
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .unwrap_or("")
+}
+
+/// Counts stored items by kind, named for people reading the summary.
+pub fn summarise(items: &[Item]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for item in items {
+        let sk = sort_key(item);
+        let kind = match sk.split('#').next().unwrap_or("") {
+            "PROFILE" => "accounts",
+            "CONTACT" => "contacts",
+            "EVT" => "raw events",
+            "DAY" => "daily rollups",
+            "FIRSTS" => "accounts with firsts",
+            "DL" => "deadlines",
+            "NUDGE" => "nudges",
+            "LOG" => "delivery log entries",
+            "SUPPRESSION" => "suppressed addresses",
+            "CHECKPOINT" => "checkpoints",
+            _ => "other",
+        };
+        *m.entry(kind.to_string()).or_default() += 1;
+    }
+    m
+}
+
+/// Delivery-log entries from `LOG#` items (their `entry` attribute is the JSON line), sorted by
+/// time, account and nudge. Provider message ids are dropped: they are random per run, and the
+/// log must be identical for identical inputs.
+pub fn delivery_log(items: &[Item]) -> Vec<Value> {
+    let mut entries: Vec<Value> = items
+        .iter()
+        .filter(|i| sort_key(i).starts_with("LOG#"))
+        .filter_map(|i| i.get("entry").and_then(|v| v.as_s().ok()))
+        .filter_map(|s| serde_json::from_str::<Value>(s).ok())
+        .map(|mut v| {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("provider_message_id");
+            }
+            v
+        })
+        .collect();
+    let key = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    entries.sort_by_key(|v| (key(v, "at"), key(v, "account_id"), key(v, "nudge_id")));
+    entries
+}

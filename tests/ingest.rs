@@ -1,0 +1,376 @@
+//! `ingest` end to end: the real HTTP handler against DynamoDB Local.
+
+use chrono::{Duration, NaiveDate};
+use nudge_infra::apigw;
+use nudge_shared::store::{EventStore, ProfileStore};
+use nudge_tests::{LOCAL_SECRET, TestEnv, at};
+use serde_json::{Value, json};
+
+fn login(id: &str, account: &str, contact: &str, t: &str) -> Value {
+    json!({"event_id": id, "account_id": account, "contact_id": contact, "type": "login", "occurred_at": t})
+}
+
+fn feature(id: &str, account: &str, contact: &str, f: &str, t: &str) -> Value {
+    json!({"event_id": id, "account_id": account, "contact_id": contact, "type": "feature_used",
+           "occurred_at": t, "properties": {"feature": f}})
+}
+
+fn account(id: &str, account: &str, name: &str, t: &str) -> Value {
+    json!({"event_id": id, "account_id": account, "type": "account_upserted", "occurred_at": t,
+      "properties": {"name": name, "plan": "premium", "industry": "retail", "tier": "tech_touch",
+        "csm": {"name": "Sato", "email": "sato@vendor.example"}, "timezone": "America/New_York",
+        "locale": "en", "contract_start": "2026-10-01", "renewal_date": "2027-09-30",
+        "renewals": 0, "arr": 24000}})
+}
+
+fn batch(events: &[Value]) -> String {
+    json!({ "events": events }).to_string()
+}
+
+async fn count_items(env: &TestEnv) -> usize {
+    env.stack
+        .dynamodb()
+        .scan()
+        .table_name(&env.table)
+        .send()
+        .await
+        .expect("scan")
+        .count() as usize
+}
+
+#[tokio::test]
+async fn valid_batch_is_stored_with_rollups_firsts_and_profiles() {
+    let env = TestEnv::new("valid_batch").await;
+    let now = at("2026-11-20T15:00:00Z");
+    let body = batch(&[
+        account("e1", "acme", "Acme", "2026-11-20T10:00:00-05:00"),
+        json!({"event_id": "e2", "account_id": "acme", "contact_id": "u1", "type": "contact_upserted",
+               "occurred_at": "2026-11-20T10:00:00-05:00",
+               "properties": {"email": "u1@acme.example", "name": "Ann", "role": "admin"}}),
+        login("e3", "acme", "u1", "2026-11-20T10:01:00-05:00"),
+        login("e4", "acme", "u2", "2026-11-20T10:02:00-05:00"),
+        feature(
+            "e5",
+            "acme",
+            "u1",
+            "report_builder",
+            "2026-11-20T10:03:00-05:00",
+        ),
+        feature(
+            "e6",
+            "acme",
+            "u1",
+            "report_builder",
+            "2026-11-20T10:04:00-05:00",
+        ),
+        json!({"event_id": "e7", "account_id": "acme", "contact_id": "u1", "type": "report_created",
+               "occurred_at": "2026-11-20T10:05:00-05:00"}),
+        json!({"event_id": "e8", "account_id": "acme", "contact_id": "u2", "type": "nps_response",
+               "occurred_at": "2026-11-20T10:06:00-05:00", "properties": {"score": 9}}),
+    ]);
+    let (status, out) = env.post_events(&body, now).await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["accepted"], 8);
+    assert_eq!(out["duplicates"], 0);
+    assert_eq!(out["rejected"], json!([]));
+    assert_eq!(out["retry"], json!([]));
+
+    let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let rollups = env.store.rollups("acme", day, day).await.unwrap();
+    assert_eq!(rollups.len(), 1);
+    let r = &rollups[0];
+    assert_eq!(r.logins, 2);
+    assert_eq!(r.features.get("report_builder"), Some(&2));
+    assert_eq!(r.reports, 1);
+    assert_eq!((r.nps_sum, r.nps_count), (9, 1));
+    assert_eq!(r.active_contacts.len(), 2);
+
+    let firsts = env.store.firsts("acme").await.unwrap();
+    assert_eq!(
+        firsts.get("feature_report_builder"),
+        Some(&at("2026-11-20T15:03:00Z"))
+    );
+    assert!(firsts.contains_key("report"));
+
+    let acct = env.store.account("acme").await.unwrap().expect("account");
+    assert_eq!(acct.profile.expect("profile").name, "Acme");
+    let contact = env
+        .store
+        .contact("acme", "u1")
+        .await
+        .unwrap()
+        .expect("contact");
+    assert_eq!(contact.profile.expect("profile").email, "u1@acme.example");
+    assert_eq!(env.store.raw_events("acme").await.unwrap().len(), 8);
+}
+
+#[tokio::test]
+async fn duplicate_event_id_is_accepted_once_and_never_double_counted() {
+    let env = TestEnv::new("duplicates").await;
+    let now = at("2026-11-20T15:00:00Z");
+    let body = batch(&[
+        login("d1", "acme", "u1", "2026-11-20T10:01:00-05:00"),
+        login("d2", "acme", "u1", "2026-11-20T10:02:00-05:00"),
+    ]);
+    let (_, first) = env.post_events(&body, now).await;
+    assert_eq!(first["accepted"], 2);
+    let (status, again) = env.post_events(&body, now + Duration::seconds(30)).await;
+    assert_eq!(status, 200);
+    assert_eq!(again["accepted"], 0);
+    assert_eq!(again["duplicates"], 2);
+    // The same id inside one batch is also a duplicate.
+    let body = batch(&[
+        login("d3", "acme", "u1", "2026-11-20T10:03:00-05:00"),
+        login("d3", "acme", "u1", "2026-11-20T10:03:00-05:00"),
+    ]);
+    let (_, dup_in_batch) = env.post_events(&body, now).await;
+    assert_eq!(dup_in_batch["accepted"], 1);
+    assert_eq!(dup_in_batch["duplicates"], 1);
+    let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let r = env.store.rollups("acme", day, day).await.unwrap();
+    assert_eq!(r[0].logins, 3);
+    // Event ids are per account: the same id for another account is a different event.
+    let (_, other) = env
+        .post_events(
+            &batch(&[login("d1", "globex", "u9", "2026-11-20T10:01:00-05:00")]),
+            now,
+        )
+        .await;
+    assert_eq!(other["accepted"], 1);
+}
+
+#[tokio::test]
+async fn batch_mixing_valid_and_invalid_events_stores_exactly_the_valid_ones() {
+    let env = TestEnv::new("mixed").await;
+    let now = at("2026-11-20T15:00:00Z");
+    let body = batch(&[
+        login("m1", "acme", "u1", "2026-11-20T10:01:00-05:00"),
+        json!({"event_id": "m2", "account_id": "acme", "type": "teleported", "occurred_at": "2026-11-20T10:01:00-05:00"}),
+        login("m3", "acme", "u1", "2026-11-20T10:01:00"),
+        json!({"event_id": "m4", "account_id": "acme", "contact_id": "u1", "type": "nps_response",
+               "occurred_at": "2026-11-20T10:06:00-05:00", "properties": {"score": "nine"}}),
+        login("m5", "acme", "u1", "1899-11-20T10:01:00-05:00"),
+        account(
+            "m6",
+            "acme",
+            &"x".repeat(10 * 1024),
+            "2026-11-20T10:00:00-05:00",
+        ),
+        json!("not an object"),
+        login("m8", "acme", "u2", "2026-11-20T10:09:00-05:00"),
+    ]);
+    let (status, out) = env.post_events(&body, now).await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["accepted"], 2);
+    let rejected = out["rejected"].as_array().unwrap();
+    let idx: Vec<u64> = rejected
+        .iter()
+        .map(|r| r["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(idx, vec![1, 2, 3, 4, 5, 6]);
+    let err = |i: usize| rejected[i]["error"].as_str().unwrap().to_string();
+    assert!(
+        err(0).contains("login"),
+        "unknown type lists valid ones: {}",
+        err(0)
+    );
+    assert!(err(1).contains("occurred_at"), "{}", err(1));
+    assert!(err(2).contains("score"), "{}", err(2));
+    assert!(err(3).contains("occurred_at"), "{}", err(3));
+    assert!(err(4).contains("name"), "{}", err(4));
+    let raw = env.store.raw_events("acme").await.unwrap();
+    let mut ids: Vec<String> = raw.into_iter().map(|r| r.event_id).collect();
+    ids.sort();
+    assert_eq!(ids, vec!["m1", "m8"]);
+}
+
+#[tokio::test]
+async fn unsigned_badly_signed_and_replayed_requests_are_401_and_store_nothing() {
+    let env = TestEnv::new("auth").await;
+    let now = at("2026-11-20T15:00:00Z");
+    let body = batch(&[login("a1", "acme", "u1", "2026-11-20T10:01:00-05:00")]);
+
+    let unsigned = apigw::http_event(
+        "POST",
+        "/events",
+        "",
+        &[("content-type", "application/json")],
+        &body,
+        now,
+    );
+    let (status, out) = env.call(&unsigned).await;
+    assert_eq!(status, 401, "{out}");
+    assert!(
+        out["error"].as_str().unwrap().contains("X-Nudge-Signature"),
+        "{out}"
+    );
+
+    let wrong = apigw::signed_post_events(b"another-secret-of-sufficient-length", &body, now);
+    assert_eq!(env.call(&wrong).await.0, 401);
+
+    // Signed correctly, but six minutes before the request arrives: a replay.
+    let mut replay = apigw::signed_post_events(LOCAL_SECRET.as_bytes(), &body, now);
+    replay["requestContext"]["timeEpoch"] = json!((now + Duration::minutes(6)).timestamp_millis());
+    assert_eq!(env.call(&replay).await.0, 401);
+
+    // The body altered after signing.
+    let mut altered = apigw::signed_post_events(LOCAL_SECRET.as_bytes(), &body, now);
+    altered["body"] = json!(body.replace("u1", "u2"));
+    assert_eq!(env.call(&altered).await.0, 401);
+
+    assert_eq!(count_items(&env).await, 0);
+}
+
+#[tokio::test]
+async fn oversized_and_malformed_requests_get_clear_errors() {
+    let env = TestEnv::new("limits").await;
+    let now = at("2026-11-20T15:00:00Z");
+
+    let huge = format!(
+        "{{\"events\": [], \"pad\": \"{}\"}}",
+        "x".repeat(1024 * 1024)
+    );
+    let (status, out) = env.post_events(&huge, now).await;
+    assert_eq!(status, 413, "{out}");
+    assert!(out["error"].as_str().unwrap().contains("limit"));
+
+    let many: Vec<Value> = (0..501)
+        .map(|i| login(&format!("n{i}"), "acme", "u1", "2026-11-20T10:01:00-05:00"))
+        .collect();
+    let (status, out) = env.post_events(&batch(&many), now).await;
+    assert_eq!(status, 413, "{out}");
+    assert!(out["error"].as_str().unwrap().contains("500"));
+
+    let (status, out) = env.post_events("{\"events\": [", now).await;
+    assert_eq!(status, 400, "{out}");
+    let (status, out) = env.post_events("[1,2,3]", now).await;
+    assert_eq!(status, 400, "{out}");
+    let (status, out) = env.post_events("{\"evnts\": []}", now).await;
+    assert_eq!(status, 400);
+    assert!(out["error"].as_str().unwrap().contains("events"), "{out}");
+
+    let wrong_type = apigw::http_event(
+        "POST",
+        "/events",
+        "",
+        &[("content-type", "text/plain")],
+        "{}",
+        now,
+    );
+    assert_eq!(env.call(&wrong_type).await.0, 415);
+    let get = apigw::http_event("GET", "/events", "", &[], "", now);
+    assert_eq!(env.call(&get).await.0, 405);
+    assert_eq!(count_items(&env).await, 0);
+}
+
+#[tokio::test]
+async fn an_old_profile_event_arriving_late_does_not_overwrite_newer_data() {
+    let env = TestEnv::new("lww").await;
+    let now = at("2026-11-20T15:00:00Z");
+    let (_, out) = env
+        .post_events(
+            &batch(&[account(
+                "p2",
+                "acme",
+                "Acme New",
+                "2026-11-20T10:00:00-05:00",
+            )]),
+            now,
+        )
+        .await;
+    assert_eq!(out["accepted"], 1);
+    let (_, out) = env
+        .post_events(
+            &batch(&[account(
+                "p1",
+                "acme",
+                "Acme Old",
+                "2026-11-19T10:00:00-05:00",
+            )]),
+            now,
+        )
+        .await;
+    assert_eq!(out["accepted"], 1, "the late event is kept raw");
+    let acct = env.store.account("acme").await.unwrap().unwrap();
+    assert_eq!(acct.profile.unwrap().name, "Acme New");
+}
+
+#[tokio::test]
+async fn reply_pauses_resume_restarts_and_unsubscribe_is_recorded() {
+    let env = TestEnv::new("pause").await;
+    let now = at("2026-11-20T15:00:00Z");
+    let ev = |id: &str, ty: &str, t: &str| json!({"event_id": id, "account_id": "acme", "contact_id": "u1", "type": ty, "occurred_at": t});
+    env.post_events(
+        &batch(&[ev("r1", "customer_replied", "2026-11-20T10:00:00Z")]),
+        now,
+    )
+    .await;
+    assert!(env.store.account("acme").await.unwrap().unwrap().paused);
+    env.post_events(
+        &batch(&[ev("r2", "automation_resumed", "2026-11-20T11:00:00Z")]),
+        now,
+    )
+    .await;
+    assert!(!env.store.account("acme").await.unwrap().unwrap().paused);
+    // A reply that happened before the resume, arriving late, does not pause again.
+    env.post_events(
+        &batch(&[ev("r0", "customer_replied", "2026-11-20T09:00:00Z")]),
+        now,
+    )
+    .await;
+    assert!(!env.store.account("acme").await.unwrap().unwrap().paused);
+
+    let unsub = json!({"event_id": "u1", "account_id": "acme", "contact_id": "u1", "type": "unsubscribed",
+        "occurred_at": "2026-11-20T12:00:00Z", "properties": {"category": "onboarding"}});
+    let all = ev("u2", "unsubscribed", "2026-11-20T12:01:00Z");
+    env.post_events(&batch(&[unsub, all]), now).await;
+    let c = env.store.contact("acme", "u1").await.unwrap().unwrap();
+    assert!(c.unsubscribed.contains("onboarding"));
+    assert!(c.unsubscribed.contains("all"));
+}
+
+#[tokio::test]
+async fn html_in_names_is_stored_verbatim_for_escaping_at_render_time() {
+    let env = TestEnv::new("html").await;
+    let now = at("2026-11-20T15:00:00Z");
+    let name = "<script>alert('x')</script> & Co";
+    let (_, out) = env
+        .post_events(
+            &batch(&[account("h1", "acme", name, "2026-11-20T10:00:00-05:00")]),
+            now,
+        )
+        .await;
+    assert_eq!(out["accepted"], 1);
+    let acct = env.store.account("acme").await.unwrap().unwrap();
+    assert_eq!(acct.profile.unwrap().name, name);
+}
+
+#[tokio::test]
+async fn sample_event_fixture_works_through_the_lambda_entry() {
+    let env = TestEnv::new("fixture").await;
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/events/ingest-post-events.json"
+    ))
+    .unwrap();
+    // As `lambda_http` parses it (the same file `sam local invoke -e` and `cargo lambda invoke` take).
+    let req = lambda_http::request::from_str(&text).expect("fixture parses as an HTTP API event");
+    let resp = env.app.http(req).await;
+    assert_eq!(resp.status(), 200);
+    // And through the full Lambda entry (payload routed by shape, API Gateway v2 response).
+    let payload: Value = serde_json::from_str(&text).unwrap();
+    let out = env
+        .app
+        .handle(lambda_runtime::LambdaEvent::new(
+            payload,
+            lambda_runtime::Context::default(),
+        ))
+        .await
+        .expect("handled");
+    assert_eq!(out["statusCode"], 200);
+    let body: Value = serde_json::from_str(out["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        body["duplicates"], 4,
+        "second delivery of the same fixture: {body}"
+    );
+}

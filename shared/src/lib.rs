@@ -8,6 +8,7 @@ pub mod events;
 pub mod reminders;
 pub mod store;
 pub mod telemetry;
+pub mod templates;
 
 pub use deps::Deps;
 pub mod ingest;

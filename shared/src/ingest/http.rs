@@ -39,7 +39,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response<Body> {
     json_response(status, &json!({ "error": message.into() }))
 }
 
-/// Routes the HTTP API: `POST /events` (and later `/unsubscribe`).
+/// Routes the HTTP API: `POST /events`, `GET`/`POST /unsubscribe`.
 pub async fn handle(deps: &Deps, known: &KnownFirsts, req: Request) -> Response<Body> {
     let path = req.uri().path().trim_end_matches('/').to_string();
     // A stage name may prefix the path (`/prod/events`).
@@ -50,6 +50,7 @@ pub async fn handle(deps: &Deps, known: &KnownFirsts, req: Request) -> Response<
             StatusCode::METHOD_NOT_ALLOWED,
             "use POST /events with a JSON body",
         ),
+        (_, "unsubscribe") => crate::delivery::unsubscribe::handle_http(deps, &req).await,
         _ => error(StatusCode::NOT_FOUND, format!("no route for {path}")),
     }
 }

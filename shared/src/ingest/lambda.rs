@@ -58,11 +58,13 @@ impl Ingest {
         super::http::handle(&self.deps, &self.known, req).await
     }
 
-    async fn feedback(&self, sns: SnsEvent) -> Result<Value, IngestLambdaError> {
-        Err(IngestLambdaError::Feedback(format!(
-            "{} SES feedback record(s) received but feedback processing is not configured",
-            sns.records.len()
-        )))
+    /// SES feedback (bounces, complaints, deliveries, opens, clicks) published through SNS.
+    /// Unparsable records are skipped; only a retryable store error fails the invocation.
+    pub async fn feedback(&self, sns: SnsEvent) -> Result<Value, IngestLambdaError> {
+        crate::delivery::feedback::handle_sns(&self.deps, &sns)
+            .await
+            .map(|summary| serde_json::to_value(summary).unwrap_or_default())
+            .map_err(|e| IngestLambdaError::Feedback(e.to_string()))
     }
 }
 

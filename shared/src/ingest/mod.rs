@@ -172,7 +172,7 @@ pub async fn ingest_batch(
         .iter()
         .filter(|(_, e)| has_state_effect(&e.payload))
         .map(|(i, e)| async {
-            if let Err(err) = apply_state_effect(deps, e).await {
+            if let Err(err) = apply_state_effect(deps, e, now).await {
                 warn!(account_id = %e.account_id, error = %err, "event effect failed; client will retry");
                 if let Ok(mut f) = failed.lock() {
                     f.insert(*i);
@@ -290,7 +290,7 @@ fn has_state_effect(p: &EventPayload) -> bool {
     )
 }
 
-async fn apply_state_effect(deps: &Deps, e: &Event) -> Result<(), StoreError> {
+async fn apply_state_effect(deps: &Deps, e: &Event, now: DateTime<Utc>) -> Result<(), StoreError> {
     let store = &deps.store;
     let at = e.occurred_at_utc();
     let account = e.account_id.as_str();
@@ -309,9 +309,10 @@ async fn apply_state_effect(deps: &Deps, e: &Event) -> Result<(), StoreError> {
             store.change_account(account, &change, at).await?;
         }
         (EventPayload::CustomerReplied, _) => {
-            store
+            let applied = store
                 .change_account(account, &AccountChange::Paused, at)
                 .await?;
+            crate::delivery::send::notify_paused(deps, e, applied, now).await?;
         }
         (EventPayload::AutomationResumed, _) => {
             store

@@ -5,6 +5,7 @@
 //! stays in its own file; `Store` is the union every handler receives.
 
 pub mod dynamo;
+pub mod dynamo_nudges;
 pub mod schema;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,6 +15,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::delivery::policy::SuppressionReason;
+use crate::delivery::{DeliveryLogEntry, Nudge};
 use crate::events::{AccountProfile, ContactProfile};
 
 #[derive(Debug, Error)]
@@ -246,5 +249,219 @@ pub trait ProfileStore: Send + Sync {
 }
 
 /// Everything a handler needs from the table.
-pub trait Store: EventStore + ProfileStore {}
-impl<T: EventStore + ProfileStore> Store for T {}
+pub trait Store: EventStore + ProfileStore + NudgeStore {}
+impl<T: EventStore + ProfileStore + NudgeStore> Store for T {}
+
+// ------------------------------------------------------------------------------- nudges --
+
+/// Suppression state of one email address (keyed by the SHA-256 of the lowercased address).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Suppression {
+    /// Set while the address is suppressed.
+    pub reason: Option<SuppressionReason>,
+    /// Soft bounces in a row (reset by a delivery).
+    pub soft_streak: u32,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// What SES said about an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressFeedback {
+    HardBounce,
+    Complaint,
+    /// Suppresses once `limit` soft bounces came in a row.
+    SoftBounce {
+        limit: u32,
+    },
+    Delivered,
+}
+
+/// Marketing sends reserved for a contact (nudge id → time), with the version the optimistic
+/// update conditions on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CapState {
+    pub sends: BTreeMap<String, DateTime<Utc>>,
+    pub version: u64,
+}
+
+/// Where a provider message id leads back to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRef {
+    pub account_id: String,
+    pub nudge_id: String,
+    pub kind: String,
+    pub variant: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EngagementKind {
+    Delivered,
+    Opened,
+    Clicked,
+    Bounced,
+    Complained,
+}
+
+impl EngagementKind {
+    pub fn attribute(&self) -> &'static str {
+        match self {
+            EngagementKind::Delivered => "delivered_at",
+            EngagementKind::Opened => "opened_at",
+            EngagementKind::Clicked => "clicked_at",
+            EngagementKind::Bounced => "bounced_at",
+            EngagementKind::Complained => "complained_at",
+        }
+    }
+    /// The STATS counter this engagement increments (first occurrence per nudge only).
+    pub fn counter(&self) -> Option<&'static str> {
+        match self {
+            EngagementKind::Delivered => Some("delivered"),
+            EngagementKind::Opened => Some("opened"),
+            EngagementKind::Clicked => Some("clicked"),
+            EngagementKind::Bounced => Some("bounced"),
+            EngagementKind::Complained => Some("complained"),
+        }
+    }
+}
+
+/// Counters per (kind, variant): unique per nudge.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KindStats {
+    pub kind: String,
+    pub variant: String,
+    pub sent: u64,
+    pub delivered: u64,
+    pub opened: u64,
+    pub clicked: u64,
+    pub bounced: u64,
+    pub complained: u64,
+}
+
+/// Nudges, their delivery log, suppression, caps, engagement and scheduler checkpoints.
+/// Every state change of a nudge is a conditional write (see `delivery::send`).
+#[async_trait]
+pub trait NudgeStore: Send + Sync {
+    /// Creates a pending nudge unless one with its id exists. Returns whether it was created.
+    async fn put_nudge(&self, nudge: &Nudge, shards: u32) -> Result<bool, StoreError>;
+    /// Re-plans a nudge that is still pending (new send time or vars). False if it is not.
+    async fn replace_pending_nudge(&self, nudge: &Nudge, shards: u32) -> Result<bool, StoreError>;
+    /// Cancels the nudges that are still pending; returns how many were cancelled.
+    async fn cancel_pending(
+        &self,
+        account_id: &str,
+        nudge_ids: &[String],
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<usize, StoreError>;
+    async fn nudge(&self, account_id: &str, nudge_id: &str) -> Result<Option<Nudge>, StoreError>;
+    async fn nudges(&self, account_id: &str) -> Result<Vec<Nudge>, StoreError>;
+    /// Pending (and claimed, to find expired leases) nudges on the `due` GSI in `buckets`
+    /// (every shard) with `send_at <= now`, owned by one of `functions` (empty = any).
+    async fn due_nudges(
+        &self,
+        buckets: &[String],
+        shards: u32,
+        now: DateTime<Utc>,
+        functions: &[String],
+    ) -> Result<Vec<Nudge>, StoreError>;
+    /// Leases a pending nudge to `owner` until `now + lease`; `None` if it is not pending (sent,
+    /// or another run holds it). Counts an attempt.
+    async fn claim(
+        &self,
+        account_id: &str,
+        nudge_id: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<Option<Nudge>, StoreError>;
+    /// Sent: condition = still leased by `owner` (even if a resolver marked the lease's outcome
+    /// unknown meanwhile: the truth wins).
+    async fn mark_sent(
+        &self,
+        account_id: &str,
+        nudge_id: &str,
+        owner: &str,
+        provider_message_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Back to pending at `next_send_at` (GSI keys re-set), condition = leased by `owner`.
+    async fn mark_retry(
+        &self,
+        account_id: &str,
+        nudge_id: &str,
+        owner: &str,
+        next_send_at: DateTime<Utc>,
+        error: &str,
+        shards: u32,
+    ) -> Result<bool, StoreError>;
+    /// Failed for good, condition = leased by `owner`.
+    async fn mark_failed(
+        &self,
+        account_id: &str,
+        nudge_id: &str,
+        owner: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// An expired lease of `seen_owner`: outcome unknown, marked failed (never resent).
+    async fn expire_lease(
+        &self,
+        account_id: &str,
+        nudge_id: &str,
+        seen_owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Blocked by policy, condition = still pending.
+    async fn mark_blocked(
+        &self,
+        account_id: &str,
+        nudge_id: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    async fn append_log(&self, entry: &DeliveryLogEntry) -> Result<(), StoreError>;
+    async fn delivery_log(&self, account_id: &str) -> Result<Vec<DeliveryLogEntry>, StoreError>;
+    /// Every account's log (a Scan: for simulate and tests, not for production paths).
+    async fn all_delivery_log(&self) -> Result<Vec<DeliveryLogEntry>, StoreError>;
+    async fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError>;
+    async fn record_address_feedback(
+        &self,
+        address: &str,
+        feedback: AddressFeedback,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Suppression>, StoreError>;
+    async fn cap_state(&self, account_id: &str, contact_id: &str) -> Result<CapState, StoreError>;
+    /// Adds `nudge_id` at `now` to the contact's reservations (pruned to 8 days), if the
+    /// version is still `expected.version`. False on a concurrent update (re-read and re-check).
+    async fn reserve_cap(
+        &self,
+        account_id: &str,
+        contact_id: &str,
+        nudge_id: &str,
+        now: DateTime<Utc>,
+        expected: &CapState,
+    ) -> Result<bool, StoreError>;
+    async fn record_message(
+        &self,
+        provider_message_id: &str,
+        r: &MessageRef,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    async fn message_ref(
+        &self,
+        provider_message_id: &str,
+    ) -> Result<Option<MessageRef>, StoreError>;
+    /// Records the first `what` on the nudge and counts it in the kind's stats. Returns false
+    /// for a repeat (a second open) or an unknown nudge.
+    async fn record_engagement(
+        &self,
+        r: &MessageRef,
+        what: EngagementKind,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    async fn count_sent(&self, kind: &str, variant: &str) -> Result<(), StoreError>;
+    async fn kind_stats(&self) -> Result<Vec<KindStats>, StoreError>;
+    async fn checkpoint(&self, function: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// Moves the checkpoint forward (never back).
+    async fn set_checkpoint(&self, function: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
+}

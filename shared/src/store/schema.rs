@@ -13,6 +13,8 @@
 //! | `ACCT#<id>` | `LOG#<at>#<nudge_id>` | delivery log entry |
 //! | `ADDR#<sha256(email)>` | `SUPPRESSION` | suppressed address (bounce/complaint) |
 //! | `SYS` | `CHECKPOINT#<function>` | last run of a scheduled function |
+//! | `MSG#<provider message id>` | `MSG` | → account + nudge, for SES feedback (TTL 400 days) |
+//! | `STATS` | `KIND#<kind>#<variant>` | sent/delivered/opened/clicked counters (ADD) |
 //!
 //! GSI `due`: `gsi1pk = DUE#<yyyy-mm-ddThh:mm>#<shard>` (15-minute bucket), `gsi1sk = <send_at>#<pk>#<sk>`.
 
@@ -55,6 +57,28 @@ pub fn nudge_sk(nudge_id: &str) -> String {
 pub const SYS_PK: &str = "SYS";
 pub fn checkpoint_sk(function: &str) -> String {
     format!("CHECKPOINT#{function}")
+}
+
+pub fn log_sk(at: DateTime<Utc>, nudge_id: &str) -> String {
+    format!(
+        "LOG#{}#{nudge_id}",
+        at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    )
+}
+/// Suppression items are keyed by a hash: no address appears in a key.
+pub fn address_pk(address: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let norm = address.trim().to_lowercase();
+    format!("ADDR#{}", hex::encode(Sha256::digest(norm.as_bytes())))
+}
+pub const SUPPRESSION_SK: &str = "SUPPRESSION";
+pub fn message_pk(provider_message_id: &str) -> String {
+    format!("MSG#{provider_message_id}")
+}
+pub const MESSAGE_SK: &str = "MSG";
+pub const STATS_PK: &str = "STATS";
+pub fn stats_sk(kind: &str, variant: &str) -> String {
+    format!("KIND#{kind}#{variant}")
 }
 
 /// The 15-minute bucket a send time falls in, e.g. `2026-11-20T09:15`.

@@ -1,0 +1,294 @@
+//! The nudge model: what is sent, to whom (audience), through which channel, under which
+//! unsubscribe category, and where it is in its life (status).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What a nudge is about. Serialized snake_case; the delivery log's `kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NudgeKind {
+    DeadlineReminder,
+    Milestone,
+    OnboardingProgress,
+    HealthAlert,
+    RiskNudge,
+    AdminWelcome,
+    UpsellOffer,
+    CsmTask,
+    AutomationPaused,
+}
+
+/// Who a nudge is for. CSM alerts and tasks bypass unsubscribe, pause and cap (they are work
+/// for people, not mail to customers) but are logged like everything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    Customer,
+    Csm,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Email,
+    Sns,
+}
+
+impl Channel {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sns => "sns",
+        }
+    }
+}
+
+/// Unsubscribe categories of customer email. `reminders` is transactional (exempt from the
+/// frequency cap, never from unsubscribe or suppression).
+pub mod category {
+    pub const REMINDERS: &str = "reminders";
+    pub const ONBOARDING: &str = "onboarding";
+    pub const SUCCESS: &str = "success";
+    /// Not a customer category: CSM-facing messages (no unsubscribe).
+    pub const CSM: &str = "csm";
+    /// Unsubscribed from everything customer-facing.
+    pub const ALL: &str = "all";
+    /// Categories a contact can unsubscribe from through a link.
+    pub const CUSTOMER: [&str; 3] = [REMINDERS, ONBOARDING, SUCCESS];
+}
+
+impl NudgeKind {
+    pub const ALL: [NudgeKind; 9] = [
+        NudgeKind::DeadlineReminder,
+        NudgeKind::Milestone,
+        NudgeKind::OnboardingProgress,
+        NudgeKind::HealthAlert,
+        NudgeKind::RiskNudge,
+        NudgeKind::AdminWelcome,
+        NudgeKind::UpsellOffer,
+        NudgeKind::CsmTask,
+        NudgeKind::AutomationPaused,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            NudgeKind::DeadlineReminder => "deadline_reminder",
+            NudgeKind::Milestone => "milestone",
+            NudgeKind::OnboardingProgress => "onboarding_progress",
+            NudgeKind::HealthAlert => "health_alert",
+            NudgeKind::RiskNudge => "risk_nudge",
+            NudgeKind::AdminWelcome => "admin_welcome",
+            NudgeKind::UpsellOffer => "upsell_offer",
+            NudgeKind::CsmTask => "csm_task",
+            NudgeKind::AutomationPaused => "automation_paused",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<NudgeKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Health alerts, CSM tasks and pause notices go to the CSM; everything else to the customer.
+    pub fn audience(&self) -> Audience {
+        match self {
+            NudgeKind::HealthAlert | NudgeKind::CsmTask | NudgeKind::AutomationPaused => {
+                Audience::Csm
+            }
+            _ => Audience::Customer,
+        }
+    }
+
+    /// Customer messages are email; CSM messages go to the CSM SNS topic.
+    pub fn channel(&self) -> Channel {
+        match self.audience() {
+            Audience::Customer => Channel::Email,
+            Audience::Csm => Channel::Sns,
+        }
+    }
+
+    /// The unsubscribe category.
+    pub fn category(&self) -> &'static str {
+        match self {
+            NudgeKind::DeadlineReminder => category::REMINDERS,
+            NudgeKind::OnboardingProgress | NudgeKind::AdminWelcome => category::ONBOARDING,
+            NudgeKind::Milestone | NudgeKind::RiskNudge | NudgeKind::UpsellOffer => {
+                category::SUCCESS
+            }
+            NudgeKind::HealthAlert | NudgeKind::CsmTask | NudgeKind::AutomationPaused => {
+                category::CSM
+            }
+        }
+    }
+
+    /// Marketing-type nudges count against the per-contact frequency cap: every
+    /// customer-facing kind except deadline reminders (transactional).
+    pub fn is_marketing(&self) -> bool {
+        self.audience() == Audience::Customer && *self != NudgeKind::DeadlineReminder
+    }
+}
+
+impl std::fmt::Display for NudgeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NudgeStatus {
+    /// Waiting for its send time (on the `due` GSI).
+    Pending,
+    /// Leased by a run that is about to send (the "sending" marker, see `send`).
+    Claimed,
+    Sent,
+    Blocked,
+    Failed,
+    Cancelled,
+}
+
+impl NudgeStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            NudgeStatus::Pending => "pending",
+            NudgeStatus::Claimed => "claimed",
+            NudgeStatus::Sent => "sent",
+            NudgeStatus::Blocked => "blocked",
+            NudgeStatus::Failed => "failed",
+            NudgeStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<NudgeStatus> {
+        [
+            NudgeStatus::Pending,
+            NudgeStatus::Claimed,
+            NudgeStatus::Sent,
+            NudgeStatus::Blocked,
+            NudgeStatus::Failed,
+            NudgeStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// What happened to a sent nudge afterwards (from SES feedback). First occurrence only.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Engagement {
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub opened_at: Option<DateTime<Utc>>,
+    pub clicked_at: Option<DateTime<Utc>>,
+    pub bounced_at: Option<DateTime<Utc>>,
+    pub complained_at: Option<DateTime<Utc>>,
+}
+
+/// One message to one recipient. Its id is deterministic (e.g. `dl:<deadline_id>:<stage>`),
+/// so planning it twice (a retried Lambda, a replay) records it once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Nudge {
+    pub nudge_id: String,
+    pub account_id: String,
+    /// The customer contact; `None` = the account's admin (customer kinds) or the CSM.
+    pub contact_id: Option<String>,
+    pub kind: NudgeKind,
+    pub stage: Option<String>,
+    /// Content variant ("a"; follow-up resends use "b").
+    pub variant: String,
+    pub send_at: DateTime<Utc>,
+    /// The scheduled function that owns (and retries) it: `reminders`, `health`, ...
+    pub function: String,
+    /// Template variables (title, due_at, link, score, ...).
+    pub vars: serde_json::Value,
+    pub status: NudgeStatus,
+    /// Claims so far (each claim is one send attempt).
+    pub attempts: u32,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub provider_message_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    /// Why it was blocked/failed/cancelled, or the last provider error while pending.
+    pub reason: Option<String>,
+    /// For a follow-up: the nudge whose engagement decides whether it goes out.
+    pub follow_up_of: Option<String>,
+    pub engagement: Engagement,
+}
+
+impl Nudge {
+    /// A new pending nudge with default variant "a" and no vars.
+    pub fn new(
+        nudge_id: impl Into<String>,
+        account_id: impl Into<String>,
+        contact_id: Option<String>,
+        kind: NudgeKind,
+        send_at: DateTime<Utc>,
+        function: impl Into<String>,
+        created_at: DateTime<Utc>,
+    ) -> Nudge {
+        Nudge {
+            nudge_id: nudge_id.into(),
+            account_id: account_id.into(),
+            contact_id,
+            kind,
+            stage: None,
+            variant: "a".into(),
+            send_at,
+            function: function.into(),
+            vars: serde_json::Value::Object(Default::default()),
+            status: NudgeStatus::Pending,
+            attempts: 0,
+            lease_owner: None,
+            lease_until: None,
+            provider_message_id: None,
+            created_at,
+            sent_at: None,
+            reason: None,
+            follow_up_of: None,
+            engagement: Engagement::default(),
+        }
+    }
+
+    pub fn with_stage(mut self, stage: impl Into<String>) -> Nudge {
+        self.stage = Some(stage.into());
+        self
+    }
+
+    pub fn with_vars(mut self, vars: serde_json::Value) -> Nudge {
+        self.vars = vars;
+        self
+    }
+
+    pub fn with_variant(mut self, variant: impl Into<String>) -> Nudge {
+        self.variant = variant.into();
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_and_serialize_snake_case() {
+        for k in NudgeKind::ALL {
+            assert_eq!(NudgeKind::parse(k.as_str()), Some(k));
+            assert_eq!(
+                serde_json::to_value(k).unwrap(),
+                serde_json::Value::String(k.as_str().into())
+            );
+        }
+    }
+
+    #[test]
+    fn reminders_are_transactional_and_csm_kinds_go_to_sns() {
+        assert!(!NudgeKind::DeadlineReminder.is_marketing());
+        assert!(NudgeKind::UpsellOffer.is_marketing());
+        assert!(!NudgeKind::HealthAlert.is_marketing());
+        assert_eq!(NudgeKind::HealthAlert.channel(), Channel::Sns);
+        assert_eq!(NudgeKind::RiskNudge.channel(), Channel::Email);
+        assert_eq!(NudgeKind::DeadlineReminder.category(), "reminders");
+        assert_eq!(NudgeKind::AdminWelcome.category(), "onboarding");
+        assert_eq!(NudgeKind::Milestone.category(), "success");
+    }
+}

@@ -1,0 +1,480 @@
+//! One-click unsubscribe (RFC 8058) with signed, per-contact, per-category tokens.
+//!
+//! Token: `base64url(JSON ["<account_id>","<contact_id>","<category>"]) "." hex(HMAC-SHA256(k,
+//! payload))` where `k = HMAC-SHA256(signing secret, "nudge-unsubscribe-v1")`: a key of its own,
+//! so an unsubscribe token can never be replayed as a request signature or the other way round.
+//! Tokens do not expire (an unsubscribe link in a two-year-old email must still work) and carry
+//! nothing secret. Verification is constant-time; a forged or altered token changes nothing.
+//!
+//! HTTP: `GET /unsubscribe?token=` shows a small confirmation page (ja/en) with a button; it
+//! never unsubscribes by itself, because mail scanners prefetch links. `POST /unsubscribe?token=`
+//! (the RFC 8058 one-click body `List-Unsubscribe=One-Click`, or the page's form) unsubscribes.
+//!
+//! Links are built from `config.public_base_url` (`NUDGE_PUBLIC_BASE_URL`). When it is unset,
+//! the body link is relative (`/unsubscribe?token=...`) and the `List-Unsubscribe` headers are
+//! left out (they must be absolute URLs); a warning is logged once per container. Set it in every
+//! deployed stage.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use sha2::Sha256;
+use thiserror::Error;
+use tracing::{info, warn};
+
+use super::nudge::category;
+use crate::Deps;
+
+type HmacSha256 = Hmac<Sha256>;
+
+const KEY_LABEL: &[u8] = b"nudge-unsubscribe-v1";
+/// Tokens longer than this are rejected before any work.
+const MAX_TOKEN_LEN: usize = 2048;
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("the unsubscribe token is missing")]
+    Missing,
+    #[error("the unsubscribe token is malformed")]
+    Malformed,
+    #[error("the unsubscribe token's signature does not match")]
+    BadSignature,
+}
+
+/// What a token unsubscribes: one contact of one account from one category.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsubscribeTarget {
+    pub account_id: String,
+    pub contact_id: String,
+    pub category: String,
+}
+
+fn key(secret: &[u8]) -> Vec<u8> {
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(KEY_LABEL);
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn mac_for(secret: &[u8], payload: &str) -> HmacSha256 {
+    let mut mac = HmacSha256::new_from_slice(&key(secret)).expect("HMAC takes any key length");
+    mac.update(payload.as_bytes());
+    mac
+}
+
+/// Signs a token for (account, contact, category).
+pub fn sign(secret: &[u8], account_id: &str, contact_id: &str, category: &str) -> String {
+    let json = serde_json::to_string(&[account_id, contact_id, category]).unwrap_or_default();
+    let payload = URL_SAFE_NO_PAD.encode(json.as_bytes());
+    let sig = hex::encode(mac_for(secret, &payload).finalize().into_bytes());
+    format!("{payload}.{sig}")
+}
+
+/// Verifies a token (constant-time) and decodes its target.
+pub fn verify(secret: &[u8], token: &str) -> Result<UnsubscribeTarget, TokenError> {
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(TokenError::Missing);
+    }
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(TokenError::Malformed);
+    }
+    let (payload, sig_hex) = token.split_once('.').ok_or(TokenError::Malformed)?;
+    // Lowercase hex only: one token has exactly one spelling.
+    if !sig_hex
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(TokenError::Malformed);
+    }
+    let sig = hex::decode(sig_hex).map_err(|_| TokenError::Malformed)?;
+    mac_for(secret, payload)
+        .verify_slice(&sig)
+        .map_err(|_| TokenError::BadSignature)?;
+    let json = URL_SAFE_NO_PAD
+        .decode(payload.as_bytes())
+        .map_err(|_| TokenError::Malformed)?;
+    let parts: Vec<String> = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
+    match parts.as_slice() {
+        [a, c, cat] if !a.is_empty() && !c.is_empty() && valid_category(cat) => {
+            Ok(UnsubscribeTarget {
+                account_id: a.clone(),
+                contact_id: c.clone(),
+                category: cat.clone(),
+            })
+        }
+        _ => Err(TokenError::Malformed),
+    }
+}
+
+fn valid_category(c: &str) -> bool {
+    c == category::ALL || category::CUSTOMER.contains(&c)
+}
+
+/// The link for a customer email's footer and `List-Unsubscribe` header. Relative when no
+/// public base URL is configured (see the module docs).
+pub fn link(base_url: &str, token: &str) -> String {
+    format!(
+        "{}/unsubscribe?token={}",
+        base_url.trim_end_matches('/'),
+        token
+    )
+}
+
+/// `List-Unsubscribe` and `List-Unsubscribe-Post` headers (RFC 8058), only for absolute links.
+pub fn headers(url: &str) -> Vec<(String, String)> {
+    if url.starts_with("https://") || url.starts_with("http://") {
+        vec![
+            ("List-Unsubscribe".into(), format!("<{url}>")),
+            (
+                "List-Unsubscribe-Post".into(),
+                "List-Unsubscribe=One-Click".into(),
+            ),
+        ]
+    } else {
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            warn!(
+                "NUDGE_PUBLIC_BASE_URL is not set: unsubscribe links are relative and emails carry no List-Unsubscribe header"
+            )
+        });
+        Vec::new()
+    }
+}
+
+// ------------------------------------------------------------------------------------ HTTP --
+
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k) == name).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn body_text(body: &Body) -> String {
+    match body {
+        Body::Text(t) => t.clone(),
+        Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+        _ => String::new(),
+    }
+}
+
+fn html_page(status: StatusCode, html: String) -> Response<Body> {
+    let mut resp = Response::new(Body::Text(html));
+    *resp.status_mut() = status;
+    let headers = resp.headers_mut();
+    headers.insert(
+        "content-type",
+        lambda_http::http::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        "cache-control",
+        lambda_http::http::HeaderValue::from_static("no-store"),
+    );
+    headers.insert(
+        "referrer-policy",
+        lambda_http::http::HeaderValue::from_static("no-referrer"),
+    );
+    resp
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Lang {
+    Ja,
+    En,
+}
+
+fn category_label(cat: &str, lang: Lang) -> &'static str {
+    match (cat, lang) {
+        ("reminders", Lang::Ja) => "期限のリマインダー",
+        ("reminders", Lang::En) => "deadline reminders",
+        ("onboarding", Lang::Ja) => "導入のご案内",
+        ("onboarding", Lang::En) => "onboarding guidance",
+        ("success", Lang::Ja) => "活用のヒントとお知らせ",
+        ("success", Lang::En) => "tips and updates",
+        (_, Lang::Ja) => "すべてのメール",
+        (_, Lang::En) => "all emails",
+    }
+}
+
+fn page(lang: Lang, title: &str, body: &str) -> String {
+    let lang_attr = if lang == Lang::Ja { "ja" } else { "en" };
+    format!(
+        "<!doctype html><html lang=\"{lang_attr}\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"robots\" content=\"noindex\"><title>{title}</title></head>\
+         <body style=\"font-family:sans-serif;max-width:32em;margin:3em auto;padding:0 1em\">\
+         <h1 style=\"font-size:1.3em\">{title}</h1>{body}</body></html>"
+    )
+}
+
+fn confirm_page(lang: Lang, cat: &str, token: &str) -> String {
+    let label = category_label(cat, lang);
+    let (title, text, button) = match lang {
+        Lang::Ja => (
+            "配信停止の確認",
+            format!("「{label}」のメール配信を停止しますか？"),
+            "配信を停止する",
+        ),
+        Lang::En => (
+            "Confirm unsubscribe",
+            format!("Stop receiving {label} by email?"),
+            "Unsubscribe",
+        ),
+    };
+    // The token is base64url + '.' + hex: no character needs escaping, but escape anyway.
+    let token = html_escape(token);
+    page(
+        lang,
+        title,
+        &format!(
+            "<p>{text}</p><form method=\"post\" action=\"?token={token}\">\
+             <input type=\"hidden\" name=\"token\" value=\"{token}\">\
+             <button type=\"submit\">{button}</button></form>"
+        ),
+    )
+}
+
+fn done_page(lang: Lang, cat: &str) -> String {
+    let label = category_label(cat, lang);
+    match lang {
+        Lang::Ja => page(
+            lang,
+            "配信を停止しました",
+            &format!("<p>「{label}」のメールは今後お送りしません。</p>"),
+        ),
+        Lang::En => page(
+            lang,
+            "You are unsubscribed",
+            &format!("<p>We will not send you {label} by email any more.</p>"),
+        ),
+    }
+}
+
+fn bad_token_page() -> String {
+    page(
+        Lang::En,
+        "Invalid link / 無効なリンク",
+        "<p>This unsubscribe link is not valid. Nothing was changed.</p>\
+         <p>この配信停止リンクは無効です。設定は変更されていません。</p>",
+    )
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+async fn contact_lang(deps: &Deps, t: &UnsubscribeTarget) -> Lang {
+    use crate::events::Locale;
+    let contact = deps.store.contact(&t.account_id, &t.contact_id).await;
+    let locale = match contact {
+        Ok(Some(c)) => c.profile.and_then(|p| p.locale),
+        _ => None,
+    };
+    let locale = match locale {
+        Some(l) => Some(l),
+        None => match deps.store.account(&t.account_id).await {
+            Ok(Some(a)) => a.profile.map(|p| p.locale),
+            _ => None,
+        },
+    };
+    match locale {
+        Some(Locale::Ja) => Lang::Ja,
+        _ => Lang::En,
+    }
+}
+
+/// Serves `GET` and `POST /unsubscribe`.
+pub async fn handle_http(deps: &Deps, req: &Request) -> Response<Body> {
+    let query = req.uri().query().unwrap_or_default();
+    let body = body_text(req.body());
+    let token = query_param(query, "token")
+        .or_else(|| query_param(&body, "token"))
+        .unwrap_or_default();
+    let target = match verify(deps.secret.as_bytes(), &token) {
+        Ok(t) => t,
+        Err(e) => {
+            info!(error = %e, "unsubscribe request with an invalid token");
+            return html_page(StatusCode::BAD_REQUEST, bad_token_page());
+        }
+    };
+    match *req.method() {
+        Method::GET | Method::HEAD => {
+            let lang = contact_lang(deps, &target).await;
+            html_page(StatusCode::OK, confirm_page(lang, &target.category, &token))
+        }
+        Method::POST => {
+            if let Err(e) = deps
+                .store
+                .unsubscribe(&target.account_id, &target.contact_id, &target.category)
+                .await
+            {
+                warn!(account_id = %target.account_id, error = %e, "unsubscribe not stored");
+                let mut resp = html_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    page(
+                        Lang::En,
+                        "Please try again / もう一度お試しください",
+                        "<p>We could not record this right now. Please try again in a minute.</p>\
+                         <p>ただいま処理できませんでした。少し時間をおいてもう一度お試しください。</p>",
+                    ),
+                );
+                resp.headers_mut().insert("retry-after", 30.into());
+                return resp;
+            }
+            info!(account_id = %target.account_id, category = %target.category, "contact unsubscribed");
+            let lang = contact_lang(deps, &target).await;
+            html_page(StatusCode::OK, done_page(lang, &target.category))
+        }
+        _ => {
+            let mut resp = html_page(
+                StatusCode::METHOD_NOT_ALLOWED,
+                page(Lang::En, "Method not allowed", "<p>Use GET or POST.</p>"),
+            );
+            resp.headers_mut().insert(
+                "allow",
+                lambda_http::http::HeaderValue::from_static("GET, POST"),
+            );
+            resp
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef-secret";
+
+    #[test]
+    fn round_trips() {
+        let t = sign(SECRET, "acme", "u-7", "reminders");
+        assert_eq!(
+            verify(SECRET, &t),
+            Ok(UnsubscribeTarget {
+                account_id: "acme".into(),
+                contact_id: "u-7".into(),
+                category: "reminders".into()
+            })
+        );
+    }
+
+    #[test]
+    fn separators_in_ids_cannot_confuse_fields() {
+        let t = sign(SECRET, "a|b", "c\",\"d", "success");
+        let v = verify(SECRET, &t).unwrap();
+        assert_eq!(v.account_id, "a|b");
+        assert_eq!(v.contact_id, "c\",\"d");
+    }
+
+    #[test]
+    fn altered_tokens_are_rejected() {
+        let t = sign(SECRET, "acme", "u-7", "reminders");
+        let (payload, sig) = t.split_once('.').unwrap();
+        let other = URL_SAFE_NO_PAD.encode(br#"["acme","u-8","reminders"]"#);
+        assert_eq!(
+            verify(SECRET, &format!("{other}.{sig}")),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            verify(b"another-secret-of-16", &t),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(verify(SECRET, payload), Err(TokenError::Malformed));
+        assert_eq!(verify(SECRET, ""), Err(TokenError::Missing));
+        assert_eq!(
+            verify(SECRET, &format!("{payload}.zz")),
+            Err(TokenError::Malformed)
+        );
+        // A validly signed token for an unknown category is still refused.
+        assert_eq!(
+            verify(SECRET, &sign(SECRET, "a", "c", "csm")),
+            Err(TokenError::Malformed)
+        );
+    }
+
+    #[test]
+    fn the_unsubscribe_key_is_not_the_signing_secret() {
+        let t = sign(SECRET, "acme", "u-7", "all");
+        let (payload, sig) = t.split_once('.').unwrap();
+        let mut plain = HmacSha256::new_from_slice(SECRET).unwrap();
+        plain.update(payload.as_bytes());
+        assert_ne!(hex::encode(plain.finalize().into_bytes()), sig);
+    }
+
+    #[test]
+    fn headers_follow_rfc_8058_for_absolute_links_only() {
+        let url = link("https://api.example.com/", "tok");
+        assert_eq!(url, "https://api.example.com/unsubscribe?token=tok");
+        let h = headers(&url);
+        assert_eq!(h[0].1, "<https://api.example.com/unsubscribe?token=tok>");
+        assert_eq!(
+            h[1],
+            (
+                "List-Unsubscribe-Post".to_string(),
+                "List-Unsubscribe=One-Click".to_string()
+            )
+        );
+        assert!(headers(&link("", "tok")).is_empty());
+    }
+
+    #[test]
+    fn query_parsing() {
+        assert_eq!(
+            query_param("a=1&token=x.y%2Dz", "token").as_deref(),
+            Some("x.y-z")
+        );
+        assert_eq!(query_param("token", "token").as_deref(), Some(""));
+        assert_eq!(query_param("a=%", "a").as_deref(), Some("%"));
+        assert_eq!(query_param("a=%4", "a").as_deref(), Some("%4"));
+    }
+
+    proptest! {
+        #[test]
+        fn verify_never_panics(s in ".{0,300}") {
+            let _ = verify(SECRET, &s);
+        }
+
+        #[test]
+        fn any_single_character_change_is_rejected(idx in 0usize..200, c in "[A-Za-z0-9_.-]") {
+            let t = sign(SECRET, "acme", "u-7", "success");
+            let i = idx % t.len();
+            let mut bytes = t.clone().into_bytes();
+            let new = c.as_bytes()[0];
+            prop_assume!(bytes[i] != new);
+            bytes[i] = new;
+            let altered = String::from_utf8(bytes).unwrap();
+            prop_assert!(verify(SECRET, &altered).is_err());
+        }
+    }
+}

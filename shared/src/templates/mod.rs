@@ -1,0 +1,318 @@
+//! Message templates (ja, en), compiled into the binary.
+//!
+//! Each kind has `<locale>/<kind>.txt` whose first line is the subject and the rest the plain
+//! text body; customer-facing kinds also have `<locale>/<kind>.html`. `.html` templates are
+//! HTML auto-escaped (a customer named `<b>Eve</b>` stays text), `.txt` templates are not.
+//! Every customer email includes the `_footer` with `{{ unsubscribe_url }}`.
+//!
+//! Content rules (DESIGN.md): one point and one action per message; say which work gets
+//! easier; never scold; leave the customer room to choose their moment.
+//! A variant other than "a" is available to templates as `variant` (follow-up resends use "b").
+
+use std::sync::OnceLock;
+
+use minijinja::{Environment, Value};
+use thiserror::Error;
+
+use crate::delivery::nudge::{Audience, NudgeKind};
+
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum TemplateError {
+    #[error("no template for {kind} in locale {locale}")]
+    Missing { kind: String, locale: String },
+    #[error("template {name} failed to render: {message}")]
+    Render { name: String, message: String },
+}
+
+/// A rendered message. `html` is empty for SNS (CSM) messages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+macro_rules! templates {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../../templates/", $name)))),*]
+    };
+}
+
+const SOURCES: &[(&str, &str)] = templates!(
+    "en/_footer.txt",
+    "en/_footer.html",
+    "en/_header.html",
+    "ja/_footer.txt",
+    "ja/_footer.html",
+    "ja/_header.html",
+    "en/deadline_reminder.txt",
+    "en/deadline_reminder.html",
+    "ja/deadline_reminder.txt",
+    "ja/deadline_reminder.html",
+    "en/milestone.txt",
+    "en/milestone.html",
+    "ja/milestone.txt",
+    "ja/milestone.html",
+    "en/onboarding_progress.txt",
+    "en/onboarding_progress.html",
+    "ja/onboarding_progress.txt",
+    "ja/onboarding_progress.html",
+    "en/risk_nudge.txt",
+    "en/risk_nudge.html",
+    "ja/risk_nudge.txt",
+    "ja/risk_nudge.html",
+    "en/admin_welcome.txt",
+    "en/admin_welcome.html",
+    "ja/admin_welcome.txt",
+    "ja/admin_welcome.html",
+    "en/upsell_offer.txt",
+    "en/upsell_offer.html",
+    "ja/upsell_offer.txt",
+    "ja/upsell_offer.html",
+    "en/health_alert.txt",
+    "ja/health_alert.txt",
+    "en/csm_task.txt",
+    "ja/csm_task.txt",
+    "en/automation_paused.txt",
+    "ja/automation_paused.txt",
+);
+
+fn env() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        // The default callback escapes by extension: .html escaped, .txt not.
+        env.set_keep_trailing_newline(true);
+        env.set_formatter(html_formatter);
+        for (name, src) in SOURCES {
+            // Sources are compiled in and covered by tests; a broken one is a build defect,
+            // reported at render time as `TemplateError::Missing`/`Render` rather than a panic.
+            if let Err(e) = env.add_template(name, src) {
+                tracing::error!(template = name, error = %e, "template does not compile");
+            }
+        }
+        env
+    })
+}
+
+/// Like minijinja's default, but leaves `/` alone in HTML (URLs stay readable in links and
+/// in mail clients that show raw hrefs); `& < > " '` are escaped.
+fn html_formatter(
+    out: &mut minijinja::Output<'_>,
+    state: &minijinja::State<'_, '_>,
+    value: &Value,
+) -> Result<(), minijinja::Error> {
+    match (state.auto_escape(), value.as_str()) {
+        (minijinja::AutoEscape::Html, Some(s)) if !value.is_safe() => {
+            let mut escaped = String::with_capacity(s.len());
+            for c in s.chars() {
+                match c {
+                    '&' => escaped.push_str("&amp;"),
+                    '<' => escaped.push_str("&lt;"),
+                    '>' => escaped.push_str("&gt;"),
+                    '"' => escaped.push_str("&quot;"),
+                    '\'' => escaped.push_str("&#x27;"),
+                    c => escaped.push(c),
+                }
+            }
+            out.write_str(&escaped).map_err(|_| {
+                minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "template output")
+            })
+        }
+        _ => minijinja::escape_formatter(out, state, value),
+    }
+}
+
+/// The template language for a locale string (`ja`, `ja-JP`, `en`, ...): ja or en.
+pub fn lang(locale: &str) -> &'static str {
+    if locale.to_ascii_lowercase().starts_with("ja") {
+        "ja"
+    } else {
+        "en"
+    }
+}
+
+/// Renders one message. `vars` must be a JSON object; `kind`, `stage`, `variant` and `locale`
+/// are added to it.
+pub fn render(
+    kind: NudgeKind,
+    stage: Option<&str>,
+    variant: &str,
+    locale: &str,
+    vars: &serde_json::Value,
+) -> Result<Rendered, TemplateError> {
+    let lang = lang(locale);
+    let env = env();
+    let txt_name = format!("{lang}/{}.txt", kind.as_str());
+    let txt = env
+        .get_template(&txt_name)
+        .map_err(|_| TemplateError::Missing {
+            kind: kind.as_str().into(),
+            locale: lang.into(),
+        })?;
+    let mut ctx = match vars {
+        serde_json::Value::Object(m) => m.clone(),
+        _ => serde_json::Map::new(),
+    };
+    // Top-level strings are one-liners (names, titles): a line break in one would split the
+    // subject line from the body. Multi-line content goes in `detail`.
+    for (k, v) in ctx.iter_mut() {
+        if let serde_json::Value::String(s) = v
+            && k != "detail"
+            && s.contains(['\r', '\n'])
+        {
+            *s = s.replace(['\r', '\n'], " ");
+        }
+    }
+    ctx.insert("kind".into(), kind.as_str().into());
+    ctx.insert(
+        "stage".into(),
+        stage.map(serde_json::Value::from).unwrap_or_default(),
+    );
+    ctx.insert("variant".into(), variant.into());
+    ctx.insert("locale".into(), lang.into());
+    let ctx = Value::from_serialize(&ctx);
+    let render_err = |name: &str, e: minijinja::Error| TemplateError::Render {
+        name: name.to_string(),
+        message: e.to_string(),
+    };
+    let full = txt.render(&ctx).map_err(|e| render_err(&txt_name, e))?;
+    let (subject, text) = full.split_once('\n').unwrap_or((full.as_str(), ""));
+    let subject: String = subject
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .trim()
+        .to_string();
+    let text = text.trim_start_matches('\n').to_string();
+    let html = if kind.audience() == Audience::Customer {
+        let html_name = format!("{lang}/{}.html", kind.as_str());
+        let t = env
+            .get_template(&html_name)
+            .map_err(|_| TemplateError::Missing {
+                kind: kind.as_str().into(),
+                locale: lang.into(),
+            })?;
+        t.render(&ctx).map_err(|e| render_err(&html_name, e))?
+    } else {
+        String::new()
+    };
+    Ok(Rendered {
+        subject,
+        text,
+        html,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vars() -> serde_json::Value {
+        json!({
+            "contact_name": "<b>Eve</b> & Co",
+            "account_name": "Acme",
+            "csm_name": "Sato",
+            "unsubscribe_url": "https://api.example.com/unsubscribe?token=abc.def",
+            "title": "Quarterly report",
+            "time_left": "3 days",
+            "due_local": "2026-11-23 18:00",
+            "link": "https://app.example.com/d/1",
+            "score": 42,
+            "reasons": ["logins down 40%", "NPS 3"],
+        })
+    }
+
+    #[test]
+    fn every_template_compiles() {
+        let mut env = Environment::new();
+        for (name, src) in SOURCES {
+            env.add_template(name, src)
+                .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        }
+    }
+
+    #[test]
+    fn every_kind_renders_in_both_locales() {
+        for kind in NudgeKind::ALL {
+            for locale in ["ja", "en"] {
+                let r = render(kind, Some("t_minus_3d"), "a", locale, &vars())
+                    .unwrap_or_else(|e| panic!("{kind} {locale}: {e}"));
+                assert!(!r.subject.is_empty(), "{kind} {locale}");
+                assert!(!r.text.trim().is_empty(), "{kind} {locale}");
+                if kind.audience() == Audience::Customer {
+                    assert!(
+                        r.text
+                            .contains("https://api.example.com/unsubscribe?token=abc.def"),
+                        "{kind} {locale} text footer"
+                    );
+                    assert!(
+                        r.html
+                            .contains("href=\"https://api.example.com/unsubscribe?token=abc.def\""),
+                        "{kind} {locale} html footer: {}",
+                        r.html
+                    );
+                } else {
+                    assert!(r.html.is_empty());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn html_is_escaped_and_text_is_not() {
+        let r = render(
+            NudgeKind::DeadlineReminder,
+            Some("final"),
+            "a",
+            "en",
+            &vars(),
+        )
+        .unwrap();
+        assert!(
+            r.html.contains("&lt;b&gt;Eve&lt;/b&gt; &amp; Co"),
+            "{}",
+            r.html
+        );
+        assert!(!r.html.contains("<b>Eve</b>"));
+        assert!(r.text.contains("<b>Eve</b> & Co"));
+        assert!(r.subject.starts_with("Last call: \"Quarterly report\""));
+    }
+
+    #[test]
+    fn stages_choose_the_wording() {
+        let ja = render(
+            NudgeKind::DeadlineReminder,
+            Some("morning_of"),
+            "a",
+            "ja-JP",
+            &vars(),
+        )
+        .unwrap();
+        assert!(ja.subject.starts_with("【本日締切】"), "{}", ja.subject);
+        let en = render(
+            NudgeKind::DeadlineReminder,
+            Some("t_minus_3d"),
+            "a",
+            "en",
+            &vars(),
+        )
+        .unwrap();
+        assert_eq!(en.subject, "\"Quarterly report\" is due in 3 days");
+    }
+
+    #[test]
+    fn variant_b_marks_a_resend() {
+        let r = render(NudgeKind::UpsellOffer, None, "b", "en", &vars()).unwrap();
+        assert!(r.subject.starts_with("In case you missed it"));
+    }
+
+    #[test]
+    fn subject_cannot_carry_newlines() {
+        let mut v = vars();
+        v["title"] = json!("a\r\nBcc: x@example.com");
+        let r = render(NudgeKind::DeadlineReminder, Some("final"), "a", "en", &v).unwrap();
+        assert!(!r.subject.contains('\n') && !r.subject.contains('\r'));
+    }
+}

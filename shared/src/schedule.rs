@@ -50,7 +50,7 @@ pub struct ScheduledFunction {
 
 /// Every scheduled function, in the order simulate runs them when they fire at the same minute.
 pub fn registry() -> &'static [ScheduledFunction] {
-    &[]
+    &[crate::reminders::service::SCHEDULED]
 }
 
 pub fn find(name: &str) -> Option<&'static ScheduledFunction> {

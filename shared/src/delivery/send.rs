@@ -47,7 +47,7 @@ use tracing::{Instrument, info, warn};
 
 use super::followup;
 use super::log::{DeliveryLogEntry, LogStatus};
-use super::nudge::{Audience, Channel, Nudge, NudgeStatus};
+use super::nudge::{Audience, Channel, Nudge, NudgeKind, NudgeStatus};
 use super::policy::{self, BlockReason, PolicyInput};
 use super::unsubscribe;
 use super::{DeliveryError, Notification, NotifyTarget, OutgoingEmail, SendError, redact};
@@ -284,6 +284,7 @@ fn template_vars(
     nudge: &Nudge,
     account: Option<&AccountRecord>,
     recipient: &Recipient,
+    now: DateTime<Utc>,
 ) -> Value {
     let mut vars: Map<String, Value> = match &nudge.vars {
         Value::Object(m) => m.clone(),
@@ -308,6 +309,25 @@ fn template_vars(
     }
     if let Some(cp) = recipient.contact.as_ref().and_then(|c| c.profile.as_ref()) {
         put("contact_name", json!(cp.name));
+    }
+    // Deadline wording is computed when the message leaves, in the recipient's own terms.
+    if nudge.kind == NudgeKind::DeadlineReminder
+        && let Some(due) = nudge
+            .vars
+            .get("due_at")
+            .and_then(Value::as_str)
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+    {
+        let due = due.with_timezone(&Utc);
+        let lang = recipient.locale;
+        put(
+            "time_left",
+            json!(crate::reminders::time_left(due, now, recipient.tz, lang)),
+        );
+        put(
+            "due_local",
+            json!(crate::reminders::format_due(due, recipient.tz, lang)),
+        );
     }
     if nudge.kind.audience() == Audience::Customer
         && let Some(c) = &recipient.contact
@@ -369,7 +389,7 @@ async fn deliver_in_span(
         None => None,
     };
     let recipient = resolve_recipient(deps, nudge, account.as_ref(), contact);
-    let vars = template_vars(deps, nudge, account.as_ref(), &recipient);
+    let vars = template_vars(deps, nudge, account.as_ref(), &recipient, now);
     let channel = nudge.kind.channel();
     let entry = |status: LogStatus, subject: &str, reason: Option<String>, pmid: Option<String>| {
         DeliveryLogEntry {

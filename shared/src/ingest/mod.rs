@@ -287,6 +287,9 @@ fn has_state_effect(p: &EventPayload) -> bool {
             | EventPayload::Churned
             | EventPayload::ContractRenewed { .. }
             | EventPayload::Unsubscribed { .. }
+            | EventPayload::DeadlineSet(_)
+            | EventPayload::DeadlineCompleted { .. }
+            | EventPayload::DeadlineCancelled { .. }
     )
 }
 
@@ -313,6 +316,15 @@ async fn apply_state_effect(deps: &Deps, e: &Event, now: DateTime<Utc>) -> Resul
                 .change_account(account, &AccountChange::Paused, at)
                 .await?;
             crate::delivery::send::notify_paused(deps, e, applied, now).await?;
+        }
+        (
+            EventPayload::DeadlineSet(_)
+            | EventPayload::DeadlineCompleted { .. }
+            | EventPayload::DeadlineCancelled { .. },
+            _,
+        ) => {
+            // Stages are planned (or cancelled) now, not at the next run.
+            crate::reminders::service::on_deadline_event(deps, e, now).await?;
         }
         (EventPayload::AutomationResumed, _) => {
             store

@@ -4,6 +4,7 @@
 //! recipient's own local terms. Both are pure: "now" is always a parameter.
 
 pub mod plan;
+pub mod service;
 pub mod wording;
 
 pub use plan::{

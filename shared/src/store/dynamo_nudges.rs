@@ -86,7 +86,7 @@ fn nudge_item(nudge: &Nudge, shards: u32) -> Item {
     item
 }
 
-fn nudge_from_item(item: &Item) -> Result<Nudge, StoreError> {
+pub(crate) fn nudge_from_item(item: &Item) -> Result<Nudge, StoreError> {
     let get = |k: &str| get_s(item, k).map(str::to_string);
     let kind_s = get_s(item, "kind").unwrap_or_default();
     let kind =

@@ -5,6 +5,7 @@
 //! stays in its own file; `Store` is the union every handler receives.
 
 pub mod dynamo;
+pub mod dynamo_deadlines;
 pub mod dynamo_nudges;
 pub mod schema;
 
@@ -249,8 +250,30 @@ pub trait ProfileStore: Send + Sync {
 }
 
 /// Everything a handler needs from the table.
-pub trait Store: EventStore + ProfileStore + NudgeStore {}
-impl<T: EventStore + ProfileStore + NudgeStore> Store for T {}
+pub trait Store: EventStore + ProfileStore + NudgeStore + DeadlineStore {}
+impl<T: EventStore + ProfileStore + NudgeStore + DeadlineStore> Store for T {}
+
+/// Deadlines (`DL#<id>`) and the stage nudges planned for them.
+#[async_trait]
+pub trait DeadlineStore: Send + Sync {
+    /// Last writer wins by `updated_at` (the event's `occurred_at`).
+    async fn put_deadline(
+        &self,
+        account_id: &str,
+        deadline: &DeadlineRecord,
+    ) -> Result<Applied, StoreError>;
+    async fn deadline(
+        &self,
+        account_id: &str,
+        deadline_id: &str,
+    ) -> Result<Option<DeadlineRecord>, StoreError>;
+    /// Every stage nudge ever planned for the deadline (all versions, any status).
+    async fn deadline_nudges(
+        &self,
+        account_id: &str,
+        deadline_id: &str,
+    ) -> Result<Vec<Nudge>, StoreError>;
+}
 
 // ------------------------------------------------------------------------------- nudges --
 

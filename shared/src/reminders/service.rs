@@ -1,0 +1,227 @@
+//! Deadlines in, reminder stages out: what `ingest` does with deadline events, and the
+//! 15-minute `reminders` run.
+//!
+//! A deadline's stages are nudges with deterministic ids `dl:<deadline_id>:<version>:<stage>`,
+//! where the version is the `occurred_at` (ms) of the `deadline_set` that planned them. Moving a
+//! deadline cancels its pending stages and plans the unsent ones again under the new version;
+//! stages already sent (or being sent) are never planned again. Completing or cancelling a
+//! deadline cancels its pending stages at once, in the same ingest request.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde_json::{Value, json};
+use tracing::info;
+
+use super::{Deadline, ReminderPolicy, ReminderStage, replan};
+use crate::Deps;
+use crate::config::Config;
+use crate::delivery::nudge::{Nudge, NudgeKind, NudgeStatus};
+use crate::delivery::send;
+use crate::events::{Event, EventPayload};
+use crate::schedule::{RunFuture, ScheduledError, ScheduledFunction};
+use crate::store::{Applied, DeadlineRecord, DeadlineStatus, StoreError};
+
+pub const FUNCTION: &str = "reminders";
+
+/// The registry entry (template.yaml runs it on the same expression).
+pub const SCHEDULED: ScheduledFunction = ScheduledFunction {
+    name: FUNCTION,
+    schedule: "cron(0/15 * * * ? *)",
+    run: run_boxed,
+};
+
+fn run_boxed<'a>(deps: &'a Deps, now: DateTime<Utc>, run_id: &'a str) -> RunFuture<'a> {
+    Box::pin(run(deps, now, run_id))
+}
+
+/// One scheduled run: deliver the stages that are due (through the one send path).
+pub async fn run(deps: &Deps, now: DateTime<Utc>, run_id: &str) -> Result<Value, ScheduledError> {
+    let report = send::run_due(deps, FUNCTION, now, run_id)
+        .await
+        .map_err(|e| ScheduledError::Run(e.to_string()))?;
+    info!(
+        due = report.due,
+        sent = report.sent,
+        blocked = report.blocked,
+        retried = report.retried,
+        failed = report.failed,
+        "reminders run"
+    );
+    Ok(serde_json::to_value(report).unwrap_or_default())
+}
+
+pub fn policy(config: &Config) -> ReminderPolicy {
+    ReminderPolicy {
+        quiet_start_hour: config.quiet_hours.start_hour,
+        quiet_end_hour: config.quiet_hours.end_hour,
+        ..ReminderPolicy::default()
+    }
+}
+
+/// Prefix of every stage nudge of a deadline.
+pub fn nudge_prefix(deadline_id: &str) -> String {
+    format!("dl:{deadline_id}:")
+}
+
+pub fn nudge_id(deadline_id: &str, version: i64, stage: ReminderStage) -> String {
+    format!("{}{version}:{}", nudge_prefix(deadline_id), stage.as_str())
+}
+
+/// Applies a deadline event (set, completed, cancelled); other events are ignored.
+pub async fn on_deadline_event(
+    deps: &Deps,
+    event: &Event,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let at = event.occurred_at_utc();
+    let account = event.account_id.as_str();
+    match &event.payload {
+        EventPayload::DeadlineSet(d) => {
+            let record = DeadlineRecord {
+                deadline_id: d.deadline_id.clone(),
+                contact_id: event.contact_id.clone(),
+                due_at: d.due_at.with_timezone(&Utc),
+                title: d.title.clone(),
+                kind: d.kind.clone(),
+                link: d.link.clone(),
+                status: DeadlineStatus::Active,
+                updated_at: at,
+            };
+            if deps.store.put_deadline(account, &record).await? == Applied::Stale {
+                return Ok(());
+            }
+            plan_stages(deps, account, &record, now).await
+        }
+        EventPayload::DeadlineCompleted { deadline_id }
+        | EventPayload::DeadlineCancelled { deadline_id } => {
+            let status = if matches!(event.payload, EventPayload::DeadlineCompleted { .. }) {
+                DeadlineStatus::Completed
+            } else {
+                DeadlineStatus::Cancelled
+            };
+            let existing = deps.store.deadline(account, deadline_id).await?;
+            let record = match existing {
+                Some(mut r) => {
+                    r.status = status;
+                    r.updated_at = at;
+                    r
+                }
+                // Completed before it was ever set (events out of order): remember it, so a
+                // late `deadline_set` with an older time does not resurrect it.
+                None => DeadlineRecord {
+                    deadline_id: deadline_id.clone(),
+                    contact_id: event.contact_id.clone(),
+                    due_at: at,
+                    title: String::new(),
+                    kind: None,
+                    link: None,
+                    status,
+                    updated_at: at,
+                },
+            };
+            if deps.store.put_deadline(account, &record).await? == Applied::Stale {
+                return Ok(());
+            }
+            cancel_pending(deps, account, deadline_id, status.as_str(), now).await
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn cancel_pending(
+    deps: &Deps,
+    account: &str,
+    deadline_id: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let pending: Vec<String> = deps
+        .store
+        .deadline_nudges(account, deadline_id)
+        .await?
+        .into_iter()
+        .filter(|n| n.status == NudgeStatus::Pending)
+        .map(|n| n.nudge_id)
+        .collect();
+    if !pending.is_empty() {
+        deps.store
+            .cancel_pending(account, &pending, reason, now)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The recipient's zone: the contact's, else the account's, else UTC.
+async fn recipient_tz(deps: &Deps, account: &str, contact: Option<&str>) -> Result<Tz, StoreError> {
+    if let Some(c) = contact
+        && let Some(tz) = deps
+            .store
+            .contact(account, c)
+            .await?
+            .and_then(|c| c.profile)
+            .and_then(|p| p.timezone)
+    {
+        return Ok(tz);
+    }
+    Ok(deps
+        .store
+        .account(account)
+        .await?
+        .and_then(|a| a.profile)
+        .map(|p| p.timezone)
+        .unwrap_or(Tz::UTC))
+}
+
+async fn plan_stages(
+    deps: &Deps,
+    account: &str,
+    d: &DeadlineRecord,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let existing = deps.store.deadline_nudges(account, &d.deadline_id).await?;
+    // Sent (or being sent right now) stages are never repeated.
+    let sent: Vec<ReminderStage> = existing
+        .iter()
+        .filter(|n| matches!(n.status, NudgeStatus::Sent | NudgeStatus::Claimed))
+        .filter_map(|n| n.stage.as_deref().and_then(ReminderStage::parse))
+        .collect();
+    let version = d.updated_at.timestamp_millis();
+    let stale: Vec<String> = existing
+        .iter()
+        .filter(|n| n.status == NudgeStatus::Pending)
+        .filter(|n| !n.nudge_id.contains(&format!(":{version}:")))
+        .map(|n| n.nudge_id.clone())
+        .collect();
+    if !stale.is_empty() {
+        deps.store
+            .cancel_pending(account, &stale, "moved", now)
+            .await?;
+    }
+    let tz = recipient_tz(deps, account, d.contact_id.as_deref()).await?;
+    let deadline = Deadline {
+        due_at: d.due_at,
+        tz,
+    };
+    for stage in replan(&deadline, now, &sent, &policy(&deps.config)) {
+        let nudge = Nudge::new(
+            nudge_id(&d.deadline_id, version, stage.stage),
+            account,
+            d.contact_id.clone(),
+            NudgeKind::DeadlineReminder,
+            stage.send_at,
+            FUNCTION,
+            now,
+        )
+        .with_stage(stage.stage.as_str())
+        .with_vars(json!({
+            "deadline_id": d.deadline_id,
+            "title": d.title,
+            "link": d.link,
+            "due_at": d.due_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "deadline_kind": d.kind,
+            "late": stage.late,
+        }));
+        deps.store.put_nudge(&nudge, deps.config.due_shards).await?;
+    }
+    Ok(())
+}

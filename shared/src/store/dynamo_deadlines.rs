@@ -1,0 +1,95 @@
+//! DynamoDB adapter for deadlines (`ACCT#<id>/DL#<deadline_id>`).
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
+
+use super::dynamo::{DynamoStore, get_s, get_ts, is_conditional_failure, map_err, s, ts};
+use super::dynamo_nudges::nudge_from_item;
+use super::schema::{self, PK, SK};
+use super::{Applied, DeadlineRecord, DeadlineStatus, DeadlineStore, StoreError};
+use crate::delivery::Nudge;
+
+#[async_trait]
+impl DeadlineStore for DynamoStore {
+    async fn put_deadline(
+        &self,
+        account_id: &str,
+        d: &DeadlineRecord,
+    ) -> Result<Applied, StoreError> {
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(schema::account_pk(account_id)))
+            .item(SK, s(schema::deadline_sk(&d.deadline_id)))
+            .item("due_at", ts(d.due_at))
+            .item("title", s(&d.title))
+            .item("status", s(d.status.as_str()))
+            .item("updated_at", ts(d.updated_at))
+            // Last writer wins by the event's occurred_at: a late old event changes nothing.
+            .condition_expression("attribute_not_exists(#u) OR #u < :u")
+            .expression_attribute_names("#u", "updated_at")
+            .expression_attribute_values(":u", ts(d.updated_at))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        for (k, v) in [
+            ("contact_id", &d.contact_id),
+            ("kind", &d.kind),
+            ("link", &d.link),
+        ] {
+            if let Some(v) = v {
+                req = req.item(k, AttributeValue::S(v.clone()));
+            }
+        }
+        match req.send().await {
+            Ok(out) => {
+                self.meter.record(out.consumed_capacity());
+                Ok(Applied::Applied)
+            }
+            Err(e) if is_conditional_failure(&e) => Ok(Applied::Stale),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    async fn deadline(
+        &self,
+        account_id: &str,
+        deadline_id: &str,
+    ) -> Result<Option<DeadlineRecord>, StoreError> {
+        let item = self
+            .get_item(
+                &schema::account_pk(account_id),
+                &schema::deadline_sk(deadline_id),
+            )
+            .await?;
+        Ok(item.and_then(|item| {
+            Some(DeadlineRecord {
+                deadline_id: deadline_id.to_string(),
+                contact_id: get_s(&item, "contact_id").map(str::to_string),
+                due_at: get_ts(&item, "due_at")?,
+                title: get_s(&item, "title").unwrap_or_default().to_string(),
+                kind: get_s(&item, "kind").map(str::to_string),
+                link: get_s(&item, "link").map(str::to_string),
+                status: DeadlineStatus::parse(get_s(&item, "status")?)?,
+                updated_at: get_ts(&item, "updated_at")?,
+            })
+        }))
+    }
+
+    async fn deadline_nudges(
+        &self,
+        account_id: &str,
+        deadline_id: &str,
+    ) -> Result<Vec<Nudge>, StoreError> {
+        self.query_prefix(
+            &schema::account_pk(account_id),
+            &format!(
+                "NUDGE#{}",
+                crate::reminders::service::nudge_prefix(deadline_id)
+            ),
+        )
+        .await?
+        .iter()
+        .map(nudge_from_item)
+        .collect()
+    }
+}

@@ -199,7 +199,8 @@ pub async fn simulate(stack: &LocalStack, opts: &SimulateOptions) -> Result<Simu
                 }
             }
             Step::Scheduled(f) => {
-                (f.run)(&ingest.deps, *at)
+                let run_id = format!("sim-{}-{}", f.name, at.timestamp());
+                (f.run)(&ingest.deps, *at, &run_id)
                     .await
                     .with_context(|| format!("{} run at {at}", f.name))?;
                 *report.runs.entry(f.name.to_string()).or_default() += 1;

@@ -39,12 +39,13 @@ impl From<ScheduledError> for lambda_runtime::Diagnostic {
 
 pub type RunFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, ScheduledError>> + Send + 'a>>;
 
-/// A function run on a schedule; `run` gets "now" from the scheduled event.
+/// A function run on a schedule; `run` gets "now" from the scheduled event and a run id that
+/// is unique per invocation (the Lambda request id), used as the owner of the leases it takes.
 pub struct ScheduledFunction {
     pub name: &'static str,
     /// The EventBridge cron expression, identical to template.yaml's.
     pub schedule: &'static str,
-    pub run: for<'a> fn(&'a Deps, DateTime<Utc>) -> RunFuture<'a>,
+    pub run: for<'a> fn(&'a Deps, DateTime<Utc>, &'a str) -> RunFuture<'a>,
 }
 
 /// Every scheduled function, in the order simulate runs them when they fire at the same minute.
@@ -68,8 +69,9 @@ pub async fn handle(
     event: LambdaEvent<EventBridgeEvent<Value>>,
 ) -> Result<Value, ScheduledError> {
     let now = scheduled_time(&event.payload)?;
-    let span = tracing::info_span!("scheduled", function = function.name, now = %now, request_id = %event.context.request_id);
-    (function.run)(deps, now).instrument(span).await
+    let run_id = event.context.request_id.clone();
+    let span = tracing::info_span!("scheduled", function = function.name, now = %now, request_id = %run_id);
+    (function.run)(deps, now, &run_id).instrument(span).await
 }
 
 /// An EventBridge cron expression: `cron(min hour day-of-month month day-of-week year)`, UTC.

@@ -127,6 +127,48 @@ pub struct ContactRecord {
     pub unsubscribed: BTreeSet<String>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadlineStatus {
+    Active,
+    Completed,
+    Cancelled,
+}
+
+impl DeadlineStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DeadlineStatus::Active => "active",
+            DeadlineStatus::Completed => "completed",
+            DeadlineStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeadlineStatus> {
+        [
+            DeadlineStatus::Active,
+            DeadlineStatus::Completed,
+            DeadlineStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|d| d.as_str() == s)
+    }
+}
+
+/// A deadline as stored (`DL#<id>`); `updated_at` is the `occurred_at` of the event that last
+/// changed it (last writer wins).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadlineRecord {
+    pub deadline_id: String,
+    pub contact_id: Option<String>,
+    pub due_at: DateTime<Utc>,
+    pub title: String,
+    pub kind: Option<String>,
+    pub link: Option<String>,
+    pub status: DeadlineStatus,
+    pub updated_at: DateTime<Utc>,
+}
+
 /// A state change on an account that is not a profile upsert.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AccountChange {

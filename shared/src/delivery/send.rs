@@ -59,7 +59,7 @@ use crate::templates::{self, Rendered};
 /// How long a claim holds. Longer than any function's timeout.
 pub const LEASE: Duration = Duration::minutes(15);
 /// How far before the checkpoint a run looks again (late writes, clock skew, expired leases).
-pub const LOOK_BACK: Duration = Duration::hours(1);
+pub const LOOK_BACK: Duration = Duration::minutes(15);
 /// The oldest bucket a run ever scans (bounds a first run or a long outage).
 pub const MAX_SCAN: Duration = Duration::days(8);
 /// First retry delay; doubled per attempt.

@@ -374,3 +374,98 @@ async fn sample_event_fixture_works_through_the_lambda_entry() {
         "second delivery of the same fixture: {body}"
     );
 }
+
+#[tokio::test]
+async fn a_failed_rollup_puts_its_events_in_retry_and_a_resend_counts_them_once() {
+    let env = TestEnv::new("partial").await;
+    let now = at("2026-11-20T15:00:00Z");
+    // Sabotage one account's rollup item: `logins` as a string makes the ADD fail in DynamoDB.
+    env.stack
+        .dynamodb()
+        .put_item()
+        .table_name(&env.table)
+        .item(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("ACCT#bad".into()),
+        )
+        .item(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("DAY#2026-11-20".into()),
+        )
+        .item(
+            "logins",
+            aws_sdk_dynamodb::types::AttributeValue::S("oops".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let body = batch(&[
+        login("p1", "good", "u1", "2026-11-20T10:01:00-05:00"),
+        login("p2", "bad", "u1", "2026-11-20T10:02:00-05:00"),
+        login("p3", "bad", "u2", "2026-11-20T10:03:00-05:00"),
+        login("p4", "good", "u2", "2026-11-20T10:04:00-05:00"),
+    ]);
+    let (status, out) = env.post_events(&body, now).await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["accepted"], 2);
+    assert_eq!(out["retry"], json!([1, 2]));
+    // The failed events' raw records were removed again, so the resend is not a duplicate.
+    assert!(env.store.raw_events("bad").await.unwrap().is_empty());
+
+    env.stack
+        .dynamodb()
+        .delete_item()
+        .table_name(&env.table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("ACCT#bad".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("DAY#2026-11-20".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (status, again) = env.post_events(&body, now).await;
+    assert_eq!(status, 200);
+    assert_eq!(again["accepted"], 2, "{again}");
+    assert_eq!(again["duplicates"], 2);
+    let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    assert_eq!(
+        env.store.rollups("bad", day, day).await.unwrap()[0].logins,
+        2
+    );
+    assert_eq!(
+        env.store.rollups("good", day, day).await.unwrap()[0].logins,
+        2
+    );
+}
+
+#[tokio::test]
+async fn nothing_stored_because_the_table_is_unreachable_is_503_with_retry_after() {
+    let env = TestEnv::new("unreachable").await;
+    // The same handler, wired to a DynamoDB endpoint that refuses connections.
+    let broken = nudge_tests::LocalStack {
+        dynamodb_url: "http://127.0.0.1:9".into(),
+        moto_url: env.stack.moto_url.clone(),
+    };
+    let (deps, _) = broken.deps(env.deps().config.clone());
+    let app = nudge_shared::ingest::lambda::Ingest::new(deps);
+    let body = batch(&[
+        login("x1", "acme", "u1", "2026-11-20T10:01:00-05:00"),
+        json!({"event_id": "x2", "account_id": "acme", "type": "teleported", "occurred_at": "2026-11-20T10:01:00-05:00"}),
+        login("x3", "acme", "u1", "2026-11-20T10:02:00-05:00"),
+    ]);
+    let event =
+        apigw::signed_post_events(LOCAL_SECRET.as_bytes(), &body, at("2026-11-20T15:00:00Z"));
+    let resp = app.http(apigw::to_request(&event).unwrap()).await;
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "5");
+    let out: Value = match resp.body() {
+        lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap(),
+        _ => panic!("no body"),
+    };
+    assert_eq!(out["retry"], json!([0, 2]));
+    assert_eq!(out["rejected"][0]["index"], 1);
+}

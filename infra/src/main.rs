@@ -203,11 +203,7 @@ fn print_summary(r: &nudge_infra::simulate::SimulationReport) {
     );
     let mut kinds: std::collections::BTreeMap<String, usize> = Default::default();
     for d in &r.deliveries {
-        let k = format!(
-            "{}/{}",
-            d.get("kind").and_then(|v| v.as_str()).unwrap_or("?"),
-            d.get("status").and_then(|v| v.as_str()).unwrap_or("?")
-        );
+        let k = format!("{}/{}", d.kind, d.status.as_str());
         *kinds.entry(k).or_default() += 1;
     }
     let kinds: Vec<String> = kinds.iter().map(|(k, v)| format!("{k}: {v}")).collect();

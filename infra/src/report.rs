@@ -22,6 +22,7 @@ pub fn escape(s: &str) -> String {
 }
 
 fn field(v: &Value, k: &str) -> String {
+    // Entries are rendered through their JSON form so the report shows what the log says.
     match v.get(k) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Null) | None => String::new(),
@@ -30,8 +31,13 @@ fn field(v: &Value, k: &str) -> String {
 }
 
 pub fn html(title: &str, r: &SimulationReport) -> String {
+    let deliveries: Vec<Value> = r
+        .deliveries
+        .iter()
+        .filter_map(|d| serde_json::to_value(d).ok())
+        .collect();
     let mut by_kind: BTreeMap<(String, String), usize> = BTreeMap::new();
-    for d in &r.deliveries {
+    for d in &deliveries {
         *by_kind
             .entry((field(d, "kind"), field(d, "status")))
             .or_default() += 1;
@@ -77,7 +83,7 @@ pub fn html(title: &str, r: &SimulationReport) -> String {
         ));
     }
     s.push_str("</table><h2>Delivery log</h2><table><tr><th>at (UTC)</th><th>function</th><th>kind</th><th>stage</th><th>channel</th><th>account</th><th>contact</th><th>subject</th><th>locale</th><th>status</th><th>reason</th></tr>");
-    for d in &r.deliveries {
+    for d in &deliveries {
         let status = field(d, "status");
         s.push_str(&format!("<tr class=\"{}\">", escape(&status)));
         for k in [
@@ -107,10 +113,15 @@ mod tests {
 
     #[test]
     fn html_in_subjects_is_escaped() {
+        let entry: nudge_shared::delivery::DeliveryLogEntry =
+            serde_json::from_value(serde_json::json!({
+            "at": "2026-11-20T00:00:00Z", "function": "reminders", "kind": "deadline_reminder",
+            "channel": "email", "account_id": "a", "to": "x@example.com",
+            "subject": "<script>alert(1)</script>", "locale": "en", "status": "sent",
+            "nudge_id": "n", "variant": "a"}))
+            .unwrap();
         let r = SimulationReport {
-            deliveries: vec![
-                serde_json::json!({"subject": "<script>alert(1)</script>", "status": "sent"}),
-            ],
+            deliveries: vec![entry],
             ..Default::default()
         };
         let out = html("t", &r);

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
+use nudge_shared::delivery::DeliveryLogEntry;
 use nudge_shared::ingest::lambda::Ingest;
 use nudge_shared::schedule::{self, Cron};
 use serde::Serialize;
@@ -44,8 +45,9 @@ pub struct SimulationReport {
     pub runs: BTreeMap<String, usize>,
     /// Items in the table after the run, by kind (raw events, rollups, contacts, ...).
     pub stored: BTreeMap<String, usize>,
-    /// The delivery log: one JSON object per message that left (or was blocked).
-    pub deliveries: Vec<Value>,
+    /// The delivery log: one entry per message that left, was blocked or failed, sorted by
+    /// (at, account_id, nudge_id), without provider message ids (random per run).
+    pub deliveries: Vec<DeliveryLogEntry>,
 }
 
 impl SimulationReport {
@@ -53,7 +55,8 @@ impl SimulationReport {
     pub fn delivery_jsonl(&self) -> String {
         let mut s = String::new();
         for d in &self.deliveries {
-            s.push_str(&d.to_string());
+            // Struct field order is the contract's order.
+            s.push_str(&serde_json::to_string(d).unwrap_or_default());
             s.push('\n');
         }
         s
@@ -211,7 +214,17 @@ pub async fn simulate(stack: &LocalStack, opts: &SimulateOptions) -> Result<Simu
 
     let items = scan_all(stack, &table).await?;
     report.stored = summarise(&items);
-    report.deliveries = delivery_log(&items);
+    let mut log = ingest
+        .deps
+        .store
+        .all_delivery_log()
+        .await
+        .context("reading the delivery log")?;
+    nudge_shared::delivery::log::sort(&mut log);
+    for entry in &mut log {
+        entry.provider_message_id = None;
+    }
+    report.deliveries = log;
     if !opts.keep_table {
         stack.delete_table(&table).await?;
     }
@@ -269,25 +282,4 @@ pub fn summarise(items: &[Item]) -> BTreeMap<String, usize> {
         *m.entry(kind.to_string()).or_default() += 1;
     }
     m
-}
-
-/// Delivery-log entries from `LOG#` items (their `entry` attribute is the JSON line), sorted by
-/// time, account and nudge. Provider message ids are dropped: they are random per run, and the
-/// log must be identical for identical inputs.
-pub fn delivery_log(items: &[Item]) -> Vec<Value> {
-    let mut entries: Vec<Value> = items
-        .iter()
-        .filter(|i| sort_key(i).starts_with("LOG#"))
-        .filter_map(|i| i.get("entry").and_then(|v| v.as_s().ok()))
-        .filter_map(|s| serde_json::from_str::<Value>(s).ok())
-        .map(|mut v| {
-            if let Some(o) = v.as_object_mut() {
-                o.remove("provider_message_id");
-            }
-            v
-        })
-        .collect();
-    let key = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    entries.sort_by_key(|v| (key(v, "at"), key(v, "account_id"), key(v, "nudge_id")));
-    entries
 }

@@ -23,8 +23,8 @@ async fn same_input_gives_the_same_delivery_log_byte_for_byte() {
     let stack = LocalStack::ensure_running().unwrap();
     let opts = SimulateOptions {
         events: journey(),
-        from: "2026-11-01T00:00:00Z".parse().unwrap(),
-        to: "2026-11-08T00:00:00Z".parse().unwrap(),
+        from: "2026-11-02T00:00:00Z".parse().unwrap(),
+        to: "2026-11-06T12:00:00Z".parse().unwrap(),
         keep_table: false,
     };
     let a = simulate(&stack, &opts).await.unwrap();
@@ -36,6 +36,28 @@ async fn same_input_gives_the_same_delivery_log_byte_for_byte() {
     assert_eq!(lines, vec![6, 7], "{:?}", a.rejected);
     assert!(a.rejected[0].1.contains("teleported"));
     assert_eq!(a.stored.get("raw events"), Some(&4));
+    // The trial deadline (due 2026-11-06 18:00 Tokyo) went through all three stages.
+    let stages: Vec<(String, String)> = a
+        .deliveries
+        .iter()
+        .map(|d| (d.at.to_rfc3339(), d.stage.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        stages,
+        vec![
+            (
+                "2026-11-03T09:00:00+00:00".to_string(),
+                "t_minus_3d".to_string()
+            ),
+            (
+                "2026-11-06T00:00:00+00:00".to_string(),
+                "morning_of".to_string()
+            ),
+            ("2026-11-06T07:00:00+00:00".to_string(), "final".to_string()),
+        ]
+    );
+    let line = a.delivery_jsonl().lines().next().unwrap().to_string();
+    assert!(line.starts_with(r#"{"at":"2026-11-03T09:00:00Z","function":"reminders","kind":"deadline_reminder","stage":"t_minus_3d","channel":"email""#), "{line}");
 }
 
 #[tokio::test]

@@ -64,6 +64,8 @@ pub const LOOK_BACK: Duration = Duration::minutes(15);
 pub const MAX_SCAN: Duration = Duration::days(8);
 /// First retry delay; doubled per attempt.
 pub const BACKOFF_BASE: Duration = Duration::minutes(15);
+/// The failure reason of a nudge whose lease expired mid-send (it may have left).
+pub const UNKNOWN_OUTCOME: &str = "unknown_outcome";
 /// Concurrent deliveries per run.
 const CONCURRENCY: usize = 8;
 /// Optimistic cap reservation attempts before giving up for this run.
@@ -149,6 +151,14 @@ pub fn buckets_between(from: DateTime<Utc>, now: DateTime<Utc>) -> Vec<String> {
     out
 }
 
+/// Start of the due bucket `at` falls in (the GSI partition of a pending nudge is the bucket
+/// of `max(send_at, created_at)`, see the store).
+fn bucket_start(at: DateTime<Utc>) -> DateTime<Utc> {
+    let width = i64::from(schema::BUCKET_MINUTES) * 60;
+    let secs = at.timestamp();
+    DateTime::from_timestamp(secs - secs.rem_euclid(width), 0).unwrap_or(at)
+}
+
 /// A scheduled run: deliver every due nudge of `function`, then advance its checkpoint.
 pub async fn run_due(
     deps: &Deps,
@@ -168,6 +178,14 @@ pub async fn run_due(
             &swept_functions(function),
         )
         .await?;
+    // A nudge claimed by another run whose lease has not expired yet is resolved by a later
+    // run (sent by its owner, or `unknown_outcome` once the lease expires). That later run
+    // must still scan its bucket: hold the checkpoint so that its look-back reaches it.
+    let hold = due
+        .iter()
+        .filter(|n| n.status == NudgeStatus::Claimed && n.lease_until.is_some_and(|u| u >= now))
+        .map(|n| bucket_start(n.send_at.max(n.created_at)) + LOOK_BACK)
+        .min();
     let mut report = RunReport {
         function: function.into(),
         run_id: run_id.into(),
@@ -193,7 +211,9 @@ pub async fn run_due(
         }
     }
     if report.errors == 0 {
-        store.set_checkpoint(function, now).await?;
+        store
+            .set_checkpoint(function, hold.map_or(now, |h| h.min(now)))
+            .await?;
     }
     info!(
         function,
@@ -727,14 +747,14 @@ async fn resolve_claimed(
             subject: String::new(),
             locale: String::new(),
             status: LogStatus::Failed,
-            reason: Some("unknown_outcome".into()),
+            reason: Some(UNKNOWN_OUTCOME.into()),
             nudge_id: nudge.nudge_id.clone(),
             variant: nudge.variant.clone(),
             provider_message_id: None,
         })
         .await?;
     Ok(Outcome::Failed {
-        reason: "unknown_outcome".into(),
+        reason: UNKNOWN_OUTCOME.into(),
     })
 }
 

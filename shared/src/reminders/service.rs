@@ -87,7 +87,7 @@ pub async fn on_deadline_event(
                 status: DeadlineStatus::Active,
                 updated_at: at,
             };
-            if deps.store.put_deadline(account, &record).await? == Applied::Stale {
+            if !store_deadline(deps, account, &record).await? {
                 return Ok(());
             }
             plan_stages(deps, account, &record, now).await
@@ -119,13 +119,40 @@ pub async fn on_deadline_event(
                     updated_at: at,
                 },
             };
-            if deps.store.put_deadline(account, &record).await? == Applied::Stale {
+            if !store_deadline(deps, account, &record).await? {
                 return Ok(());
             }
             cancel_pending(deps, account, deadline_id, status.as_str(), now).await
         }
         _ => Ok(()),
     }
+}
+
+/// Stores the deadline (last writer wins by `occurred_at`). True when `record` is the current
+/// state and its effects must be applied: newly written, or already written by an earlier
+/// attempt of this same event. The latter is a client retry after the effects failed half-way
+/// (the ingest handler compensates by forgetting the event, so it is not a duplicate): the
+/// stages are then planned or cancelled again, idempotently.
+async fn store_deadline(
+    deps: &Deps,
+    account: &str,
+    record: &DeadlineRecord,
+) -> Result<bool, StoreError> {
+    if deps.store.put_deadline(account, record).await? == Applied::Applied {
+        return Ok(true);
+    }
+    Ok(deps
+        .store
+        .deadline(account, &record.deadline_id)
+        .await?
+        .is_some_and(|stored| is_this_version(&stored, record)))
+}
+
+/// Whether `stored` is the state `record` wrote (timestamps compared at the store's precision).
+fn is_this_version(stored: &DeadlineRecord, record: &DeadlineRecord) -> bool {
+    stored.updated_at.timestamp_millis() == record.updated_at.timestamp_millis()
+        && stored.status == record.status
+        && stored.due_at.timestamp_millis() == record.due_at.timestamp_millis()
 }
 
 async fn cancel_pending(
@@ -151,9 +178,13 @@ async fn cancel_pending(
     Ok(())
 }
 
-/// The recipient's zone: the contact's, else the account's, else UTC.
+/// The recipient's zone: the contact's, else the account's, else UTC. Without a contact the
+/// reminder goes to the account's admin (as the send path resolves it), so the admin's zone
+/// applies: stages are planned in the zone the message's wording uses.
 async fn recipient_tz(deps: &Deps, account: &str, contact: Option<&str>) -> Result<Tz, StoreError> {
-    if let Some(c) = contact
+    let record = deps.store.account(account).await?;
+    let admin = record.as_ref().and_then(|a| a.admin_contact_id.as_deref());
+    if let Some(c) = contact.or(admin)
         && let Some(tz) = deps
             .store
             .contact(account, c)
@@ -163,10 +194,7 @@ async fn recipient_tz(deps: &Deps, account: &str, contact: Option<&str>) -> Resu
     {
         return Ok(tz);
     }
-    Ok(deps
-        .store
-        .account(account)
-        .await?
+    Ok(record
         .and_then(|a| a.profile)
         .map(|p| p.timezone)
         .unwrap_or(Tz::UTC))
@@ -179,10 +207,15 @@ async fn plan_stages(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let existing = deps.store.deadline_nudges(account, &d.deadline_id).await?;
-    // Sent (or being sent right now) stages are never repeated.
+    // Sent (or being sent right now, or possibly sent: a lease that expired mid-send) stages
+    // are never repeated.
     let sent: Vec<ReminderStage> = existing
         .iter()
-        .filter(|n| matches!(n.status, NudgeStatus::Sent | NudgeStatus::Claimed))
+        .filter(|n| {
+            matches!(n.status, NudgeStatus::Sent | NudgeStatus::Claimed)
+                || (n.status == NudgeStatus::Failed
+                    && n.reason.as_deref() == Some(send::UNKNOWN_OUTCOME))
+        })
         .filter_map(|n| n.stage.as_deref().and_then(ReminderStage::parse))
         .collect();
     let version = d.updated_at.timestamp_millis();
@@ -202,6 +235,7 @@ async fn plan_stages(
         due_at: d.due_at,
         tz,
     };
+    let mut planned = Vec::new();
     for stage in replan(&deadline, now, &sent, &policy(&deps.config)) {
         let nudge = Nudge::new(
             nudge_id(&d.deadline_id, version, stage.stage),
@@ -222,6 +256,22 @@ async fn plan_stages(
             "late": stage.late,
         }));
         deps.store.put_nudge(&nudge, deps.config.due_shards).await?;
+        planned.push(nudge.nudge_id);
+    }
+    // Ingest applies the events of one batch concurrently: a later `deadline_completed` or
+    // move of this deadline may have looked for pending stages before ours were written. Its
+    // record is stored first, so reading the deadline now tells: if this version is no longer
+    // current, withdraw what was just planned (the later event's own cancel saw nothing).
+    if !planned.is_empty()
+        && !deps
+            .store
+            .deadline(account, &d.deadline_id)
+            .await?
+            .is_some_and(|stored| is_this_version(&stored, d))
+    {
+        deps.store
+            .cancel_pending(account, &planned, "superseded", now)
+            .await?;
     }
     Ok(())
 }

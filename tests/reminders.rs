@@ -1050,3 +1050,50 @@ async fn a_deadline_set_retried_after_a_half_applied_attempt_plans_its_stages() 
     let p = pending(&env).await;
     assert_eq!(p.len(), 3, "{p:?}");
 }
+
+/// `tests/events/deadline-set.json`: a signed HTTP API event carrying a `deadline_set`, for
+/// `sam local invoke -e` / `cargo lambda invoke`. Regenerate with NUDGE_WRITE_FIXTURES=1.
+#[tokio::test]
+async fn deadline_set_sample_event_verifies_and_plans_three_stages() {
+    let env = one_shard("rem_fixture").await;
+    seed(
+        &env,
+        "Asia/Tokyo",
+        "ja",
+        &[person("u-7", "Asia/Tokyo", "ja")],
+    )
+    .await;
+    let body = json!({"events": [{
+        "event_id": "evt-dl-1", "account_id": "acme", "contact_id": "u-7",
+        "type": "deadline_set", "occurred_at": "2026-11-10T10:00:00+09:00",
+        "properties": {"deadline_id": "q4-report", "due_at": "2026-11-20T18:00:00+09:00",
+            "title": "Q4 report", "kind": "report", "link": "https://app.example/deadlines/q4-report"}
+    }]})
+    .to_string();
+    let expected = nudge_infra::apigw::signed_post_events(
+        nudge_tests::LOCAL_SECRET.as_bytes(),
+        &body,
+        at("2026-11-10T01:00:05Z"),
+    );
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/events/deadline-set.json"
+    );
+    if std::env::var_os("NUDGE_WRITE_FIXTURES").is_some() {
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&expected).unwrap() + "\n",
+        )
+        .unwrap();
+    }
+    let committed: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(
+        committed, expected,
+        "regenerate with NUDGE_WRITE_FIXTURES=1"
+    );
+    let (status, out) = env.call(&committed).await;
+    assert_eq!((status, out["accepted"].as_u64()), (200, Some(1)), "{out}");
+    let p = pending(&env).await;
+    let stages: Vec<&str> = p.iter().map(|(_, _, s)| s.as_str()).collect();
+    assert_eq!(stages, vec!["final", "morning_of", "t_minus_3d"], "{p:?}");
+}

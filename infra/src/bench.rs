@@ -284,3 +284,302 @@ pub async fn ingest_rss_child(stack: &LocalStack) -> Result<()> {
     stack.delete_table(&table).await?;
     Ok(())
 }
+
+// ----------------------------------------------------------------------- bench reminders --
+
+/// Options of `nudge bench reminders`.
+#[derive(Debug, Clone, Copy)]
+pub struct RemindersBench {
+    /// Deadlines stored (each with its pending stages), none due during the empty runs.
+    pub deadlines: usize,
+    /// Final stages made due in one slot for the send measurement.
+    pub due: usize,
+    /// Empty runs measured (successive 15-minute slots).
+    pub runs: usize,
+}
+
+const DEADLINES_PER_ACCOUNT: usize = 10;
+
+/// BatchWriteItem of `items`, 25 per request, `in_flight` requests at once, unprocessed items
+/// resent. Returns the number of items written.
+async fn batch_write(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    items: Vec<HashMap<String, AttributeValue>>,
+    in_flight: usize,
+) -> Result<usize> {
+    let n = items.len();
+    let requests: Vec<WriteRequest> = items
+        .into_iter()
+        .map(|item| {
+            WriteRequest::builder()
+                .put_request(
+                    PutRequest::builder()
+                        .set_item(Some(item))
+                        .build()
+                        .expect("item set"),
+                )
+                .build()
+        })
+        .collect();
+    let chunks: Vec<Vec<WriteRequest>> = requests.chunks(25).map(|c| c.to_vec()).collect();
+    let results: Vec<Result<()>> = stream::iter(chunks)
+        .map(|chunk| async move {
+            let mut pending = chunk;
+            while !pending.is_empty() {
+                let out = client
+                    .batch_write_item()
+                    .request_items(table, pending)
+                    .send()
+                    .await
+                    .context("BatchWriteItem")?;
+                pending = out
+                    .unprocessed_items()
+                    .and_then(|m| m.get(table))
+                    .cloned()
+                    .unwrap_or_default();
+            }
+            Ok(())
+        })
+        .buffer_unordered(in_flight)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<()>>>()?;
+    Ok(n)
+}
+
+/// A deadline as ingest stores it, with the stage nudges it plans, in the item shapes of the
+/// store (`deadline_item`, `nudge_item`, `service::stage_nudges`).
+fn deadline_items(
+    account: &str,
+    record: &nudge_shared::store::DeadlineRecord,
+    tz: chrono_tz::Tz,
+    now: DateTime<Utc>,
+    sent: &[nudge_shared::reminders::ReminderStage],
+    shards: u32,
+) -> Vec<HashMap<String, AttributeValue>> {
+    use nudge_shared::reminders::{ReminderPolicy, service};
+    use nudge_shared::store::{dynamo_deadlines, dynamo_nudges};
+    let mut items = vec![dynamo_deadlines::deadline_item(account, record)];
+    items.extend(
+        service::stage_nudges(account, record, tz, now, sent, &ReminderPolicy::default())
+            .iter()
+            .map(|n| dynamo_nudges::nudge_item(n, shards)),
+    );
+    items
+}
+
+fn record(
+    id: String,
+    contact: String,
+    due_at: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> nudge_shared::store::DeadlineRecord {
+    nudge_shared::store::DeadlineRecord {
+        title: format!("Quarterly report {id}"),
+        deadline_id: id.clone(),
+        contact_id: Some(contact),
+        due_at,
+        kind: Some("report".into()),
+        link: Some(format!("https://app.example/deadlines/{id}")),
+        status: nudge_shared::store::DeadlineStatus::Active,
+        updated_at: at,
+    }
+}
+
+fn units(before: Capacity, after: Capacity) -> (f64, f64, u64) {
+    (
+        after.read_units - before.read_units,
+        after.write_units - before.write_units,
+        after.requests - before.requests,
+    )
+}
+
+use nudge_shared::store::dynamo::Capacity;
+
+/// One reminders run at `now`; (report, capacity used, wall time).
+async fn reminders_run(
+    deps: &nudge_shared::Deps,
+    meter: &nudge_shared::store::dynamo::CapacityMeter,
+    now: DateTime<Utc>,
+) -> Result<(Value, (f64, f64, u64), Duration)> {
+    let before = meter.snapshot();
+    let t = Instant::now();
+    let report =
+        nudge_shared::reminders::service::run(deps, now, &format!("bench-{}", now.timestamp()))
+            .await
+            .map_err(|e| anyhow::anyhow!("reminders run: {e}"))?;
+    let wall = t.elapsed();
+    Ok((report, units(before, meter.snapshot()), wall))
+}
+
+/// Empty runs at `runs` successive slots from `first`: (median RRU, median requests, median
+/// wall, max RRU).
+async fn empty_runs(
+    deps: &nudge_shared::Deps,
+    meter: &nudge_shared::store::dynamo::CapacityMeter,
+    first: DateTime<Utc>,
+    runs: usize,
+) -> Result<(f64, u64, Duration, f64)> {
+    let mut rru = Vec::new();
+    let mut reqs = Vec::new();
+    let mut walls = Vec::new();
+    for k in 0..runs {
+        let now = first + chrono::Duration::minutes(15 * k as i64);
+        let (report, (r, _, q), wall) = reminders_run(deps, meter, now).await?;
+        anyhow::ensure!(
+            report["due"] == 0,
+            "nothing may be due in the empty runs: {report}"
+        );
+        rru.push(r);
+        reqs.push(q);
+        walls.push(wall);
+    }
+    let max = rru.iter().cloned().fold(0.0, f64::max);
+    rru.sort_by(|a, b| a.total_cmp(b));
+    reqs.sort();
+    Ok((rru[rru.len() / 2], reqs[reqs.len() / 2], median(walls), max))
+}
+
+pub async fn reminders(stack: &LocalStack, opts: RemindersBench) -> Result<()> {
+    use chrono::Duration as Td;
+    let table = format!("nudge-bench-rem-{}", std::process::id());
+    stack.create_table(&table).await?;
+    let topic = stack.prepare_messaging().await?;
+    let config = stack.config(&table, &topic)?;
+    let shards = config.due_shards;
+    let (deps, store) = stack.deps(config);
+    let ingest = Ingest::new(deps);
+    let deps = &ingest.deps;
+    let meter = store.meter();
+    let client = stack.dynamodb();
+    let tz = chrono_tz::Asia::Tokyo;
+    let t0 = bench_now();
+    println!(
+        "== reminders: table {table}, due GSI {shards} shards per 15-minute bucket, DynamoDB Local"
+    );
+
+    // (a0) Empty runs on an empty table: the baseline.
+    reminders_run(deps, &meter, t0 - Td::minutes(15)).await?;
+    let (rru0, req0, wall0, _) = empty_runs(deps, &meter, t0, opts.runs).await?;
+    println!(
+        "empty table, run with nothing due: {rru0:.1} RRU, {req0} requests, {:.1} ms (median of {} runs)",
+        wall0.as_secs_f64() * 1000.0,
+        opts.runs
+    );
+
+    // Load: `deadlines` deadlines over deadlines/10 accounts, due 4-60 days after the
+    // measured window, each with its pending stages (3 nudge items) in future buckets.
+    let load_at = t0 - Td::days(1);
+    let window_end = t0 + Td::minutes(15 * (2 * opts.runs as i64 + 2));
+    let started = Instant::now();
+    let mut written = 0usize;
+    let chunk = 5_000;
+    for start in (0..opts.deadlines).step_by(chunk) {
+        let items: Vec<HashMap<String, AttributeValue>> = (start
+            ..(start + chunk).min(opts.deadlines))
+            .flat_map(|i| {
+                let account = format!("acct-{}", i / DEADLINES_PER_ACCOUNT);
+                // Spread over 56 days in 7-minute steps: every bucket of the period has work.
+                let due = window_end + Td::days(4) + Td::minutes(7 * (i as i64 % 11_520));
+                let r = record(format!("d{i}"), format!("u-{}", i % 5), due, load_at);
+                deadline_items(&account, &r, tz, load_at, &[], shards)
+            })
+            .collect();
+        written += batch_write(&client, &table, items, 8).await?;
+    }
+    let load = started.elapsed();
+    println!(
+        "loaded {} deadlines + their pending stages: {written} items in {:.1} s ({:.0} items/s, BatchWriteItem, 8 in flight)",
+        opts.deadlines,
+        load.as_secs_f64(),
+        written as f64 / load.as_secs_f64()
+    );
+
+    // (a) Empty runs with the deadlines stored.
+    let first = t0 + Td::minutes(15 * opts.runs as i64);
+    let (rru, req, wall, max) = empty_runs(deps, &meter, first, opts.runs).await?;
+    println!(
+        "{} deadlines stored, run with nothing due: {rru:.1} RRU (max {max:.1}), {req} requests, {:.1} ms (median of {} runs at successive 15-min slots)",
+        opts.deadlines,
+        wall.as_secs_f64() * 1000.0,
+        opts.runs
+    );
+    // DynamoDB Local reports no capacity for a Query that returns nothing; the service bills
+    // every eventually consistent read request at least 0.5 RRU. One request of the run is the
+    // checkpoint write.
+    println!(
+        "  billed floor on DynamoDB (0.5 RRU per read request, {} reads): {:.1} RRU per empty run",
+        req.saturating_sub(1),
+        0.5 * req.saturating_sub(1) as f64
+    );
+
+    // (b) `due` final stages due in the next slot: 100 accounts × 10 contacts with email
+    // (through the ingest handler), their deadlines due 2 h after the slot, earlier stages
+    // already sent.
+    let slot = first + Td::minutes(15 * opts.runs as i64);
+    let accounts = opts.due.div_ceil(DEADLINES_PER_ACCOUNT);
+    let mut events = Vec::new();
+    for a in 0..accounts {
+        let account = format!("due-{a}");
+        events.push(
+            json!({"event_id": format!("{account}-acct"), "account_id": account,
+            "type": "account_upserted", "occurred_at": load_at.to_rfc3339(),
+            "properties": {"name": format!("Bench {a}"), "plan": "standard", "industry": "software",
+                "tier": "tech_touch", "csm": {"name": "Sato", "email": "sato@vendor.example"},
+                "timezone": "Asia/Tokyo", "locale": if a % 2 == 0 { "ja" } else { "en" },
+                "contract_start": "2026-01-01", "renewal_date": "2027-12-31", "renewals": 0,
+                "arr": 12000}}),
+        );
+        for c in 0..DEADLINES_PER_ACCOUNT {
+            events.push(
+                json!({"event_id": format!("{account}-u{c}"), "account_id": account,
+                "contact_id": format!("u-{c}"), "type": "contact_upserted",
+                "occurred_at": load_at.to_rfc3339(),
+                "properties": {"email": format!("u{c}.{account}@bench.example"),
+                    "name": format!("User {c}"), "role": "user"}}),
+            );
+        }
+    }
+    for batch in events.chunks(500) {
+        let out = post(&ingest, batch, load_at).await?;
+        anyhow::ensure!(
+            out["accepted"].as_u64() == Some(batch.len() as u64),
+            "profiles not accepted: {out}"
+        );
+    }
+    use nudge_shared::reminders::ReminderStage::{MorningOf, TMinus3d};
+    let items: Vec<HashMap<String, AttributeValue>> = (0..opts.due)
+        .flat_map(|i| {
+            let account = format!("due-{}", i / DEADLINES_PER_ACCOUNT);
+            let contact = format!("u-{}", i % DEADLINES_PER_ACCOUNT);
+            let r = record(format!("due{i}"), contact, slot + Td::hours(2), load_at);
+            deadline_items(&account, &r, tz, load_at, &[TMinus3d, MorningOf], shards)
+        })
+        .collect();
+    batch_write(&client, &table, items, 8).await?;
+
+    let (report, (r, w, q), wall) = reminders_run(deps, &meter, slot).await?;
+    let sent = report["sent"].as_u64().unwrap_or(0);
+    println!(
+        "{} finals due in one slot: sent {sent} (due {}, failed {}, errors {}) in {:.2} s = {:.0} sends/s against moto",
+        opts.due,
+        report["due"],
+        report["failed"],
+        report["errors"],
+        wall.as_secs_f64(),
+        sent as f64 / wall.as_secs_f64()
+    );
+    println!(
+        "  that run: {r:.1} RRU ({:.2} per send), {w:.1} WRU ({:.2} per send), {q} requests",
+        r / sent.max(1) as f64,
+        w / sent.max(1) as f64
+    );
+    let (rru, req, wall, _) = empty_runs(deps, &meter, slot + Td::minutes(15), 3).await?;
+    println!(
+        "next runs (nothing due again): {rru:.1} RRU, {req} requests, {:.1} ms (median of 3)",
+        wall.as_secs_f64() * 1000.0
+    );
+    stack.delete_table(&table).await?;
+    Ok(())
+}

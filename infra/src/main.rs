@@ -68,6 +68,19 @@ enum BenchWhat {
     /// Write units per event, throughput vs. raw BatchWriteItem, parse/verify time, peak RSS,
     /// bootstrap size.
     Ingest,
+    /// DynamoDB read units and wall time of a reminders run with 100,000 deadlines stored and
+    /// nothing due; then units and sends/s of a run with 1,000 stages due (against moto).
+    Reminders {
+        /// Deadlines stored (each with its three pending stages).
+        #[arg(long, default_value_t = 100_000)]
+        deadlines: usize,
+        /// Stages due in the send measurement.
+        #[arg(long, default_value_t = 1_000)]
+        due: usize,
+        /// Empty runs measured (successive 15-minute slots).
+        #[arg(long, default_value_t = 9)]
+        runs: usize,
+    },
     /// (internal) the peak-RSS child process of `bench ingest`.
     #[command(hide = true)]
     IngestRss,
@@ -150,6 +163,18 @@ async fn main() -> Result<()> {
                     }
                 }
                 BenchWhat::IngestRss => bench::ingest_rss_child(&stack).await?,
+                BenchWhat::Reminders {
+                    deadlines,
+                    due,
+                    runs,
+                } => {
+                    let opts = bench::RemindersBench {
+                        deadlines,
+                        due,
+                        runs: runs.max(1),
+                    };
+                    bench::reminders(&stack, opts).await?
+                }
             }
         }
         Command::SendEvents { file, url, secret } => {

@@ -200,6 +200,46 @@ async fn recipient_tz(deps: &Deps, account: &str, contact: Option<&str>) -> Resu
         .unwrap_or(Tz::UTC))
 }
 
+/// The stage nudges planned for deadline `d` at `now` in the recipient's zone `tz`, leaving out
+/// `sent` stages: what ingest stores (public so bulk loaders write exactly the same nudges).
+pub fn stage_nudges(
+    account: &str,
+    d: &DeadlineRecord,
+    tz: Tz,
+    now: DateTime<Utc>,
+    sent: &[ReminderStage],
+    policy: &ReminderPolicy,
+) -> Vec<Nudge> {
+    let deadline = Deadline {
+        due_at: d.due_at,
+        tz,
+    };
+    let version = d.updated_at.timestamp_millis();
+    replan(&deadline, now, sent, policy)
+        .into_iter()
+        .map(|stage| {
+            Nudge::new(
+                nudge_id(&d.deadline_id, version, stage.stage),
+                account,
+                d.contact_id.clone(),
+                NudgeKind::DeadlineReminder,
+                stage.send_at,
+                FUNCTION,
+                now,
+            )
+            .with_stage(stage.stage.as_str())
+            .with_vars(json!({
+                "deadline_id": d.deadline_id,
+                "title": d.title,
+                "link": d.link,
+                "due_at": d.due_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "deadline_kind": d.kind,
+                "late": stage.late,
+            }))
+        })
+        .collect()
+}
+
 async fn plan_stages(
     deps: &Deps,
     account: &str,
@@ -231,30 +271,8 @@ async fn plan_stages(
             .await?;
     }
     let tz = recipient_tz(deps, account, d.contact_id.as_deref()).await?;
-    let deadline = Deadline {
-        due_at: d.due_at,
-        tz,
-    };
     let mut planned = Vec::new();
-    for stage in replan(&deadline, now, &sent, &policy(&deps.config)) {
-        let nudge = Nudge::new(
-            nudge_id(&d.deadline_id, version, stage.stage),
-            account,
-            d.contact_id.clone(),
-            NudgeKind::DeadlineReminder,
-            stage.send_at,
-            FUNCTION,
-            now,
-        )
-        .with_stage(stage.stage.as_str())
-        .with_vars(json!({
-            "deadline_id": d.deadline_id,
-            "title": d.title,
-            "link": d.link,
-            "due_at": d.due_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            "deadline_kind": d.kind,
-            "late": stage.late,
-        }));
+    for nudge in stage_nudges(account, d, tz, now, &sent, &policy(&deps.config)) {
         deps.store.put_nudge(&nudge, deps.config.due_shards).await?;
         planned.push(nudge.nudge_id);
     }

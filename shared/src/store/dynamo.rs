@@ -144,7 +144,7 @@ pub(crate) fn ts(t: DateTime<Utc>) -> AttributeValue {
     AttributeValue::S(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
-pub(crate) type Item = HashMap<String, AttributeValue>;
+pub type Item = HashMap<String, AttributeValue>;
 
 pub(crate) fn get_s<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
     item.get(k).and_then(|v| v.as_s().ok()).map(|s| s.as_str())

@@ -3,11 +3,36 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 
-use super::dynamo::{DynamoStore, get_s, get_ts, is_conditional_failure, map_err, s, ts};
+use super::dynamo::{DynamoStore, Item, get_s, get_ts, is_conditional_failure, map_err, s, ts};
 use super::dynamo_nudges::nudge_from_item;
 use super::schema::{self, PK, SK};
 use super::{Applied, DeadlineRecord, DeadlineStatus, DeadlineStore, StoreError};
 use crate::delivery::Nudge;
+
+/// The stored item of a deadline (what `put_deadline` writes; public for bulk loaders).
+pub fn deadline_item(account_id: &str, d: &DeadlineRecord) -> Item {
+    let mut item: Item = [
+        (PK, s(schema::account_pk(account_id))),
+        (SK, s(schema::deadline_sk(&d.deadline_id))),
+        ("due_at", ts(d.due_at)),
+        ("title", s(&d.title)),
+        ("status", s(d.status.as_str())),
+        ("updated_at", ts(d.updated_at)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    for (k, v) in [
+        ("contact_id", &d.contact_id),
+        ("kind", &d.kind),
+        ("link", &d.link),
+    ] {
+        if let Some(v) = v {
+            item.insert(k.to_string(), AttributeValue::S(v.clone()));
+        }
+    }
+    item
+}
 
 #[async_trait]
 impl DeadlineStore for DynamoStore {
@@ -16,30 +41,16 @@ impl DeadlineStore for DynamoStore {
         account_id: &str,
         d: &DeadlineRecord,
     ) -> Result<Applied, StoreError> {
-        let mut req = self
+        let req = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item(PK, s(schema::account_pk(account_id)))
-            .item(SK, s(schema::deadline_sk(&d.deadline_id)))
-            .item("due_at", ts(d.due_at))
-            .item("title", s(&d.title))
-            .item("status", s(d.status.as_str()))
-            .item("updated_at", ts(d.updated_at))
+            .set_item(Some(deadline_item(account_id, d)))
             // Last writer wins by the event's occurred_at: a late old event changes nothing.
             .condition_expression("attribute_not_exists(#u) OR #u < :u")
             .expression_attribute_names("#u", "updated_at")
             .expression_attribute_values(":u", ts(d.updated_at))
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        for (k, v) in [
-            ("contact_id", &d.contact_id),
-            ("kind", &d.kind),
-            ("link", &d.link),
-        ] {
-            if let Some(v) = v {
-                req = req.item(k, AttributeValue::S(v.clone()));
-            }
-        }
         match req.send().await {
             Ok(out) => {
                 self.meter.record(out.consumed_capacity());

@@ -50,7 +50,9 @@ fn gsi_keys(
     (gpk, gsk)
 }
 
-fn nudge_item(nudge: &Nudge, shards: u32) -> Item {
+/// The stored item of a nudge, GSI keys included while pending (what `put_nudge` writes; public
+/// so bulk loaders such as `nudge bench reminders` write exactly the same shape).
+pub fn nudge_item(nudge: &Nudge, shards: u32) -> Item {
     let pk = schema::account_pk(&nudge.account_id);
     let sk = schema::nudge_sk(&nudge.nudge_id);
     let mut item: Item = HashMap::new();

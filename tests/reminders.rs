@@ -464,7 +464,7 @@ async fn due_in_under_2h_sends_final_late_only_if_it_passed_within_15_minutes() 
     run_every_15_min(&env, now, at("2026-11-20T06:00:00Z")).await;
     let entries = log(&env).await;
     assert_eq!(entries.len(), 1, "{entries:?}");
-    assert_eq!(entries[0].nudge_id.split(':').nth(1), Some("soon"));
+    assert_eq!(entries[0].nudge_id.split('/').nth(1), Some("soon"));
     assert_eq!(entries[0].stage.as_deref(), Some("final"));
     assert_eq!(entries[0].at, at("2026-11-20T03:15:00Z"));
     let m = messages(&env, "u1").await;
@@ -641,7 +641,7 @@ async fn completed_between_stages_cancels_the_rest_at_ingest() {
     for (id, reason) in [("done", "completed"), ("dropped", "cancelled")] {
         let d: Vec<_> = nudges
             .iter()
-            .filter(|n| n.nudge_id.starts_with(&format!("dl:{id}:")))
+            .filter(|n| n.nudge_id.starts_with(&format!("dl/{id}/")))
             .collect();
         assert_eq!(d.len(), 3);
         assert_eq!(
@@ -952,7 +952,7 @@ async fn pending(env: &TestEnv) -> Vec<(String, String, String)> {
         .into_iter()
         .filter(|n| n.status == NudgeStatus::Pending)
         .map(|n| {
-            let parts: Vec<&str> = n.nudge_id.split(':').collect();
+            let parts: Vec<&str> = n.nudge_id.split('/').collect();
             (parts[1].into(), parts[2].into(), parts[3].into())
         })
         .collect();
@@ -1096,4 +1096,39 @@ async fn deadline_set_sample_event_verifies_and_plans_three_stages() {
     let p = pending(&env).await;
     let stages: Vec<&str> = p.iter().map(|(_, _, s)| s.as_str()).collect();
     assert_eq!(stages, vec!["final", "morning_of", "t_minus_3d"], "{p:?}");
+}
+
+#[tokio::test]
+async fn completing_deadline_a_leaves_deadline_a_colon_b_alone() {
+    let env = one_shard("rem_prefix").await;
+    seed(
+        &env,
+        "Asia/Tokyo",
+        "ja",
+        &[person("u1", "Asia/Tokyo", "ja")],
+    )
+    .await;
+    for id in ["a", "a:b"] {
+        set_deadline(
+            &env,
+            Some("u1"),
+            id,
+            "2026-11-20T18:00:00+09:00",
+            at("2026-11-10T01:00:00Z"),
+        )
+        .await;
+    }
+    let t = at("2026-11-12T03:00:00Z");
+    post_all(&env, vec![deadline_event("deadline_completed", "a", t)], t).await;
+    let nudges = env.store.nudges("acme").await.unwrap();
+    let pending: Vec<&str> = nudges
+        .iter()
+        .filter(|n| n.status == NudgeStatus::Pending)
+        .map(|n| n.nudge_id.as_str())
+        .collect();
+    assert_eq!(pending.len(), 3, "{pending:?}");
+    assert!(
+        pending.iter().all(|id| id.starts_with("dl/a:b/")),
+        "{pending:?}"
+    );
 }

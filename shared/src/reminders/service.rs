@@ -1,7 +1,7 @@
 //! Deadlines in, reminder stages out: what `ingest` does with deadline events, and the
 //! 15-minute `reminders` run.
 //!
-//! A deadline's stages are nudges with deterministic ids `dl:<deadline_id>:<version>:<stage>`,
+//! A deadline's stages are nudges with deterministic ids `dl/<deadline_id>/<version>/<stage>`,
 //! where the version is the `occurred_at` (ms) of the `deadline_set` that planned them. Moving a
 //! deadline cancels its pending stages and plans the unsent ones again under the new version;
 //! stages already sent (or being sent) are never planned again. Completing or cancelling a
@@ -60,11 +60,13 @@ pub fn policy(config: &Config) -> ReminderPolicy {
 
 /// Prefix of every stage nudge of a deadline.
 pub fn nudge_prefix(deadline_id: &str) -> String {
-    format!("dl:{deadline_id}:")
+    // `/` cannot occur in an id (ingest allows `[A-Za-z0-9._:@-]`), so deadline `a` never
+    // matches the stages of deadline `a:b`.
+    format!("dl/{deadline_id}/")
 }
 
 pub fn nudge_id(deadline_id: &str, version: i64, stage: ReminderStage) -> String {
-    format!("{}{version}:{}", nudge_prefix(deadline_id), stage.as_str())
+    format!("{}{version}/{}", nudge_prefix(deadline_id), stage.as_str())
 }
 
 /// Applies a deadline event (set, completed, cancelled); other events are ignored.
@@ -259,10 +261,11 @@ async fn plan_stages(
         .filter_map(|n| n.stage.as_deref().and_then(ReminderStage::parse))
         .collect();
     let version = d.updated_at.timestamp_millis();
+    let current = format!("{}{version}/", nudge_prefix(&d.deadline_id));
     let stale: Vec<String> = existing
         .iter()
         .filter(|n| n.status == NudgeStatus::Pending)
-        .filter(|n| !n.nudge_id.contains(&format!(":{version}:")))
+        .filter(|n| !n.nudge_id.starts_with(&current))
         .map(|n| n.nudge_id.clone())
         .collect();
     if !stale.is_empty() {

@@ -583,3 +583,43 @@ pub async fn reminders(stack: &LocalStack, opts: RemindersBench) -> Result<()> {
     stack.delete_table(&table).await?;
     Ok(())
 }
+
+/// `nudge bench delivery`: request units per nudge along the one send path.
+pub async fn delivery(stack: &LocalStack, n: usize) -> Result<()> {
+    let table = format!("nudge-bench-delivery-{}", std::process::id());
+    stack.create_table(&table).await?;
+    let topic = stack.prepare_messaging().await?;
+    let (deps, store) = stack.deps(stack.config(&table, &topic)?);
+    let meter = store.meter();
+    let b = nudge_shared::delivery::bench::bench_delivery(&deps, &meter, n, "bench", bench_now())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "== delivery: DynamoDB units per nudge (ReturnConsumedCapacity=TOTAL, DynamoDB Local), n={}",
+        b.nudges
+    );
+    for (what, u) in [
+        ("record (pending, with due-index keys)", b.record),
+        (
+            "sent, transactional (claim + mark + record + log)",
+            b.sent_transactional,
+        ),
+        (
+            "sent, marketing (+ cap reservation, follow-up)",
+            b.sent_marketing,
+        ),
+        ("blocked (reads + conditional mark + log)", b.blocked),
+        ("empty run, per run", b.empty_run),
+    ] {
+        println!(
+            "{what}: {:.2} RRU, {:.2} WRU, {:.1} requests",
+            u.read_units, u.write_units, u.requests
+        );
+    }
+    anyhow::ensure!(
+        b.outcomes_ok,
+        "unexpected delivery outcomes during the bench"
+    );
+    stack.delete_table(&table).await?;
+    Ok(())
+}

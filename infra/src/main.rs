@@ -65,6 +65,12 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchWhat {
+    /// Request units per recorded, sent (transactional / marketing) and blocked nudge.
+    Delivery {
+        /// Nudges per measurement.
+        #[arg(long, default_value_t = 20)]
+        n: usize,
+    },
     /// Write units per event, throughput vs. raw BatchWriteItem, parse/verify time, peak RSS,
     /// bootstrap size.
     Ingest,
@@ -163,6 +169,7 @@ async fn main() -> Result<()> {
                     }
                 }
                 BenchWhat::IngestRss => bench::ingest_rss_child(&stack).await?,
+                BenchWhat::Delivery { n } => bench::delivery(&stack, n).await?,
                 BenchWhat::Reminders {
                     deadlines,
                     due,

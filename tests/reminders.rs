@@ -1132,3 +1132,43 @@ async fn completing_deadline_a_leaves_deadline_a_colon_b_alone() {
         "{pending:?}"
     );
 }
+
+#[tokio::test]
+async fn scheduled_event_fixture_drives_the_reminders_entry_with_its_time_as_now() {
+    let env = one_shard("rem_fixture").await;
+    seed(
+        &env,
+        "Asia/Tokyo",
+        "ja",
+        &[person("u1", "Asia/Tokyo", "ja")],
+    )
+    .await;
+    // Final stage at 2026-11-24T00:00Z (due 11:00 Tokyo), the fixture's `time`.
+    set_deadline(
+        &env,
+        Some("u1"),
+        "fixture",
+        "2026-11-24T11:00:00+09:00",
+        at("2026-11-23T22:00:00Z"),
+    )
+    .await;
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/events/scheduled-reminders.json"
+    ))
+    .unwrap();
+    let event: aws_lambda_events::eventbridge::EventBridgeEvent<Value> =
+        serde_json::from_str(&text).expect("fixture parses as a scheduled event");
+    let out = nudge_shared::schedule::handle(
+        &nudge_shared::reminders::service::SCHEDULED,
+        env.deps(),
+        lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default()),
+    )
+    .await
+    .expect("run");
+    assert_eq!(out["sent"], 1, "{out}");
+    let entries = log(&env).await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].at, at("2026-11-24T00:00:00Z"));
+    assert_eq!(entries[0].stage.as_deref(), Some("final"));
+}

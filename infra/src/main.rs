@@ -51,6 +51,12 @@ enum Command {
         #[command(subcommand)]
         what: BenchWhat,
     },
+    /// Create a table shaped like template.yaml's in the local DynamoDB (for `cargo lambda
+    /// watch` / `sam local` runs with NUDGE_TABLE set to it).
+    CreateTable {
+        #[arg(long, default_value = "nudge-local")]
+        name: String,
+    },
     /// Sign and POST events (JSON lines or {"events": [...]}) to an ingest endpoint.
     SendEvents {
         file: PathBuf,
@@ -183,6 +189,12 @@ async fn main() -> Result<()> {
                     bench::reminders(&stack, opts).await?
                 }
             }
+        }
+        Command::CreateTable { name } => {
+            let stack = LocalStack::ensure_running()?;
+            stack.create_table(&name).await?;
+            stack.prepare_messaging().await?;
+            println!("created table {name} in {}", stack.dynamodb_url);
         }
         Command::SendEvents { file, url, secret } => {
             let events = send::read_events(&file)?;

@@ -117,7 +117,8 @@ pub fn raw_record(event: &Event, now: DateTime<Utc>, ttl_days: u32) -> RawEvent 
         occurred_at: occurred,
         received_at: now,
         body: event.to_wire().to_string(),
-        // Retention runs from when the event happened, not when it arrived.
+        // Retention runs from when the event happened; backfilled history older than a day is
+        // kept `ttl_days` from its arrival instead, so it survives to be recomputed.
         expires_at: (occurred.max(now - Duration::days(1)) + Duration::days(i64::from(ttl_days)))
             .timestamp(),
     }

@@ -193,8 +193,8 @@ pub trait EventStore: Send + Sync {
         day: NaiveDate,
         delta: &RollupDelta,
     ) -> Result<(), StoreError>;
-    /// Records first occurrences (`feature:report_builder`, `report`, `step:import_data`); an
-    /// existing first is never overwritten. Returns the keys that were new.
+    /// Records first occurrences (`feature_report_builder`, `report`, `step_import_data`); an
+    /// existing first is never overwritten (the first one seen wins).
     async fn record_firsts(
         &self,
         account_id: &str,

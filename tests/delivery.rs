@@ -96,23 +96,6 @@ async fn put(env: &TestEnv, n: &Nudge) {
     );
 }
 
-/// Raw MIME messages moto accepted for `address`.
-async fn raw_to(env: &TestEnv, address: &str) -> Vec<String> {
-    let data = env.stack.moto_data().await.unwrap();
-    data["ses"]["RawMessage"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .filter(|m| {
-            m["destinations"]
-                .as_array()
-                .is_some_and(|d| d.iter().any(|x| x.as_str() == Some(address)))
-        })
-        .map(|m| m["raw_data"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
 /// SNS notifications on the CSM topic that mention this test's account name: (subject, message).
 async fn csm_messages(env: &TestEnv) -> Vec<(String, String)> {
     let data = env.stack.moto_data().await.unwrap();
@@ -243,7 +226,7 @@ async fn two_concurrent_runs_send_each_nudge_exactly_once() {
     assert_eq!(c.due, 0, "{c:?}");
     for (id, _) in &contacts {
         assert_eq!(
-            raw_to(&env, &addr(&env, id)).await.len(),
+            env.raw_to(&addr(&env, id)).await.len(),
             1,
             "{id} got exactly one email"
         );
@@ -296,7 +279,7 @@ async fn a_ses_error_on_the_first_try_is_retried_with_backoff_and_sent_once() {
         .unwrap();
     assert_eq!(again.due, 0);
 
-    assert_eq!(raw_to(&env, &addr(&env, "u1")).await.len(), 1);
+    assert_eq!(env.raw_to(&addr(&env, "u1")).await.len(), 1);
     let entries = log(&env, "acme").await;
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].status, LogStatus::Sent);
@@ -336,7 +319,7 @@ async fn a_permanent_bounce_suppresses_email_but_not_csm_alerts() {
     assert_eq!(blocked.reason.as_deref(), Some("suppressed_hard_bounce"));
     assert_eq!(blocked.to, addr(&env, "u1"));
     assert!(!blocked.subject.is_empty());
-    assert!(raw_to(&env, &addr(&env, "u1")).await.is_empty());
+    assert!(env.raw_to(&addr(&env, "u1")).await.is_empty());
     let alerts = csm_messages(&env).await;
     assert_eq!(alerts.len(), 1, "{alerts:?}");
 }
@@ -392,7 +375,7 @@ async fn a_complaint_suppresses_everything_customer_facing() {
             }
         }
     }
-    assert!(raw_to(&env, &addr(&env, "u1")).await.is_empty());
+    assert!(env.raw_to(&addr(&env, "u1")).await.is_empty());
 }
 
 #[tokio::test]
@@ -445,7 +428,7 @@ async fn a_reply_pauses_tells_the_csm_and_resume_restarts() {
         .find(|e| e.nudge_id == "dl:d1:final")
         .unwrap();
     assert_eq!(d1.reason.as_deref(), Some("account_paused"));
-    assert_eq!(raw_to(&env, &addr(&env, "u1")).await.len(), 1);
+    assert_eq!(env.raw_to(&addr(&env, "u1")).await.len(), 1);
     // A replay of the reply is a duplicate and notifies nobody again.
     let body = json!({"events": [{"event_id": "r1", "account_id": "acme", "contact_id": "u1",
         "type": "customer_replied", "occurred_at": "2026-11-20T00:00:00Z"}]})
@@ -550,7 +533,7 @@ async fn unsubscribe_links_work_and_a_tampered_token_changes_nothing() {
     let t = at("2026-11-20T00:00:00Z");
     put(&env, &nudge(NudgeKind::RiskNudge, "acme", "u1", "rk:1", t)).await;
     run_due(env.deps(), "health", t, "h").await.unwrap();
-    let raws = raw_to(&env, &addr(&env, "u1")).await;
+    let raws = env.raw_to(&addr(&env, "u1")).await;
     assert_eq!(raws.len(), 1);
     let raw = &raws[0];
     assert_eq!(
@@ -661,7 +644,7 @@ async fn html_in_a_customer_name_is_escaped_in_the_email_body() {
     let t = at("2026-11-20T00:00:00Z");
     put(&env, &reminder("acme", "u1", "d1", t)).await;
     run_due(env.deps(), "reminders", t, "r").await.unwrap();
-    let raws = raw_to(&env, &addr(&env, "u1")).await;
+    let raws = env.raw_to(&addr(&env, "u1")).await;
     assert_eq!(raws.len(), 1);
     let html = html_part(&raws[0]);
     assert!(!html.contains("<script>"), "{html}");
@@ -813,7 +796,7 @@ async fn an_expired_lease_is_marked_unknown_outcome_and_never_resent() {
     let entries = log(&env, "acme").await;
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].reason.as_deref(), Some("unknown_outcome"));
-    assert!(raw_to(&env, &addr(&env, "u1")).await.is_empty());
+    assert!(env.raw_to(&addr(&env, "u1")).await.is_empty());
 }
 
 #[tokio::test]
@@ -832,7 +815,7 @@ async fn delivering_a_finished_nudge_again_is_a_no_op() {
         !env.store.put_nudge(&n, 4).await.unwrap(),
         "re-planning is a no-op"
     );
-    assert_eq!(raw_to(&env, &addr(&env, "u1")).await.len(), 1);
+    assert_eq!(env.raw_to(&addr(&env, "u1")).await.len(), 1);
 }
 
 // ------------------------------------------------------------------------- logs stay clean --
@@ -902,7 +885,7 @@ async fn no_email_address_or_body_appears_in_logs() {
         fixture_with("ses-bounce-permanent", "gone@example.jp", &addr(&env, "u1")),
     )
     .await;
-    assert_eq!(raw_to(&env, &addr(&env, "u1")).await.len(), 1);
+    assert_eq!(env.raw_to(&addr(&env, "u1")).await.len(), 1);
 
     let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(out.contains("nudge sent"), "logging was captured: {out}");

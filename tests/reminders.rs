@@ -147,23 +147,6 @@ fn stages(v: &[(String, DateTime<Utc>)]) -> Vec<&str> {
     v.iter().map(|(s, _)| s.as_str()).collect()
 }
 
-/// Raw MIME messages moto accepted for `address`, in the order they were sent.
-async fn raw_to(env: &TestEnv, address: &str) -> Vec<String> {
-    let data = env.stack.moto_data().await.unwrap();
-    data["ses"]["RawMessage"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .filter(|m| {
-            m["destinations"]
-                .as_array()
-                .is_some_and(|d| d.iter().any(|x| x.as_str() == Some(address)))
-        })
-        .map(|m| m["raw_data"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
 fn b64(s: &str) -> String {
     String::from_utf8(
         base64::engine::general_purpose::STANDARD
@@ -204,7 +187,7 @@ fn part(raw: &str, ctype: &str) -> String {
 
 /// Subject, text and HTML of every message `who` received.
 async fn messages(env: &TestEnv, who: &str) -> Vec<(String, String, String)> {
-    raw_to(env, &addr(env, who))
+    env.raw_to(&addr(env, who))
         .await
         .iter()
         .map(|raw| {
@@ -487,7 +470,7 @@ async fn due_in_the_past_plans_and_sends_nothing() {
     assert!(env.store.nudges("acme").await.unwrap().is_empty());
     run_every_15_min(&env, now, at("2026-11-21T00:00:00Z")).await;
     assert!(log(&env).await.is_empty());
-    assert!(raw_to(&env, &addr(&env, "u1")).await.is_empty());
+    assert!(env.raw_to(&addr(&env, "u1")).await.is_empty());
 }
 
 #[tokio::test]
@@ -824,7 +807,7 @@ async fn unsubscribed_from_reminders_stops_them() {
             .iter()
             .all(|e| e.status == LogStatus::Blocked && e.reason.as_deref() == Some("unsubscribed"))
     );
-    assert!(raw_to(&env, &addr(&env, "u1")).await.is_empty());
+    assert!(env.raw_to(&addr(&env, "u1")).await.is_empty());
 }
 
 #[tokio::test]
@@ -867,7 +850,7 @@ async fn paused_account_blocks_reminders() {
             |e| e.status == LogStatus::Blocked && e.reason.as_deref() == Some("account_paused")
         )
     );
-    assert!(raw_to(&env, &addr(&env, "u1")).await.is_empty());
+    assert!(env.raw_to(&addr(&env, "u1")).await.is_empty());
 }
 
 #[tokio::test]

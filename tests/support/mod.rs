@@ -59,6 +59,23 @@ impl TestEnv {
         &self.app.deps
     }
 
+    /// Raw MIME messages moto accepted for `address`, in the order they were sent.
+    pub async fn raw_to(&self, address: &str) -> Vec<String> {
+        let data = self.stack.moto_data().await.expect("moto data");
+        data["ses"]["RawMessage"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter(|m| {
+                m["destinations"]
+                    .as_array()
+                    .is_some_and(|d| d.iter().any(|x| x.as_str() == Some(address)))
+            })
+            .map(|m| m["raw_data"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
     /// POSTs a body to the real ingest handler, signed with the local secret, received at `at`.
     pub async fn post_events(&self, body: &str, at: DateTime<Utc>) -> (u16, Value) {
         let event = apigw::signed_post_events(LOCAL_SECRET.as_bytes(), body, at);

@@ -99,6 +99,15 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// A failed conditional write is still billed (1 WCU for a small item), but DynamoDB
+    /// returns no ConsumedCapacity with the error: count it here.
+    pub(crate) fn meter_conditional_failure(&self) {
+        let cc = ConsumedCapacity::builder().capacity_units(1.0).build();
+        self.meter.record(Some(&cc));
+    }
+}
+
 /// Maps an SDK error to the store's error kinds; `ConditionalCheckFailed` is handled by callers
 /// before this is reached.
 pub(crate) fn map_err<E, R>(e: SdkError<E, R>) -> StoreError
@@ -253,9 +262,7 @@ impl EventStore for DynamoStore {
                 Ok(Inserted::New)
             }
             Err(e) if is_conditional_failure(&e) => {
-                // A failed conditional write is still billed: count it (1 WCU for a small item).
-                self.meter.record(None);
-                self.meter.write_milli.fetch_add(1000, Ordering::Relaxed);
+                self.meter_conditional_failure();
                 Ok(Inserted::Duplicate)
             }
             Err(e) => Err(map_err(e)),
@@ -687,8 +694,7 @@ impl DynamoStore {
                 Ok(Applied::Applied)
             }
             Err(e) if is_conditional_failure(&e) => {
-                self.meter.record(None);
-                self.meter.write_milli.fetch_add(1000, Ordering::Relaxed);
+                self.meter_conditional_failure();
                 Ok(Applied::Stale)
             }
             Err(e) => Err(map_err(e)),

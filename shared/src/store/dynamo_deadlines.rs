@@ -56,7 +56,10 @@ impl DeadlineStore for DynamoStore {
                 self.meter.record(out.consumed_capacity());
                 Ok(Applied::Applied)
             }
-            Err(e) if is_conditional_failure(&e) => Ok(Applied::Stale),
+            Err(e) if is_conditional_failure(&e) => {
+                self.meter_conditional_failure();
+                Ok(Applied::Stale)
+            }
             Err(e) => Err(map_err(e)),
         }
     }

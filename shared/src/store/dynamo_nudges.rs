@@ -7,9 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConsumedCapacity, ReturnConsumedCapacity, ReturnValue,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 
 use super::dynamo::{
@@ -131,12 +129,6 @@ pub(crate) fn nudge_from_item(item: &Item) -> Result<Nudge, StoreError> {
 }
 
 impl DynamoStore {
-    /// A failed conditional write is still billed (1 WCU for a small item).
-    fn meter_conditional_failure(&self) {
-        let cc = ConsumedCapacity::builder().capacity_units(1.0).build();
-        self.meter.record(Some(&cc));
-    }
-
     /// One conditional UpdateItem on a nudge; Ok(false) when the condition failed.
     async fn update_nudge(
         &self,

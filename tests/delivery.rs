@@ -852,6 +852,9 @@ async fn no_email_address_or_body_appears_in_logs() {
         .with_writer(captured.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Callsites first hit by parallel tests (no subscriber on their threads) may have cached
+    // `Interest::never`; recompute with this test's subscriber registered.
+    tracing::callsite::rebuild_interest_cache();
 
     let env = TestEnv::new("dlv_logs").await;
     seed(

@@ -851,10 +851,11 @@ async fn no_email_address_or_body_appears_in_logs() {
         .with_current_span(true)
         .with_writer(captured.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // Callsites first hit by parallel tests (no subscriber on their threads) may have cached
-    // `Interest::never`; recompute with this test's subscriber registered.
-    tracing::callsite::rebuild_interest_cache();
+    // Global, not scoped: a scoped subscriber loses events whose callsites were first hit by
+    // parallel tests on threads without one (tracing caches their interest as `never`). The
+    // other tests' logs land here too; the secrets checked below are this test's own.
+    tracing::subscriber::set_global_default(subscriber)
+        .expect("the only test in this binary that installs a subscriber");
 
     let env = TestEnv::new("dlv_logs").await;
     seed(

@@ -405,10 +405,15 @@ async fn reminders_run(
 ) -> Result<(Value, (f64, f64, u64), Duration)> {
     let before = meter.snapshot();
     let t = Instant::now();
-    let report =
-        nudge_shared::reminders::service::run(deps, now, &format!("bench-{}", now.timestamp()))
-            .await
-            .map_err(|e| anyhow::anyhow!("reminders run: {e}"))?;
+    let report = nudge_shared::delivery::sweep(
+        deps,
+        nudge_shared::registry::render_vars,
+        now,
+        &format!("bench-{}", now.timestamp()),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("reminders run: {e}"))?;
+    let report = serde_json::to_value(report)?;
     let wall = t.elapsed();
     Ok((report, units(before, meter.snapshot()), wall))
 }
@@ -591,7 +596,7 @@ pub async fn delivery(stack: &LocalStack, n: usize) -> Result<()> {
     let topic = stack.prepare_messaging().await?;
     let (deps, store) = stack.deps(stack.config(&table, &topic)?);
     let meter = store.meter();
-    let b = nudge_shared::delivery::bench::bench_delivery(&deps, &meter, n, "bench", bench_now())
+    let b = crate::bench_delivery::bench_delivery(&deps, &meter, n, "bench", bench_now())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(

@@ -3,6 +3,7 @@
 
 pub mod apigw;
 pub mod bench;
+pub mod bench_delivery;
 pub mod local;
 pub mod report;
 pub mod send;

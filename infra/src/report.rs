@@ -113,7 +113,7 @@ mod tests {
 
     #[test]
     fn html_in_subjects_is_escaped() {
-        let entry: nudge_shared::delivery::DeliveryLogEntry =
+        let entry: nudge_shared::domain::DeliveryLogEntry =
             serde_json::from_value(serde_json::json!({
             "at": "2026-11-20T00:00:00Z", "function": "reminders", "kind": "deadline_reminder",
             "channel": "email", "account_id": "a", "to": "x@example.com",

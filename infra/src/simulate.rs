@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
-use nudge_shared::delivery::DeliveryLogEntry;
+use nudge_shared::domain::DeliveryLogEntry;
 use nudge_shared::ingest::lambda::Ingest;
-use nudge_shared::schedule::{self, Cron};
+use nudge_shared::registry;
+use nudge_shared::schedule::Cron;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -71,7 +72,7 @@ struct TimedEvent {
 
 enum Step<'a> {
     Event(&'a TimedEvent),
-    Scheduled(&'static schedule::ScheduledFunction),
+    Scheduled(&'static registry::Feature),
 }
 
 /// Reads a JSON-lines event file; a line that is not JSON is reported, not fatal.
@@ -148,8 +149,9 @@ pub async fn simulate(stack: &LocalStack, opts: &SimulateOptions) -> Result<Simu
         }
         timeline.push((e.at, 0, Step::Event(e)));
     }
-    for (i, f) in schedule::registry().iter().enumerate() {
-        let cron = Cron::parse(f.schedule)?;
+    for (i, f) in registry::registry().iter().enumerate() {
+        let Some(schedule) = f.schedule else { continue };
+        let cron = Cron::parse(schedule)?;
         for t in cron.fire_times(opts.from, opts.to) {
             timeline.push((t, 1 + i, Step::Scheduled(f)));
         }
@@ -203,7 +205,7 @@ pub async fn simulate(stack: &LocalStack, opts: &SimulateOptions) -> Result<Simu
             }
             Step::Scheduled(f) => {
                 let run_id = format!("sim-{}-{}", f.name, at.timestamp());
-                (f.run)(&ingest.deps, *at, &run_id)
+                registry::run_scheduled(f, &ingest.deps, *at, &run_id)
                     .await
                     .with_context(|| format!("{} run at {at}", f.name))?;
                 *report.runs.entry(f.name.to_string()).or_default() += 1;
@@ -220,7 +222,7 @@ pub async fn simulate(stack: &LocalStack, opts: &SimulateOptions) -> Result<Simu
         .all_delivery_log()
         .await
         .context("reading the delivery log")?;
-    nudge_shared::delivery::log::sort(&mut log);
+    nudge_shared::domain::log::sort(&mut log);
     for entry in &mut log {
         entry.provider_message_id = None;
     }

@@ -18,12 +18,7 @@ pub enum ConfigError {
     },
 }
 
-/// Frequency caps for marketing-type nudges per contact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FrequencyCap {
-    pub per_day: u32,
-    pub per_week: u32,
-}
+pub use crate::domain::{BusinessHours, FrequencyCap};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuietHours {
@@ -40,6 +35,8 @@ pub struct Config {
     pub csm_topic_arn: Option<String>,
     pub raw_event_ttl_days: u32,
     pub quiet_hours: QuietHours,
+    /// Recipient-local hours in which customer-facing, non-urgent nudges may leave.
+    pub business_hours: BusinessHours,
     /// Base URL of the HTTP API (for unsubscribe links); empty = derive from the request.
     pub public_base_url: String,
     /// Shards of each due-time bucket in the `due` GSI (spreads hot buckets).
@@ -83,6 +80,18 @@ impl Config {
                 message: format!("expected START-END hours like 21-8, got {s:?}"),
             })?,
         };
+        let business_hours = match get("NUDGE_BUSINESS_HOURS") {
+            Some(s) if !s.trim().is_empty() => {
+                s.parse()
+                    .map_err(|e: crate::domain::window::BusinessHoursError| {
+                        ConfigError::Invalid {
+                            name: "NUDGE_BUSINESS_HOURS",
+                            message: e.to_string(),
+                        }
+                    })?
+            }
+            _ => BusinessHours::default(),
+        };
         let list = |name: &str, default: &[&str]| -> Vec<String> {
             match get(name) {
                 Some(s) if !s.trim().is_empty() => s
@@ -107,6 +116,7 @@ impl Config {
             csm_topic_arn: get("NUDGE_CSM_TOPIC_ARN").filter(|s| !s.is_empty()),
             raw_event_ttl_days: num("NUDGE_RAW_EVENT_TTL_DAYS", 400)?,
             quiet_hours,
+            business_hours,
             public_base_url: get("NUDGE_PUBLIC_BASE_URL")
                 .unwrap_or_default()
                 .trim_end_matches('/')
@@ -174,6 +184,7 @@ mod tests {
             }
         );
         assert!(c.default_key_features.contains("report_builder"));
+        assert_eq!(c.business_hours, BusinessHours::default());
     }
 
     #[test]
@@ -195,5 +206,7 @@ mod tests {
         assert!(e.to_string().contains("NUDGE_RAW_EVENT_TTL_DAYS"));
         let e = cfg(&[("NUDGE_TABLE", "t"), ("NUDGE_QUIET_HOURS", "25-8")]).unwrap_err();
         assert!(e.to_string().contains("NUDGE_QUIET_HOURS"));
+        let e = cfg(&[("NUDGE_TABLE", "t"), ("NUDGE_BUSINESS_HOURS", "9-18")]).unwrap_err();
+        assert!(e.to_string().contains("NUDGE_BUSINESS_HOURS"), "{e}");
     }
 }

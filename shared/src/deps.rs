@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
+use crate::channels::ses::SesMailer;
+use crate::channels::sns::SnsNotifier;
+use crate::channels::{Mailer, Notifier};
 use crate::config::{Config, ConfigError};
-use crate::delivery::ses::SesMailer;
-use crate::delivery::sns::SnsNotifier;
-use crate::delivery::{Mailer, Notifier};
 use crate::store::Store;
 use crate::store::dynamo::DynamoStore;
 

@@ -1,15 +1,22 @@
 //! Nudge: the shared crate. Domain decisions are pure functions of (state, now); I/O lives behind
-//! the `Store`, `Mailer` and `Notifier` ports so the four Lambda binaries stay thin.
+//! ports (store traits, `Mailer`, `Notifier`) so the Lambda binaries stay thin. The module map
+//! and the dependency rules between these modules are in ARCHITECTURE.md.
 
+pub mod channels;
 pub mod config;
 pub mod delivery;
 pub mod deps;
+pub mod domain;
 pub mod events;
+pub mod ingest;
+pub mod registry;
 pub mod reminders;
+pub mod schedule;
 pub mod store;
 pub mod telemetry;
 pub mod templates;
 
 pub use deps::Deps;
-pub mod ingest;
-pub mod schedule;
+
+#[cfg(test)]
+mod architecture;

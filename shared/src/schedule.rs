@@ -1,78 +1,8 @@
-//! Scheduled functions: one registry that the Lambda binaries, `nudge simulate` and the
-//! template check all read, so a new function is added in exactly one place.
+//! EventBridge cron expressions: parsed once, matched against "now", and enumerated by
+//! `nudge simulate` so scheduled functions fire on their production cadence.
 
-use std::future::Future;
-use std::pin::Pin;
-
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
-use lambda_runtime::LambdaEvent;
-use serde_json::Value;
 use thiserror::Error;
-use tracing::Instrument;
-
-use crate::Deps;
-
-#[derive(Debug, Error)]
-pub enum ScheduledError {
-    #[error("scheduled event has no `time`; cannot tell what \"now\" is")]
-    MissingTime,
-    #[error("{0}")]
-    Store(#[from] crate::store::StoreError),
-    #[error("{0}")]
-    Run(String),
-}
-
-impl From<ScheduledError> for lambda_runtime::Diagnostic {
-    fn from(e: ScheduledError) -> Self {
-        let error_type = match e {
-            ScheduledError::MissingTime => "MissingTime",
-            ScheduledError::Store(_) => "StoreError",
-            ScheduledError::Run(_) => "RunFailed",
-        };
-        lambda_runtime::Diagnostic {
-            error_type: error_type.into(),
-            error_message: e.to_string(),
-        }
-    }
-}
-
-pub type RunFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, ScheduledError>> + Send + 'a>>;
-
-/// A function run on a schedule; `run` gets "now" from the scheduled event and a run id that
-/// is unique per invocation (the Lambda request id), used as the owner of the leases it takes.
-pub struct ScheduledFunction {
-    pub name: &'static str,
-    /// The EventBridge cron expression, identical to template.yaml's.
-    pub schedule: &'static str,
-    pub run: for<'a> fn(&'a Deps, DateTime<Utc>, &'a str) -> RunFuture<'a>,
-}
-
-/// Every scheduled function, in the order simulate runs them when they fire at the same minute.
-pub fn registry() -> &'static [ScheduledFunction] {
-    &[crate::reminders::service::SCHEDULED]
-}
-
-pub fn find(name: &str) -> Option<&'static ScheduledFunction> {
-    registry().iter().find(|f| f.name == name)
-}
-
-/// "Now" of a scheduled invocation: the event's `time` (the slot's scheduled time).
-pub fn scheduled_time(event: &EventBridgeEvent<Value>) -> Result<DateTime<Utc>, ScheduledError> {
-    event.time.ok_or(ScheduledError::MissingTime)
-}
-
-/// The Lambda entry of a scheduled function.
-pub async fn handle(
-    function: &ScheduledFunction,
-    deps: &Deps,
-    event: LambdaEvent<EventBridgeEvent<Value>>,
-) -> Result<Value, ScheduledError> {
-    let now = scheduled_time(&event.payload)?;
-    let run_id = event.context.request_id.clone();
-    let span = tracing::info_span!("scheduled", function = function.name, now = %now, request_id = %run_id);
-    (function.run)(deps, now, &run_id).instrument(span).await
-}
 
 /// An EventBridge cron expression: `cron(min hour day-of-month month day-of-week year)`, UTC.
 /// Supports `*`, `?`, numbers, ranges `a-b`, steps `a/n` and `*/n`, lists and day names.
@@ -258,13 +188,6 @@ mod tests {
             "cron(0/0 * * * ? *)",
         ] {
             assert!(Cron::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn every_registered_schedule_parses() {
-        for f in registry() {
-            Cron::parse(f.schedule).unwrap();
         }
     }
 }

@@ -103,3 +103,13 @@ pub fn at(s: &str) -> DateTime<Utc> {
         .expect("test timestamp")
         .with_timezone(&Utc)
 }
+
+/// One delivery sweep at `now`, as the 15-minute function runs it (with every feature's render
+/// variables).
+pub async fn sweep(
+    deps: &Deps,
+    now: DateTime<Utc>,
+    run_id: &str,
+) -> Result<nudge_shared::delivery::RunReport, nudge_shared::delivery::DeliveryError> {
+    nudge_shared::delivery::sweep(deps, nudge_shared::registry::render_vars, now, run_id).await
+}

@@ -1,15 +1,16 @@
-//! `reminders`: three-stage deadline reminders, every 15 minutes. Wiring only.
+//! `reminders`: every 15 minutes, the delivery sweep (deadline stages and every other due
+//! nudge, whoever planned it). Wiring only.
 
 use lambda_runtime::{Error, run, service_fn};
-use nudge_shared::reminders::service::SCHEDULED;
-use nudge_shared::{Deps, schedule, telemetry};
+use nudge_shared::{Deps, registry, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
+    let feature = registry::find("reminders").ok_or("reminders is not in the registry")?;
     let deps = Deps::from_env().await?;
     run(service_fn(|event| {
-        schedule::handle(&SCHEDULED, &deps, event)
+        registry::handle_scheduled(feature, &deps, event)
     }))
     .await
 }

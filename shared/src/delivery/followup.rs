@@ -12,9 +12,8 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use super::log::rfc3339_seconds;
-use super::nudge::{Nudge, NudgeKind};
-use crate::events::Tier;
+use crate::domain::log::rfc3339_seconds;
+use crate::domain::{Nudge, NudgeKind, Tier};
 
 /// What a tier gets when the original was not opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +88,7 @@ pub fn follow_up_for(
             n.variant = variant.into();
             n.send_at = send_at;
             n.created_at = sent_at;
-            n.status = super::nudge::NudgeStatus::Pending;
+            n.status = crate::domain::NudgeStatus::Pending;
             n.attempts = 0;
             n.lease_owner = None;
             n.lease_until = None;

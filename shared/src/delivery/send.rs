@@ -40,34 +40,27 @@
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
-use futures::stream::{self, StreamExt};
-use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tracing::{Instrument, info, warn};
 
+use super::DeliveryError;
 use super::followup;
-use super::log::{DeliveryLogEntry, LogStatus};
-use super::nudge::{Audience, Channel, Nudge, NudgeKind, NudgeStatus};
-use super::policy::{self, BlockReason, PolicyInput};
 use super::unsubscribe;
-use super::{DeliveryError, Notification, NotifyTarget, OutgoingEmail, SendError, redact};
 use crate::Deps;
+use crate::channels::{Notification, NotifyTarget, OutgoingEmail, SendError, redact};
+use crate::domain::policy::{self, BlockReason, PolicyInput};
+use crate::domain::{
+    Audience, Channel, DeliveryLogEntry, ExtraVars, LogStatus, Nudge, NudgeStatus,
+    RecipientContext, SendWindow, UNKNOWN_OUTCOME,
+};
 use crate::events::{Locale, Tier};
-use crate::store::{AccountRecord, ContactRecord, MessageRef, schema};
+use crate::store::{AccountRecord, ContactRecord, MessageRef};
 use crate::templates::{self, Rendered};
 
 /// How long a claim holds. Longer than any function's timeout.
 pub const LEASE: Duration = Duration::minutes(15);
-/// How far before the checkpoint a run looks again (late writes, clock skew, expired leases).
-pub const LOOK_BACK: Duration = Duration::minutes(15);
-/// The oldest bucket a run ever scans (bounds a first run or a long outage).
-pub const MAX_SCAN: Duration = Duration::days(8);
 /// First retry delay; doubled per attempt.
 pub const BACKOFF_BASE: Duration = Duration::minutes(15);
-/// The failure reason of a nudge whose lease expired mid-send (it may have left).
-pub const UNKNOWN_OUTCOME: &str = "unknown_outcome";
-/// Concurrent deliveries per run.
-const CONCURRENCY: usize = 8;
 /// Optimistic cap reservation attempts before giving up for this run.
 const CAP_RETRIES: usize = 5;
 
@@ -78,6 +71,10 @@ pub enum Outcome {
         provider_message_id: String,
     },
     Blocked(BlockReason),
+    /// Due outside the recipient's send window: moved to the window's next opening.
+    Deferred {
+        until: DateTime<Utc>,
+    },
     /// A follow-up that was not needed (the original was opened).
     Cancelled(BlockReason),
     Retry {
@@ -90,167 +87,22 @@ pub enum Outcome {
     Skipped,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct RunReport {
-    pub function: String,
-    pub run_id: String,
-    pub due: usize,
-    pub sent: usize,
-    pub blocked: usize,
-    pub cancelled: usize,
-    pub retried: usize,
-    pub failed: usize,
-    pub skipped: usize,
-    /// Nudges that hit a store error (left for the next run).
-    pub errors: usize,
-}
-
-impl RunReport {
-    fn count(&mut self, o: &Outcome) {
-        match o {
-            Outcome::Sent { .. } => self.sent += 1,
-            Outcome::Blocked(_) => self.blocked += 1,
-            Outcome::Cancelled(_) => self.cancelled += 1,
-            Outcome::Retry { .. } => self.retried += 1,
-            Outcome::Failed { .. } => self.failed += 1,
-            Outcome::Skipped => self.skipped += 1,
-        }
-    }
-}
-
-/// The functions whose nudges a run of `function` delivers: its own, and for the 15-minute
-/// `reminders` run also those created by `ingest` (pause notices whose immediate send failed).
-pub fn swept_functions(function: &str) -> Vec<String> {
-    let mut v = vec![function.to_string()];
-    if function == "reminders" {
-        v.push("ingest".into());
-    }
-    v
-}
-
-/// The due buckets from `from` to `now`, inclusive, oldest first.
-pub fn buckets_between(from: DateTime<Utc>, now: DateTime<Utc>) -> Vec<String> {
-    let step = Duration::minutes(i64::from(schema::BUCKET_MINUTES));
-    let mut out = Vec::new();
-    let mut t = from.min(now);
-    let last = schema::due_bucket(now);
-    loop {
-        let b = schema::due_bucket(t);
-        let done = b == last;
-        if out.last() != Some(&b) {
-            out.push(b);
-        }
-        if done {
-            break;
-        }
-        t += step;
-        if t > now {
-            t = now;
-        }
-    }
-    out
-}
-
-/// Start of the due bucket `at` falls in (the GSI partition of a pending nudge is the bucket
-/// of `max(send_at, created_at)`, see the store).
-fn bucket_start(at: DateTime<Utc>) -> DateTime<Utc> {
-    let width = i64::from(schema::BUCKET_MINUTES) * 60;
-    let secs = at.timestamp();
-    DateTime::from_timestamp(secs - secs.rem_euclid(width), 0).unwrap_or(at)
-}
-
-/// A scheduled run: deliver every due nudge of `function`, then advance its checkpoint.
-pub async fn run_due(
-    deps: &Deps,
-    function: &str,
-    now: DateTime<Utc>,
-    run_id: &str,
-) -> Result<RunReport, DeliveryError> {
-    let store = &deps.store;
-    let checkpoint = store.checkpoint(function).await?.unwrap_or(now);
-    let from = (checkpoint.min(now) - LOOK_BACK).max(now - MAX_SCAN);
-    let buckets = buckets_between(from, now);
-    let due = store
-        .due_nudges(
-            &buckets,
-            deps.config.due_shards,
-            now,
-            &swept_functions(function),
-        )
-        .await?;
-    // A nudge claimed by another run whose lease has not expired yet is resolved by a later
-    // run (sent by its owner, or `unknown_outcome` once the lease expires). That later run
-    // must still scan its bucket: hold the checkpoint so that its look-back reaches it.
-    let hold = due
-        .iter()
-        .filter(|n| n.status == NudgeStatus::Claimed && n.lease_until.is_some_and(|u| u >= now))
-        .map(|n| bucket_start(n.send_at.max(n.created_at)) + LOOK_BACK)
-        .min();
-    let mut report = RunReport {
-        function: function.into(),
-        run_id: run_id.into(),
-        due: due.len(),
-        ..Default::default()
-    };
-    let outcomes: Vec<Result<Outcome, DeliveryError>> = stream::iter(due)
-        .map(|n| async move {
-            let (account_id, nudge_id, kind) = (n.account_id.clone(), n.nudge_id.clone(), n.kind);
-            let r = deliver(deps, &n, now, run_id).await;
-            if let Err(e) = &r {
-                warn!(account_id = %account_id, nudge_id = %nudge_id, kind = %kind, error = %e, "delivery error; left for the next run");
-            }
-            r
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    for o in &outcomes {
-        match o {
-            Ok(o) => report.count(o),
-            Err(_) => report.errors += 1,
-        }
-    }
-    if report.errors == 0 {
-        store
-            .set_checkpoint(function, hold.map_or(now, |h| h.min(now)))
-            .await?;
-    }
-    info!(
-        function,
-        due = report.due,
-        sent = report.sent,
-        blocked = report.blocked,
-        retried = report.retried,
-        failed = report.failed,
-        skipped = report.skipped,
-        errors = report.errors,
-        "delivery run"
-    );
-    Ok(report)
-}
-
 /// Records a new nudge and delivers it at once if it is due (functions that create and send
 /// in one run). A nudge that already exists is delivered as stored (a replay sends nothing new).
 pub async fn deliver_new(
     deps: &Deps,
+    extra: ExtraVars,
     nudge: &Nudge,
     now: DateTime<Utc>,
     run_id: &str,
 ) -> Result<Outcome, DeliveryError> {
     let created = deps.store.put_nudge(nudge, deps.config.due_shards).await?;
     if created {
-        return deliver(deps, nudge, now, run_id).await;
+        return deliver(deps, extra, nudge, now, run_id).await;
     }
     match deps.store.nudge(&nudge.account_id, &nudge.nudge_id).await? {
-        Some(stored) => deliver(deps, &stored, now, run_id).await,
+        Some(stored) => deliver(deps, extra, &stored, now, run_id).await,
         None => Ok(Outcome::Skipped),
-    }
-}
-
-fn locale_str(l: Locale) -> &'static str {
-    match l {
-        Locale::Ja => "ja",
-        Locale::En => "en",
     }
 }
 
@@ -259,8 +111,7 @@ struct Recipient {
     contact: Option<ContactRecord>,
     /// Email address, or topic ARN for CSM messages; `None` = nobody to send to.
     to: Option<String>,
-    locale: &'static str,
-    tz: Tz,
+    context: RecipientContext,
 }
 
 fn resolve_recipient(
@@ -274,8 +125,7 @@ fn resolve_recipient(
     let locale = contact_profile
         .and_then(|p| p.locale)
         .or(profile.map(|p| p.locale))
-        .map(locale_str)
-        .unwrap_or("en");
+        .unwrap_or(Locale::En);
     let tz = contact_profile
         .and_then(|p| p.timezone)
         .or(profile.map(|p| p.timezone))
@@ -288,19 +138,19 @@ fn resolve_recipient(
     };
     // CSM messages are written in the account's language (the CSM's working language).
     let locale = match nudge.kind.audience() {
-        Audience::Csm => profile.map(|p| locale_str(p.locale)).unwrap_or(locale),
+        Audience::Csm => profile.map(|p| p.locale).unwrap_or(locale),
         Audience::Customer => locale,
     };
     Recipient {
         contact,
         to,
-        locale,
-        tz,
+        context: RecipientContext { locale, tz },
     }
 }
 
 fn template_vars(
     deps: &Deps,
+    extra: ExtraVars,
     nudge: &Nudge,
     account: Option<&AccountRecord>,
     recipient: &Recipient,
@@ -330,24 +180,8 @@ fn template_vars(
     if let Some(cp) = recipient.contact.as_ref().and_then(|c| c.profile.as_ref()) {
         put("contact_name", json!(cp.name));
     }
-    // Deadline wording is computed when the message leaves, in the recipient's own terms.
-    if nudge.kind == NudgeKind::DeadlineReminder
-        && let Some(due) = nudge
-            .vars
-            .get("due_at")
-            .and_then(Value::as_str)
-            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-    {
-        let due = due.with_timezone(&Utc);
-        let lang = recipient.locale;
-        put(
-            "time_left",
-            json!(crate::reminders::time_left(due, now, recipient.tz, lang)),
-        );
-        put(
-            "due_local",
-            json!(crate::reminders::format_due(due, recipient.tz, lang)),
-        );
+    for (k, v) in extra(nudge, &recipient.context, now) {
+        put(&k, v);
     }
     if nudge.kind.audience() == Audience::Customer
         && let Some(c) = &recipient.contact
@@ -369,6 +203,7 @@ fn template_vars(
 /// Delivers one nudge (see the module docs for the steps and guarantees).
 pub async fn deliver(
     deps: &Deps,
+    extra: ExtraVars,
     nudge: &Nudge,
     now: DateTime<Utc>,
     run_id: &str,
@@ -379,13 +214,14 @@ pub async fn deliver(
         nudge_id = %nudge.nudge_id,
         kind = %nudge.kind
     );
-    deliver_in_span(deps, nudge, now, run_id)
+    deliver_in_span(deps, extra, nudge, now, run_id)
         .instrument(span)
         .await
 }
 
 async fn deliver_in_span(
     deps: &Deps,
+    extra: ExtraVars,
     nudge: &Nudge,
     now: DateTime<Utc>,
     run_id: &str,
@@ -409,7 +245,8 @@ async fn deliver_in_span(
         None => None,
     };
     let recipient = resolve_recipient(deps, nudge, account.as_ref(), contact);
-    let vars = template_vars(deps, nudge, account.as_ref(), &recipient, now);
+
+    let vars = template_vars(deps, extra, nudge, account.as_ref(), &recipient, now);
     let channel = nudge.kind.channel();
     let entry = |status: LogStatus, subject: &str, reason: Option<String>, pmid: Option<String>| {
         DeliveryLogEntry {
@@ -426,7 +263,7 @@ async fn deliver_in_span(
                 .or_else(|| contact_id.clone()),
             to: recipient.to.clone().unwrap_or_default(),
             subject: subject.to_string(),
-            locale: recipient.locale.to_string(),
+            locale: recipient.context.locale.as_str().to_string(),
             status,
             reason,
             nudge_id: nudge.nudge_id.clone(),
@@ -440,7 +277,7 @@ async fn deliver_in_span(
         nudge.kind,
         nudge.stage.as_deref(),
         &nudge.variant,
-        recipient.locale,
+        recipient.context.locale.as_str(),
         &vars,
     ) {
         Ok(r) => r,
@@ -528,6 +365,32 @@ async fn deliver_in_span(
     let Some(to) = recipient.to.clone() else {
         return block(BlockReason::NoRecipient).await;
     };
+
+    // Customer-facing, non-urgent kinds wait for the recipient's local business hours (a
+    // daily job's 03:00 plan must not reach an inbox at 03:00). Policy and the frequency cap
+    // are checked when the window is open, for the day the message actually leaves.
+    if nudge.kind.send_window() == SendWindow::BusinessHours {
+        let open = deps
+            .config
+            .business_hours
+            .next_open(now, recipient.context.tz);
+        if open > now {
+            let moved = store
+                .defer_pending(
+                    &nudge.account_id,
+                    &nudge.nudge_id,
+                    open,
+                    deps.config.due_shards,
+                )
+                .await?;
+            return Ok(if moved {
+                Outcome::Deferred { until: open }
+            } else {
+                Outcome::Skipped
+            });
+        }
+    }
+
     let customer = nudge.kind.audience() == Audience::Customer;
     let suppression = if customer {
         store.suppression(&to).await?.and_then(|s| s.reason)
@@ -551,7 +414,7 @@ async fn deliver_in_span(
         paused: account.as_ref().is_some_and(|a| a.paused),
         cap: deps.config.cap,
         recent_marketing: cap_state.as_ref().map(|c| &c.sends).unwrap_or(&empty_sends),
-        tz: recipient.tz,
+        tz: recipient.context.tz,
         now,
     });
     if let Err(reason) = decision {
@@ -566,7 +429,7 @@ async fn deliver_in_span(
                 &state.sends,
                 &nudge.nudge_id,
                 now,
-                recipient.tz,
+                recipient.context.tz,
                 deps.config.cap,
             ) {
                 return block(reason).await;
@@ -758,54 +621,6 @@ async fn resolve_claimed(
     })
 }
 
-/// After `customer_replied`: tell the CSM that automation for the account stopped. The notice
-/// (`paused:<event_id>`, owned by `ingest`) is recorded, then delivered at once; if that send
-/// fails it stays pending and the 15-minute `reminders` run retries it (see
-/// [`swept_functions`]). A replayed or retried event records nothing new. Only a failure to
-/// record the notice is an error (the event is then retried by the client).
-pub async fn notify_paused(
-    deps: &Deps,
-    event: &crate::events::Event,
-    applied: crate::store::Applied,
-    now: DateTime<Utc>,
-) -> Result<(), crate::store::StoreError> {
-    let at = event.occurred_at_utc();
-    if applied == crate::store::Applied::Stale {
-        // Stale is also what a retry of this very event sees: notify only if this event is
-        // still the one that paused the account (a later resume wins).
-        let current = deps.store.account(&event.account_id).await?;
-        if !current.is_some_and(|a| a.paused && a.paused_at == Some(at)) {
-            return Ok(());
-        }
-    }
-    let nudge = Nudge::new(
-        format!("paused:{}", event.event_id),
-        &event.account_id,
-        event.contact_id.clone(),
-        super::nudge::NudgeKind::AutomationPaused,
-        at,
-        "ingest",
-        now,
-    )
-    .with_vars(json!({ "paused_at": super::log::rfc3339_seconds::format(&at) }));
-    let run_id = format!("ingest:{}:{}", event.event_id, now.timestamp_millis());
-    match deliver_new(deps, &nudge, now, &run_id).await {
-        Ok(_) => Ok(()),
-        Err(DeliveryError::Store(e)) if !deps_has_nudge(deps, &nudge).await => Err(e),
-        Err(e) => {
-            warn!(account_id = %event.account_id, nudge_id = %nudge.nudge_id, kind = %nudge.kind, error = %e, "pause notice not sent now; the reminders run will retry");
-            Ok(())
-        }
-    }
-}
-
-async fn deps_has_nudge(deps: &Deps, nudge: &Nudge) -> bool {
-    matches!(
-        deps.store.nudge(&nudge.account_id, &nudge.nudge_id).await,
-        Ok(Some(_))
-    )
-}
-
 /// SES tag values allow only `[A-Za-z0-9_-.@]`-ish characters: the nudge reference is hex.
 pub fn nudge_ref_tag(account_id: &str, nudge_id: &str) -> Option<String> {
     let json = serde_json::to_string(&[account_id, nudge_id]).ok()?;
@@ -862,24 +677,6 @@ fn sanitize_tag(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
-
-    #[test]
-    fn buckets_cover_the_range() {
-        let a = Utc.with_ymd_and_hms(2026, 11, 20, 8, 50, 0).unwrap();
-        let b = Utc.with_ymd_and_hms(2026, 11, 20, 9, 50, 0).unwrap();
-        assert_eq!(
-            buckets_between(a, b),
-            vec![
-                "2026-11-20T08:45",
-                "2026-11-20T09:00",
-                "2026-11-20T09:15",
-                "2026-11-20T09:30",
-                "2026-11-20T09:45"
-            ]
-        );
-        assert_eq!(buckets_between(b, b), vec!["2026-11-20T09:45"]);
-    }
 
     #[test]
     fn nudge_ref_tags_round_trip() {

@@ -24,8 +24,8 @@ use sha2::Sha256;
 use thiserror::Error;
 use tracing::{info, warn};
 
-use super::nudge::category;
 use crate::Deps;
+use crate::domain::category;
 
 type HmacSha256 = Hmac<Sha256>;
 

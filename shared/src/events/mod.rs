@@ -1,8 +1,8 @@
 //! Product events: the ingest v1 contract (types, parsing, validation, signatures).
 //!
 //! Everything here is pure: no I/O and no wall clock. "Now" is passed in so replays and the
-//! simulator get the same answers as production. The wire shape is documented in DESIGN.md,
-//! section "Ingest contract (v1)"; [`parse_event`] and [`Event::to_wire`] are inverses.
+//! simulator get the same answers as production. The wire shape is documented in
+//! ARCHITECTURE.md, "Ingest contract (v1)"; [`parse_event`] and [`Event::to_wire`] are inverses.
 
 mod parse;
 mod signature;
@@ -13,8 +13,9 @@ use std::str::FromStr;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use chrono_tz::Tz;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
+pub use crate::domain::account::{Locale, Role, Tier, UnknownValue};
 pub use parse::{parse_batch, parse_event};
 pub use signature::*;
 
@@ -120,121 +121,6 @@ impl FromStr for EventType {
             .into_iter()
             .find(|t| t.as_str() == s)
             .ok_or(UnknownValue)
-    }
-}
-
-/// A string that is not one of an enum's wire names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("unknown value")]
-pub struct UnknownValue;
-
-/// Message language. Accepts BCP 47-ish tags (`ja`, `ja-JP`, `EN_us`): only the language
-/// prefix matters because templates exist per language, not per region.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Locale {
-    Ja,
-    En,
-}
-
-impl Locale {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Locale::Ja => "ja",
-            Locale::En => "en",
-        }
-    }
-}
-
-impl FromStr for Locale {
-    type Err = UnknownValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let lang = s.split(['-', '_']).next().unwrap_or_default();
-        if lang.eq_ignore_ascii_case("ja") {
-            Ok(Locale::Ja)
-        } else if lang.eq_ignore_ascii_case("en") {
-            Ok(Locale::En)
-        } else {
-            Err(UnknownValue)
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Locale {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse()
-            .map_err(|_| serde::de::Error::custom("expected a locale: ja or en (e.g. ja-JP)"))
-    }
-}
-
-/// A contact's role on the customer side; chooses content (admin gets steps, executive gets
-/// outcomes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Admin,
-    Executive,
-    User,
-}
-
-impl Role {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Executive => "executive",
-            Role::User => "user",
-        }
-    }
-}
-
-impl FromStr for Role {
-    type Err = UnknownValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Role::Admin, Role::Executive, Role::User]
-            .into_iter()
-            .find(|r| r.as_str().eq_ignore_ascii_case(s))
-            .ok_or(UnknownValue)
-    }
-}
-
-/// Customer-success coverage model. Serialized `high_touch`; `high-touch` is accepted too
-/// because that is how CS people write it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Tier {
-    HighTouch,
-    LowTouch,
-    TechTouch,
-}
-
-impl Tier {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Tier::HighTouch => "high_touch",
-            Tier::LowTouch => "low_touch",
-            Tier::TechTouch => "tech_touch",
-        }
-    }
-}
-
-impl FromStr for Tier {
-    type Err = UnknownValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let norm = s.replace('-', "_");
-        [Tier::HighTouch, Tier::LowTouch, Tier::TechTouch]
-            .into_iter()
-            .find(|t| t.as_str().eq_ignore_ascii_case(&norm))
-            .ok_or(UnknownValue)
-    }
-}
-
-impl<'de> Deserialize<'de> for Tier {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(|_| {
-            serde::de::Error::custom("expected a tier: high_touch, low_touch or tech_touch")
-        })
     }
 }
 

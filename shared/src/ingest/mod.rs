@@ -11,6 +11,7 @@
 
 pub mod http;
 pub mod lambda;
+pub mod pause;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
@@ -22,6 +23,7 @@ use tracing::{error, warn};
 
 use crate::Deps;
 use crate::events::{Event, EventError, EventPayload};
+use crate::registry;
 use crate::store::{AccountChange, Inserted, RawEvent, RollupDelta, StoreError};
 
 /// Concurrent requests to DynamoDB per batch.
@@ -167,11 +169,11 @@ pub async fn ingest_batch(
     }
     fresh.sort_by_key(|(i, _)| *i);
 
-    // 2. Idempotent effects, concurrently; an event whose effect failed goes to retry.
+    // 2. Idempotent effects and feature hooks, concurrently; an event whose effect failed goes
+    // to retry.
     let failed: Mutex<BTreeSet<usize>> = Mutex::new(BTreeSet::new());
     let effects = fresh
         .iter()
-        .filter(|(_, e)| has_state_effect(&e.payload))
         .map(|(i, e)| async {
             if let Err(err) = apply_state_effect(deps, e, now).await {
                 warn!(account_id = %e.account_id, error = %err, "event effect failed; client will retry");
@@ -277,23 +279,6 @@ pub async fn ingest_batch(
     out
 }
 
-fn has_state_effect(p: &EventPayload) -> bool {
-    matches!(
-        p,
-        EventPayload::AccountUpserted(_)
-            | EventPayload::ContactUpserted(_)
-            | EventPayload::AdminChanged { .. }
-            | EventPayload::CustomerReplied
-            | EventPayload::AutomationResumed
-            | EventPayload::Churned
-            | EventPayload::ContractRenewed { .. }
-            | EventPayload::Unsubscribed { .. }
-            | EventPayload::DeadlineSet(_)
-            | EventPayload::DeadlineCompleted { .. }
-            | EventPayload::DeadlineCancelled { .. }
-    )
-}
-
 async fn apply_state_effect(deps: &Deps, e: &Event, now: DateTime<Utc>) -> Result<(), StoreError> {
     let store = &deps.store;
     let at = e.occurred_at_utc();
@@ -316,16 +301,7 @@ async fn apply_state_effect(deps: &Deps, e: &Event, now: DateTime<Utc>) -> Resul
             let applied = store
                 .change_account(account, &AccountChange::Paused, at)
                 .await?;
-            crate::delivery::send::notify_paused(deps, e, applied, now).await?;
-        }
-        (
-            EventPayload::DeadlineSet(_)
-            | EventPayload::DeadlineCompleted { .. }
-            | EventPayload::DeadlineCancelled { .. },
-            _,
-        ) => {
-            // Stages are planned (or cancelled) now, not at the next run.
-            crate::reminders::service::on_deadline_event(deps, e, now).await?;
+            pause::notify_paused(deps, e, applied, now).await?;
         }
         (EventPayload::AutomationResumed, _) => {
             store
@@ -350,5 +326,6 @@ async fn apply_state_effect(deps: &Deps, e: &Event, now: DateTime<Utc>) -> Resul
         }
         _ => {}
     }
-    Ok(())
+    // Features plan from the event now (deadline stages, say), not at their next run.
+    registry::on_ingest(deps, e, now).await
 }

@@ -1,5 +1,6 @@
-//! Deadlines in, reminder stages out: what `ingest` does with deadline events, and the
-//! 15-minute `reminders` run.
+//! Deadlines in, reminder stages out: the `reminders` feature's ingest hook plans (or cancels)
+//! a deadline's stages as nudges; the sweep delivers them. Its render variables say how much
+//! time is left, in the recipient's terms, when the message leaves.
 //!
 //! A deadline's stages are nudges with deterministic ids `dl/<deadline_id>/<version>/<stage>`,
 //! where the version is the `occurred_at` (ms) of the `deadline_set` that planned them. Moving a
@@ -9,45 +10,34 @@
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use serde_json::{Value, json};
-use tracing::info;
+use serde_json::{Map, Value, json};
 
-use super::{Deadline, ReminderPolicy, ReminderStage, replan};
+use super::{Deadline, ReminderPolicy, ReminderStage, format_due, replan, time_left};
 use crate::Deps;
 use crate::config::Config;
-use crate::delivery::nudge::{Nudge, NudgeKind, NudgeStatus};
-use crate::delivery::send;
+use crate::domain::{Nudge, NudgeKind, NudgeStatus, RecipientContext, UNKNOWN_OUTCOME};
 use crate::events::{Event, EventPayload};
-use crate::schedule::{RunFuture, ScheduledError, ScheduledFunction};
 use crate::store::{Applied, DeadlineRecord, DeadlineStatus, StoreError};
 
+/// The function that plans deadline stages (and, every 15 minutes, runs the sweep).
 pub const FUNCTION: &str = "reminders";
 
-/// The registry entry (template.yaml runs it on the same expression).
-pub const SCHEDULED: ScheduledFunction = ScheduledFunction {
-    name: FUNCTION,
-    schedule: "cron(0/15 * * * ? *)",
-    run: run_boxed,
-};
-
-fn run_boxed<'a>(deps: &'a Deps, now: DateTime<Utc>, run_id: &'a str) -> RunFuture<'a> {
-    Box::pin(run(deps, now, run_id))
-}
-
-/// One scheduled run: deliver the stages that are due (through the one send path).
-pub async fn run(deps: &Deps, now: DateTime<Utc>, run_id: &str) -> Result<Value, ScheduledError> {
-    let report = send::run_due(deps, FUNCTION, now, run_id)
-        .await
-        .map_err(|e| ScheduledError::Run(e.to_string()))?;
-    info!(
-        due = report.due,
-        sent = report.sent,
-        blocked = report.blocked,
-        retried = report.retried,
-        failed = report.failed,
-        "reminders run"
-    );
-    Ok(serde_json::to_value(report).unwrap_or_default())
+/// Render variables of a stage, computed as it leaves: `time_left` ("3 days", "あと2時間")
+/// and `due_local` in the recipient's zone and language.
+pub fn render_vars(nudge: &Nudge, to: &RecipientContext, now: DateTime<Utc>) -> Map<String, Value> {
+    let mut vars = Map::new();
+    let due = nudge
+        .vars
+        .get("due_at")
+        .and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok());
+    if let Some(due) = due {
+        let due = due.with_timezone(&Utc);
+        let lang = to.locale.as_str();
+        vars.insert("time_left".into(), json!(time_left(due, now, to.tz, lang)));
+        vars.insert("due_local".into(), json!(format_due(due, to.tz, lang)));
+    }
+    vars
 }
 
 pub fn policy(config: &Config) -> ReminderPolicy {
@@ -166,7 +156,7 @@ async fn cancel_pending(
 ) -> Result<(), StoreError> {
     let pending: Vec<String> = deps
         .store
-        .deadline_nudges(account, deadline_id)
+        .nudges_with_prefix(account, &nudge_prefix(deadline_id))
         .await?
         .into_iter()
         .filter(|n| n.status == NudgeStatus::Pending)
@@ -248,15 +238,17 @@ async fn plan_stages(
     d: &DeadlineRecord,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let existing = deps.store.deadline_nudges(account, &d.deadline_id).await?;
+    let existing = deps
+        .store
+        .nudges_with_prefix(account, &nudge_prefix(&d.deadline_id))
+        .await?;
     // Sent (or being sent right now, or possibly sent: a lease that expired mid-send) stages
     // are never repeated.
     let sent: Vec<ReminderStage> = existing
         .iter()
         .filter(|n| {
             matches!(n.status, NudgeStatus::Sent | NudgeStatus::Claimed)
-                || (n.status == NudgeStatus::Failed
-                    && n.reason.as_deref() == Some(send::UNKNOWN_OUTCOME))
+                || (n.status == NudgeStatus::Failed && n.reason.as_deref() == Some(UNKNOWN_OUTCOME))
         })
         .filter_map(|n| n.stage.as_deref().and_then(ReminderStage::parse))
         .collect();

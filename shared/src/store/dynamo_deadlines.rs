@@ -4,10 +4,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 
 use super::dynamo::{DynamoStore, Item, get_s, get_ts, is_conditional_failure, map_err, s, ts};
-use super::dynamo_nudges::nudge_from_item;
 use super::schema::{self, PK, SK};
 use super::{Applied, DeadlineRecord, DeadlineStatus, DeadlineStore, StoreError};
-use crate::delivery::Nudge;
 
 /// The stored item of a deadline (what `put_deadline` writes; public for bulk loaders).
 pub fn deadline_item(account_id: &str, d: &DeadlineRecord) -> Item {
@@ -87,23 +85,5 @@ impl DeadlineStore for DynamoStore {
                 updated_at: get_ts(&item, "updated_at")?,
             })
         }))
-    }
-
-    async fn deadline_nudges(
-        &self,
-        account_id: &str,
-        deadline_id: &str,
-    ) -> Result<Vec<Nudge>, StoreError> {
-        self.query_prefix(
-            &schema::account_pk(account_id),
-            &format!(
-                "NUDGE#{}",
-                crate::reminders::service::nudge_prefix(deadline_id)
-            ),
-        )
-        .await?
-        .iter()
-        .map(nudge_from_item)
-        .collect()
     }
 }

@@ -18,9 +18,10 @@ use super::{
     AddressFeedback, CapState, EngagementKind, KindStats, MessageRef, NudgeStore, StoreError,
     Suppression,
 };
-use crate::delivery::DeliveryLogEntry;
-use crate::delivery::nudge::{Engagement, Nudge, NudgeKind, NudgeStatus};
-use crate::delivery::policy::{SuppressionReason, prune_reservations};
+use crate::domain::policy::prune_reservations;
+use crate::domain::{
+    DeliveryLogEntry, Engagement, Nudge, NudgeKind, NudgeStatus, SuppressionReason,
+};
 
 /// Provider-message mappings live as long as raw events.
 const MESSAGE_TTL_DAYS: i64 = 400;
@@ -171,12 +172,11 @@ impl DynamoStore {
         &self,
         partition: &str,
         upper: &str,
-        functions: &[String],
     ) -> Result<Vec<Item>, StoreError> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         loop {
-            let mut req = self
+            let req = self
                 .client
                 .query()
                 .table_name(&self.table)
@@ -188,16 +188,6 @@ impl DynamoStore {
                 .expression_attribute_values(":u", s(upper))
                 .set_exclusive_start_key(start.take())
                 .return_consumed_capacity(ReturnConsumedCapacity::Total);
-            if !functions.is_empty() {
-                let placeholders: Vec<String> =
-                    (0..functions.len()).map(|i| format!(":f{i}")).collect();
-                req = req
-                    .filter_expression(format!("#fn IN ({})", placeholders.join(", ")))
-                    .expression_attribute_names("#fn", "function");
-                for (i, f) in functions.iter().enumerate() {
-                    req = req.expression_attribute_values(format!(":f{i}"), s(f));
-                }
-            }
             let resp = req.send().await.map_err(map_err)?;
             self.meter.record_read(resp.consumed_capacity());
             out.extend(resp.items().iter().cloned());
@@ -278,29 +268,35 @@ impl NudgeStore for DynamoStore {
         }
     }
 
-    async fn replace_pending_nudge(&self, nudge: &Nudge, shards: u32) -> Result<bool, StoreError> {
-        let mut pending = nudge.clone();
-        pending.status = NudgeStatus::Pending;
-        let req = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(nudge_item(&pending, shards)))
-            .condition_expression("#st = :pending")
-            .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":pending", s(NudgeStatus::Pending.as_str()))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        match req.send().await {
-            Ok(out) => {
-                self.meter.record(out.consumed_capacity());
-                Ok(true)
-            }
-            Err(e) if is_conditional_failure(&e) => {
-                self.meter_conditional_failure();
-                Ok(false)
-            }
-            Err(e) => Err(map_err(e)),
-        }
+    async fn defer_pending(
+        &self,
+        account_id: &str,
+        nudge_id: &str,
+        send_at: DateTime<Utc>,
+        shards: u32,
+    ) -> Result<bool, StoreError> {
+        let pk = schema::account_pk(account_id);
+        let sk = schema::nudge_sk(nudge_id);
+        let (gpk, gsk) = gsi_keys(&pk, &sk, send_at, send_at, shards);
+        self.update_nudge(
+            account_id,
+            nudge_id,
+            "SET #send_at = :at, #gpk = :gpk, #gsk = :gsk",
+            "#st = :pending",
+            &[
+                ("#st", "status"),
+                ("#send_at", "send_at"),
+                ("#gpk", GSI1PK),
+                ("#gsk", GSI1SK),
+            ],
+            vec![
+                (":pending", s(NudgeStatus::Pending.as_str())),
+                (":at", ts(send_at)),
+                (":gpk", s(gpk)),
+                (":gsk", s(gsk)),
+            ],
+        )
+        .await
     }
 
     async fn cancel_pending(
@@ -348,7 +344,15 @@ impl NudgeStore for DynamoStore {
     }
 
     async fn nudges(&self, account_id: &str) -> Result<Vec<Nudge>, StoreError> {
-        self.query_prefix(&schema::account_pk(account_id), "NUDGE#")
+        self.nudges_with_prefix(account_id, "").await
+    }
+
+    async fn nudges_with_prefix(
+        &self,
+        account_id: &str,
+        prefix: &str,
+    ) -> Result<Vec<Nudge>, StoreError> {
+        self.query_prefix(&schema::account_pk(account_id), &schema::nudge_sk(prefix))
             .await?
             .iter()
             .map(nudge_from_item)
@@ -360,7 +364,6 @@ impl NudgeStore for DynamoStore {
         buckets: &[String],
         shards: u32,
         now: DateTime<Utc>,
-        functions: &[String],
     ) -> Result<Vec<Nudge>, StoreError> {
         use futures::stream::{self, StreamExt, TryStreamExt};
         // '~' sorts after every character of a key, so every send_at <= now matches.
@@ -372,7 +375,7 @@ impl NudgeStore for DynamoStore {
         let items: Vec<Vec<Item>> = stream::iter(partitions)
             .map(|p| {
                 let upper = upper.clone();
-                async move { self.query_due_partition(&p, &upper, functions).await }
+                async move { self.query_due_partition(&p, &upper).await }
             })
             .buffer_unordered(16)
             .try_collect()
@@ -653,7 +656,7 @@ impl NudgeStore for DynamoStore {
                 _ => break,
             }
         }
-        crate::delivery::log::sort(&mut out);
+        crate::domain::log::sort(&mut out);
         Ok(out)
     }
 

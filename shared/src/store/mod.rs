@@ -16,8 +16,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::delivery::policy::SuppressionReason;
-use crate::delivery::{DeliveryLogEntry, Nudge};
+use crate::domain::{DeliveryLogEntry, Nudge, SuppressionReason};
 use crate::events::{AccountProfile, ContactProfile};
 
 #[derive(Debug, Error)]
@@ -267,12 +266,6 @@ pub trait DeadlineStore: Send + Sync {
         account_id: &str,
         deadline_id: &str,
     ) -> Result<Option<DeadlineRecord>, StoreError>;
-    /// Every stage nudge ever planned for the deadline (all versions, any status).
-    async fn deadline_nudges(
-        &self,
-        account_id: &str,
-        deadline_id: &str,
-    ) -> Result<Vec<Nudge>, StoreError>;
 }
 
 // ------------------------------------------------------------------------------- nudges --
@@ -366,8 +359,15 @@ pub struct KindStats {
 pub trait NudgeStore: Send + Sync {
     /// Creates a pending nudge unless one with its id exists. Returns whether it was created.
     async fn put_nudge(&self, nudge: &Nudge, shards: u32) -> Result<bool, StoreError>;
-    /// Re-plans a nudge that is still pending (new send time or vars). False if it is not.
-    async fn replace_pending_nudge(&self, nudge: &Nudge, shards: u32) -> Result<bool, StoreError>;
+    /// Moves a nudge that is still pending to `send_at` (its send window opens then). False
+    /// if it is no longer pending.
+    async fn defer_pending(
+        &self,
+        account_id: &str,
+        nudge_id: &str,
+        send_at: DateTime<Utc>,
+        shards: u32,
+    ) -> Result<bool, StoreError>;
     /// Cancels the nudges that are still pending; returns how many were cancelled.
     async fn cancel_pending(
         &self,
@@ -378,14 +378,20 @@ pub trait NudgeStore: Send + Sync {
     ) -> Result<usize, StoreError>;
     async fn nudge(&self, account_id: &str, nudge_id: &str) -> Result<Option<Nudge>, StoreError>;
     async fn nudges(&self, account_id: &str) -> Result<Vec<Nudge>, StoreError>;
+    /// The account's nudges whose id starts with `prefix` (a feature's id scheme, e.g. every
+    /// stage of one deadline), any status.
+    async fn nudges_with_prefix(
+        &self,
+        account_id: &str,
+        prefix: &str,
+    ) -> Result<Vec<Nudge>, StoreError>;
     /// Pending (and claimed, to find expired leases) nudges on the `due` GSI in `buckets`
-    /// (every shard) with `send_at <= now`, owned by one of `functions` (empty = any).
+    /// (every shard) with `send_at <= now`, whoever planned them.
     async fn due_nudges(
         &self,
         buckets: &[String],
         shards: u32,
         now: DateTime<Utc>,
-        functions: &[String],
     ) -> Result<Vec<Nudge>, StoreError>;
     /// Leases a pending nudge to `owner` until `now + lease`; `None` if it is not pending (sent,
     /// or another run holds it). Counts an attempt.

@@ -5,7 +5,7 @@
 //! HTML auto-escaped (a customer named `<b>Eve</b>` stays text), `.txt` templates are not.
 //! Every customer email includes the `_footer` with `{{ unsubscribe_url }}`.
 //!
-//! Content rules (DESIGN.md): one point and one action per message; say which work gets
+//! Content rules: one point and one action per message; say which work gets
 //! easier; never scold; leave the customer room to choose their moment.
 //! A variant other than "a" is available to templates as `variant` (follow-up resends use "b").
 
@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use minijinja::{Environment, Value};
 use thiserror::Error;
 
-use crate::delivery::nudge::{Audience, NudgeKind};
+use crate::domain::{Audience, NudgeKind};
 
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum TemplateError {

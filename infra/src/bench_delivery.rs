@@ -7,12 +7,12 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::json;
 
-use super::DeliveryError;
-use super::nudge::{Nudge, NudgeKind};
-use super::send::{self, Outcome};
-use crate::Deps;
-use crate::events::{AccountProfile, ContactProfile, Csm, Locale, Role, Tier};
-use crate::store::dynamo::{Capacity, CapacityMeter};
+use nudge_shared::Deps;
+use nudge_shared::delivery::sweep::{LOOK_BACK, buckets_between};
+use nudge_shared::delivery::{DeliveryError, Outcome, deliver};
+use nudge_shared::domain::{Nudge, NudgeKind, no_extra_vars};
+use nudge_shared::events::{AccountProfile, ContactProfile, Csm, Locale, Role, Tier};
+use nudge_shared::store::dynamo::{Capacity, CapacityMeter};
 
 /// Average cost of one nudge in one phase.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -140,7 +140,7 @@ pub async fn bench_delivery(
         let before = meter.snapshot();
         let mut all = true;
         for nd in &list {
-            let o = send::deliver(deps, nd, now, "bench-run").await?;
+            let o = deliver(deps, no_extra_vars, nd, now, "bench-run").await?;
             all &= expect(&o);
         }
         Ok::<_, DeliveryError>((per(before, meter.snapshot(), list.len()), all))
@@ -153,10 +153,8 @@ pub async fn bench_delivery(
 
     let before = meter.snapshot();
     let later = now + Duration::days(30);
-    let buckets = send::buckets_between(later - send::LOOK_BACK, later);
-    deps.store
-        .due_nudges(&buckets, shards, later, &["bench-none".to_string()])
-        .await?;
+    let buckets = buckets_between(later - LOOK_BACK, later);
+    deps.store.due_nudges(&buckets, shards, later).await?;
     let empty_run = per(before, meter.snapshot(), 1);
 
     Ok(DeliveryBench {

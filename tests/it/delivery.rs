@@ -12,16 +12,17 @@ use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use nudge_infra::apigw;
 use nudge_shared::Deps;
+use nudge_shared::channels::ses::SesMailer;
+use nudge_shared::channels::sns::SnsNotifier;
+use nudge_shared::channels::{Mailer, OutgoingEmail, SendError};
 use nudge_shared::delivery::feedback;
-use nudge_shared::delivery::send::{Outcome, deliver, run_due};
-use nudge_shared::delivery::ses::SesMailer;
-use nudge_shared::delivery::sns::SnsNotifier;
-use nudge_shared::delivery::{
-    DeliveryLogEntry, LogStatus, Mailer, Nudge, NudgeKind, NudgeStatus, OutgoingEmail, SendError,
-};
+use nudge_shared::delivery::{Outcome, deliver};
 use nudge_shared::deps::SigningSecret;
+use nudge_shared::domain::{
+    DeliveryLogEntry, LogStatus, Nudge, NudgeKind, NudgeStatus, no_extra_vars,
+};
 use nudge_shared::store::{NudgeStore, ProfileStore};
-use nudge_tests::{LOCAL_SECRET, TestEnv, at};
+use nudge_tests::{LOCAL_SECRET, TestEnv, at, sweep};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------- helpers --
@@ -214,15 +215,12 @@ async fn two_concurrent_runs_send_each_nudge_exactly_once() {
         put(&env, &reminder("acme", id, id, t)).await;
     }
     let deps = env.deps();
-    let (a, b) = tokio::join!(
-        run_due(deps, "reminders", t, "run-a"),
-        run_due(deps, "reminders", t, "run-b")
-    );
+    let (a, b) = tokio::join!(sweep(deps, t, "run-a"), sweep(deps, t, "run-b"));
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.sent + b.sent, 12, "{a:?} {b:?}");
     assert_eq!(a.errors + b.errors, 0);
     // A replayed run afterwards finds nothing.
-    let c = run_due(deps, "reminders", t, "run-c").await.unwrap();
+    let c = sweep(deps, t, "run-c").await.unwrap();
     assert_eq!(c.due, 0, "{c:?}");
     for (id, _) in &contacts {
         assert_eq!(
@@ -250,7 +248,7 @@ async fn a_ses_error_on_the_first_try_is_retried_with_backoff_and_sent_once() {
     put(&env, &reminder("acme", "u1", "d1", t)).await;
     let deps = deps_with_flaky_mailer(&env);
 
-    let first = run_due(&deps, "reminders", t, "run-1").await.unwrap();
+    let first = sweep(&deps, t, "run-1").await.unwrap();
     assert_eq!(first.retried, 1, "{first:?}");
     let n = env
         .store
@@ -266,15 +264,15 @@ async fn a_ses_error_on_the_first_try_is_retried_with_backoff_and_sent_once() {
         "stored error is redacted"
     );
 
-    let early = run_due(&deps, "reminders", t + Duration::minutes(5), "run-2")
+    let early = sweep(&deps, t + Duration::minutes(5), "run-2")
         .await
         .unwrap();
     assert_eq!(early.due, 0, "backoff holds: {early:?}");
-    let second = run_due(&deps, "reminders", t + Duration::minutes(15), "run-3")
+    let second = sweep(&deps, t + Duration::minutes(15), "run-3")
         .await
         .unwrap();
     assert_eq!(second.sent, 1, "{second:?}");
-    let again = run_due(&deps, "reminders", t + Duration::minutes(30), "run-4")
+    let again = sweep(&deps, t + Duration::minutes(30), "run-4")
         .await
         .unwrap();
     assert_eq!(again.due, 0);
@@ -305,10 +303,9 @@ async fn a_permanent_bounce_suppresses_email_but_not_csm_alerts() {
         &nudge(NudgeKind::HealthAlert, "acme", "u1", "ha:1", t),
     )
     .await;
-    let r = run_due(env.deps(), "reminders", t, "run-1").await.unwrap();
-    assert_eq!(r.blocked, 1);
-    let h = run_due(env.deps(), "health", t, "run-2").await.unwrap();
-    assert_eq!(h.sent, 1, "{h:?}");
+    // One sweep handles both, whoever planned them.
+    let r = sweep(env.deps(), t, "run-1").await.unwrap();
+    assert_eq!((r.blocked, r.sent), (1, 1), "{r:?}");
 
     let entries = log(&env, "acme").await;
     let blocked = entries
@@ -348,7 +345,7 @@ async fn a_complaint_suppresses_everything_customer_facing() {
         .unwrap();
     assert_eq!(
         s.reason,
-        Some(nudge_shared::delivery::SuppressionReason::Complaint)
+        Some(nudge_shared::domain::SuppressionReason::Complaint)
     );
 
     put(&env, &reminder("acme", "u1", "d1", t)).await;
@@ -362,9 +359,8 @@ async fn a_complaint_suppresses_everything_customer_facing() {
         &nudge(NudgeKind::HealthAlert, "acme", "u1", "ha:1", t),
     )
     .await;
-    run_due(env.deps(), "reminders", t, "r").await.unwrap();
-    let h = run_due(env.deps(), "health", t, "h").await.unwrap();
-    assert_eq!((h.sent, h.blocked), (1, 1), "{h:?}");
+    let h = sweep(env.deps(), t, "r").await.unwrap();
+    assert_eq!((h.sent, h.blocked), (1, 2), "{h:?}");
     let entries = log(&env, "acme").await;
     for e in &entries {
         match e.kind {
@@ -406,10 +402,9 @@ async fn a_reply_pauses_tells_the_csm_and_resume_restarts() {
         &nudge(NudgeKind::HealthAlert, "acme", "u1", "ha:1", t),
     )
     .await;
-    let r = run_due(env.deps(), "reminders", t, "r1").await.unwrap();
+    let r = sweep(env.deps(), t, "r1").await.unwrap();
     assert_eq!(r.blocked, 1, "{r:?}");
-    let h = run_due(env.deps(), "health", t, "h1").await.unwrap();
-    assert_eq!(h.sent, 1, "CSM alerts continue while paused: {h:?}");
+    assert_eq!(r.sent, 1, "CSM alerts continue while paused: {r:?}");
 
     let t2 = t + Duration::hours(2);
     post(
@@ -420,7 +415,7 @@ async fn a_reply_pauses_tells_the_csm_and_resume_restarts() {
     )
     .await;
     put(&env, &reminder("acme", "u1", "d2", t2)).await;
-    let r = run_due(env.deps(), "reminders", t2, "r2").await.unwrap();
+    let r = sweep(env.deps(), t2, "r2").await.unwrap();
     assert_eq!(r.sent, 1, "{r:?}");
     let entries = log(&env, "acme").await;
     let d1 = entries
@@ -470,11 +465,11 @@ async fn the_frequency_cap_holds_over_a_week_of_simulated_time() {
         }
         put(&env, &reminder("acme", "u1", &format!("d{day}"), t)).await;
         for h in [0, 4, 8] {
-            run_due(env.deps(), "health", t + Duration::hours(h), "h")
+            sweep(env.deps(), t + Duration::hours(h), "h")
                 .await
                 .unwrap();
         }
-        run_due(env.deps(), "reminders", t, "r").await.unwrap();
+        sweep(env.deps(), t, "r").await.unwrap();
     }
     let entries = log(&env, "acme").await;
     let sent: Vec<&DeliveryLogEntry> = entries
@@ -532,7 +527,7 @@ async fn unsubscribe_links_work_and_a_tampered_token_changes_nothing() {
     seed(&env, "acme", "tech_touch", &[("u1", "Ann")]).await;
     let t = at("2026-11-20T00:00:00Z");
     put(&env, &nudge(NudgeKind::RiskNudge, "acme", "u1", "rk:1", t)).await;
-    run_due(env.deps(), "health", t, "h").await.unwrap();
+    sweep(env.deps(), t, "h").await.unwrap();
     let raws = env.raw_to(&addr(&env, "u1")).await;
     assert_eq!(raws.len(), 1);
     let raw = &raws[0];
@@ -611,16 +606,17 @@ async fn unsubscribe_links_work_and_a_tampered_token_changes_nothing() {
         unsubscribed(&env).await.into_iter().collect::<Vec<_>>(),
         vec!["success"]
     );
-    // The next success-category email is blocked; reminders still go out.
-    let t2 = t + Duration::days(2);
+    // The next success-category email is blocked; reminders still go out. (Monday 09:00 in
+    // Tokyo: the offer's send window is open.)
+    let t2 = t + Duration::days(3);
     put(
         &env,
         &nudge(NudgeKind::UpsellOffer, "acme", "u1", "up:1", t2),
     )
     .await;
     put(&env, &reminder("acme", "u1", "d1", t2)).await;
-    run_due(env.deps(), "health", t2, "h2").await.unwrap();
-    run_due(env.deps(), "reminders", t2, "r2").await.unwrap();
+    sweep(env.deps(), t2, "h2").await.unwrap();
+    sweep(env.deps(), t2, "r2").await.unwrap();
     let entries = log(&env, "acme").await;
     let up = entries.iter().find(|e| e.nudge_id == "up:1").unwrap();
     assert_eq!(up.reason.as_deref(), Some("unsubscribed"));
@@ -643,7 +639,7 @@ async fn html_in_a_customer_name_is_escaped_in_the_email_body() {
     .await;
     let t = at("2026-11-20T00:00:00Z");
     put(&env, &reminder("acme", "u1", "d1", t)).await;
-    run_due(env.deps(), "reminders", t, "r").await.unwrap();
+    sweep(env.deps(), t, "r").await.unwrap();
     let raws = env.raw_to(&addr(&env, "u1")).await;
     assert_eq!(raws.len(), 1);
     let html = html_part(&raws[0]);
@@ -659,7 +655,12 @@ async fn html_in_a_customer_name_is_escaped_in_the_email_body() {
 
 #[tokio::test]
 async fn feedback_records_engagement_once_and_follow_ups_respect_it() {
-    let env = TestEnv::new("dlv_engage").await;
+    // Engagement and follow-ups, not send windows: the window is always open here (the
+    // 5 days below cross a weekend).
+    let env = TestEnv::with_config("dlv_engage", |c| {
+        c.business_hours = "mon-sun 0-24".parse().expect("window")
+    })
+    .await;
     seed(&env, "tech", "tech_touch", &[("u1", "Ann")]).await;
     seed(&env, "high", "high_touch", &[("u2", "Ben")]).await;
     let t = at("2026-11-20T00:00:00Z");
@@ -684,7 +685,7 @@ async fn feedback_records_engagement_once_and_follow_ups_respect_it() {
         ),
     )
     .await;
-    run_due(env.deps(), "health", t, "h").await.unwrap();
+    sweep(env.deps(), t, "h").await.unwrap();
     let sent = env.store.nudge("tech", "up:t").await.unwrap().unwrap();
     let mid = sent.provider_message_id.clone().unwrap();
 
@@ -707,19 +708,14 @@ async fn feedback_records_engagement_once_and_follow_ups_respect_it() {
     assert!(rates.iter().any(|r| r.kind == "upsell_offer"));
 
     // Day 1: the risk nudge goes out (a different day: the cap allows it).
-    let r = run_due(env.deps(), "health", t + Duration::days(1), "h1")
+    let r = sweep(env.deps(), t + Duration::days(1), "h1")
         .await
         .unwrap();
     assert_eq!(r.sent, 1, "{r:?}");
     // Day 4: the unopened tech-touch risk nudge gets one resend, as variant b.
-    let r = run_due(
-        env.deps(),
-        "health",
-        t + Duration::days(4) + Duration::hours(1),
-        "h2",
-    )
-    .await
-    .unwrap();
+    let r = sweep(env.deps(), t + Duration::days(4) + Duration::hours(1), "h2")
+        .await
+        .unwrap();
     assert_eq!(r.sent, 1, "{r:?}");
     let fu = env.store.nudge("tech", "fu:rk:t").await.unwrap().unwrap();
     assert_eq!((fu.kind, fu.variant.as_str()), (NudgeKind::RiskNudge, "b"));
@@ -734,7 +730,7 @@ async fn feedback_records_engagement_once_and_follow_ups_respect_it() {
     );
     // Day 5: the opened offer's follow-up cancels itself; the high-touch account's unopened
     // offer becomes a CSM task ("call them").
-    let r = run_due(env.deps(), "health", t + Duration::days(5), "h3")
+    let r = sweep(env.deps(), t + Duration::days(5), "h3")
         .await
         .unwrap();
     assert_eq!((r.cancelled, r.sent), (1, 1), "{r:?}");
@@ -777,11 +773,11 @@ async fn an_expired_lease_is_marked_unknown_outcome_and_never_resent() {
         .await
         .unwrap();
     assert!(claimed.is_some());
-    let during = run_due(env.deps(), "reminders", t + Duration::minutes(5), "r1")
+    let during = sweep(env.deps(), t + Duration::minutes(5), "r1")
         .await
         .unwrap();
     assert_eq!((during.sent, during.skipped), (0, 1));
-    let after = run_due(env.deps(), "reminders", t + Duration::minutes(30), "r2")
+    let after = sweep(env.deps(), t + Duration::minutes(30), "r2")
         .await
         .unwrap();
     assert_eq!(after.failed, 1, "{after:?}");
@@ -807,8 +803,12 @@ async fn delivering_a_finished_nudge_again_is_a_no_op() {
     let n = reminder("acme", "u1", "d1", t);
     put(&env, &n).await;
     // The stale in-memory copy (status pending) is delivered twice, as a Lambda retry would.
-    let a = deliver(env.deps(), &n, t, "a").await.unwrap();
-    let b = deliver(env.deps(), &n, t, "b").await.unwrap();
+    let a = deliver(env.deps(), no_extra_vars, &n, t, "a")
+        .await
+        .unwrap();
+    let b = deliver(env.deps(), no_extra_vars, &n, t, "b")
+        .await
+        .unwrap();
     assert!(matches!(a, Outcome::Sent { .. }), "{a:?}");
     assert_eq!(b, Outcome::Skipped);
     assert!(
@@ -879,11 +879,9 @@ async fn no_email_address_or_body_appears_in_logs() {
     )
     .await;
     env.store.unsubscribe("acme", "u2", "all").await.unwrap();
-    run_due(&deps, "reminders", t, "r1").await.unwrap(); // transient failure
-    run_due(&deps, "health", t, "h1").await.unwrap(); // a block and a CSM alert
-    run_due(&deps, "reminders", t + Duration::minutes(15), "r2")
-        .await
-        .unwrap(); // sent
+    sweep(&deps, t, "r1").await.unwrap(); // transient failure
+    sweep(&deps, t, "h1").await.unwrap(); // a block and a CSM alert
+    sweep(&deps, t + Duration::minutes(15), "r2").await.unwrap(); // sent
     feed(
         &env,
         fixture_with("ses-bounce-permanent", "gone@example.jp", &addr(&env, "u1")),
@@ -914,7 +912,7 @@ async fn no_email_address_or_body_appears_in_logs() {
 async fn bench_delivery_reports_request_units_per_nudge() {
     let env = TestEnv::new("dlv_bench").await;
     let meter = env.store.meter();
-    let figures = nudge_shared::delivery::bench::bench_delivery(
+    let figures = nudge_infra::bench_delivery::bench_delivery(
         env.deps(),
         &meter,
         5,
@@ -927,4 +925,66 @@ async fn bench_delivery_reports_request_units_per_nudge() {
     assert!(figures.outcomes_ok);
     assert!(figures.sent_transactional.write_units > 0.0);
     assert!(figures.blocked.write_units < figures.sent_transactional.write_units);
+}
+
+#[tokio::test]
+async fn a_3am_plan_waits_for_local_business_hours_while_csm_alerts_go_at_once() {
+    let env = TestEnv::new("dlv_window").await;
+    seed(&env, "acme", "tech_touch", &[("u1", "Ann"), ("u2", "Bob")]).await;
+    // Bob works from New York; Ann (and the account) from Tokyo.
+    post(
+        &env,
+        json!({"event_id": "u2-ny", "account_id": "acme", "contact_id": "u2",
+               "type": "contact_upserted", "occurred_at": "2026-11-02T00:00:00Z",
+               "properties": {"email": addr(&env, "u2"), "name": "Bob", "role": "user",
+                              "timezone": "America/New_York"}}),
+        at("2026-11-02T00:00:00Z"),
+    )
+    .await;
+    // Wednesday 03:00 in Tokyo = Tuesday 13:00 in New York: a daily job's plans.
+    let t = at("2026-11-17T18:00:00Z");
+    put(
+        &env,
+        &nudge(NudgeKind::RiskNudge, "acme", "u1", "rk:ann", t),
+    )
+    .await;
+    put(
+        &env,
+        &nudge(NudgeKind::RiskNudge, "acme", "u2", "rk:bob", t),
+    )
+    .await;
+    put(
+        &env,
+        &nudge(NudgeKind::HealthAlert, "acme", "u1", "ha:1", t),
+    )
+    .await;
+
+    let r = sweep(env.deps(), t, "s1").await.unwrap();
+    assert_eq!((r.sent, r.deferred), (2, 1), "{r:?}");
+    let ann = env.store.nudge("acme", "rk:ann").await.unwrap().unwrap();
+    assert_eq!(ann.status, NudgeStatus::Pending);
+    assert_eq!(ann.send_at, at("2026-11-18T09:00:00+09:00"));
+    assert_eq!(ann.attempts, 0, "a deferral is not a send attempt");
+    assert!(env.raw_to(&addr(&env, "u1")).await.is_empty());
+    assert_eq!(env.raw_to(&addr(&env, "u2")).await.len(), 1);
+
+    // Nothing until 09:00 Tokyo; then it leaves, through the same owner-agnostic sweep.
+    let r = sweep(env.deps(), at("2026-11-17T23:45:00Z"), "s2")
+        .await
+        .unwrap();
+    assert_eq!(r.sent, 0, "{r:?}");
+    let r = sweep(env.deps(), at("2026-11-18T00:00:00Z"), "s3")
+        .await
+        .unwrap();
+    assert_eq!(r.sent, 1, "{r:?}");
+    assert_eq!(env.raw_to(&addr(&env, "u1")).await.len(), 1);
+    let entries = log(&env, "acme").await;
+    let ann = entries.iter().find(|e| e.nudge_id == "rk:ann").unwrap();
+    assert_eq!(ann.at, at("2026-11-18T00:00:00Z"));
+    assert_eq!(
+        ann.function, "health",
+        "planned by health, sent by the sweep"
+    );
+    let alert = entries.iter().find(|e| e.nudge_id == "ha:1").unwrap();
+    assert_eq!((alert.at, alert.status), (t, LogStatus::Sent));
 }

@@ -1,6 +1,6 @@
 //! Three-stage deadline reminders end to end: deadline events go through the real `ingest`
 //! handler (signed HTTP API requests received at their time), and the real
-//! `reminders::service::run` is invoked on its production cadence (every 15 minutes) across a
+//! `reminders` scheduled run (the delivery sweep) is invoked on its production cadence (every 15 minutes) across a
 //! window. Assertions read the delivery log (DynamoDB Local) and what moto's SES accepted.
 //!
 //! moto is shared by every test, so each test's addresses carry its own table name.
@@ -8,8 +8,8 @@
 use base64::Engine;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use nudge_shared::delivery::send::LEASE;
-use nudge_shared::delivery::{DeliveryLogEntry, LogStatus, NudgeStatus};
-use nudge_shared::reminders::service;
+use nudge_shared::domain::{DeliveryLogEntry, LogStatus, NudgeStatus};
+use nudge_shared::registry;
 use nudge_shared::store::NudgeStore;
 use nudge_tests::{TestEnv, at};
 use serde_json::{Value, json};
@@ -107,13 +107,24 @@ fn slot_at_or_after(t: DateTime<Utc>) -> DateTime<Utc> {
     if down == t { t } else { down + q }
 }
 
+/// One scheduled run of the `reminders` function at `t`: its sweep's report.
+async fn reminders_run(
+    deps: &nudge_shared::Deps,
+    t: DateTime<Utc>,
+    run_id: &str,
+) -> Result<Value, registry::ScheduledError> {
+    let feature = registry::find("reminders").expect("reminders is registered");
+    let out = registry::run_scheduled(feature, deps, t, run_id).await?;
+    Ok(out["sweep"].clone())
+}
+
 /// The reminders function on its production cadence: every 15-minute slot in `[from, to]`,
 /// "now" = the slot (as the EventBridge `time`). Returns the run reports.
 async fn run_every_15_min(env: &TestEnv, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Value> {
     let mut out = Vec::new();
     let mut t = slot_at_or_after(from);
     while t <= to {
-        let report = service::run(env.deps(), t, &format!("run-{}", t.timestamp()))
+        let report = reminders_run(env.deps(), t, &format!("run-{}", t.timestamp()))
             .await
             .expect("reminders run");
         assert_eq!(report["errors"], 0, "{report}");
@@ -672,8 +683,8 @@ async fn two_racing_runs_send_each_stage_once() {
             format!("b-{}", t.timestamp()),
         );
         let (a, b) = tokio::join!(
-            service::run(env.deps(), t, &id_a),
-            service::run(env.deps(), t, &id_b)
+            reminders_run(env.deps(), t, &id_a),
+            reminders_run(env.deps(), t, &id_b)
         );
         let (a, b) = (a.unwrap(), b.unwrap());
         assert_eq!(
@@ -1142,14 +1153,14 @@ async fn scheduled_event_fixture_drives_the_reminders_entry_with_its_time_as_now
     .unwrap();
     let event: aws_lambda_events::eventbridge::EventBridgeEvent<Value> =
         serde_json::from_str(&text).expect("fixture parses as a scheduled event");
-    let out = nudge_shared::schedule::handle(
-        &nudge_shared::reminders::service::SCHEDULED,
+    let out = registry::handle_scheduled(
+        registry::find("reminders").expect("registered"),
         env.deps(),
         lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default()),
     )
     .await
     .expect("run");
-    assert_eq!(out["sent"], 1, "{out}");
+    assert_eq!(out["sweep"]["sent"], 1, "{out}");
     let entries = log(&env).await;
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert_eq!(entries[0].at, at("2026-11-24T00:00:00Z"));

@@ -19,7 +19,13 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::nudge::{Audience, Channel, NudgeKind, category};
-use crate::config::FrequencyCap;
+
+/// Frequency caps for marketing-type nudges per contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrequencyCap {
+    pub per_day: u32,
+    pub per_week: u32,
+}
 
 /// Why an address is suppressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

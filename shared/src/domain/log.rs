@@ -1,5 +1,5 @@
 //! The delivery log: one entry per message that left, was blocked or failed — the user-facing
-//! contract of `nudge simulate` (DESIGN.md, "Simulation and the delivery log").
+//! contract of `nudge simulate` (ARCHITECTURE.md, "Delivery log and nudge simulate").
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};

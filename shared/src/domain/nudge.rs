@@ -2,7 +2,31 @@
 //! unsubscribe category, and where it is in its life (status).
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::account::Locale;
+
+/// The failure reason of a nudge whose lease expired mid-send (it may have left).
+pub const UNKNOWN_OUTCOME: &str = "unknown_outcome";
+
+/// The recipient as a feature's render variables see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecipientContext {
+    pub locale: Locale,
+    pub tz: Tz,
+}
+
+/// Variables a feature adds when its nudge is rendered, computed as the message leaves (a
+/// deadline's "time left" in the recipient's own terms, say). The feature registry supplies
+/// them, so delivery never imports a feature.
+pub type ExtraVars = fn(&Nudge, &RecipientContext, DateTime<Utc>) -> Map<String, Value>;
+
+/// No feature variables (messages whose template needs only the nudge's own vars).
+pub fn no_extra_vars(_: &Nudge, _: &RecipientContext, _: DateTime<Utc>) -> Map<String, Value> {
+    Map::new()
+}
 
 /// What a nudge is about. Serialized snake_case; the delivery log's `kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -126,6 +150,45 @@ impl NudgeKind {
     pub fn is_marketing(&self) -> bool {
         self.audience() == Audience::Customer && *self != NudgeKind::DeadlineReminder
     }
+
+    /// When the sweep may send a due nudge of this kind.
+    pub fn send_window(&self) -> SendWindow {
+        match self {
+            NudgeKind::HealthAlert | NudgeKind::CsmTask | NudgeKind::AutomationPaused => {
+                SendWindow::Immediate
+            }
+            NudgeKind::DeadlineReminder => SendWindow::AsPlanned,
+            NudgeKind::Milestone
+            | NudgeKind::OnboardingProgress
+            | NudgeKind::RiskNudge
+            | NudgeKind::AdminWelcome
+            | NudgeKind::UpsellOffer => SendWindow::BusinessHours,
+        }
+    }
+}
+
+/// When a due nudge may leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendWindow {
+    /// CSM alerts and tasks: work for people, sent as soon as they are due.
+    Immediate,
+    /// Customer-facing, non-urgent: within the recipient's local business hours
+    /// ([`super::BusinessHours`]); a nudge due outside them waits for the next opening.
+    BusinessHours,
+    /// Deadline reminders: their planner already applied the stage rules (quiet hours, the
+    /// final stage's urgency), so the planned time stands.
+    AsPlanned,
+}
+
+/// Who a nudge goes to, as the planner named it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recipient<'a> {
+    /// A customer contact of the account.
+    Contact(&'a str),
+    /// The account's admin contact, whoever that is when the nudge leaves.
+    AccountAdmin,
+    /// The account's customer-success manager (the CSM topic).
+    Csm,
 }
 
 impl std::fmt::Display for NudgeKind {
@@ -183,7 +246,7 @@ pub struct Engagement {
     pub complained_at: Option<DateTime<Utc>>,
 }
 
-/// One message to one recipient. Its id is deterministic (e.g. `dl:<deadline_id>:<stage>`),
+/// One message to one recipient. Its id is deterministic (e.g. `dl/<deadline_id>/<version>/<stage>`),
 /// so planning it twice (a retried Lambda, a replay) records it once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Nudge {
@@ -196,7 +259,8 @@ pub struct Nudge {
     /// Content variant ("a"; follow-up resends use "b").
     pub variant: String,
     pub send_at: DateTime<Utc>,
-    /// The scheduled function that owns (and retries) it: `reminders`, `health`, ...
+    /// The function that planned it (`reminders`, `ingest`, ...): the delivery log's
+    /// `function`. Delivery does not depend on it: one sweep sends every due nudge.
     pub function: String,
     /// Template variables (title, due_at, link, score, ...).
     pub vars: serde_json::Value,
@@ -262,6 +326,14 @@ impl Nudge {
     pub fn with_variant(mut self, variant: impl Into<String>) -> Nudge {
         self.variant = variant.into();
         self
+    }
+
+    pub fn recipient(&self) -> Recipient<'_> {
+        match (self.kind.audience(), self.contact_id.as_deref()) {
+            (Audience::Csm, _) => Recipient::Csm,
+            (Audience::Customer, Some(c)) => Recipient::Contact(c),
+            (Audience::Customer, None) => Recipient::AccountAdmin,
+        }
     }
 }
 

@@ -1,0 +1,8 @@
+//! Integration tests against the local stack (DynamoDB Local + moto), in one test binary so the
+//! AWS SDK is linked once. Each test gets its own table; helpers live in `tests/support`.
+
+mod delivery;
+mod ingest;
+mod reminders;
+mod simulate;
+mod template;

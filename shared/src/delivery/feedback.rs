@@ -23,7 +23,7 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use super::DeliveryError;
-use super::send::parse_nudge_ref_tag;
+use super::message::parse_nudge_ref_tag;
 use crate::Deps;
 use crate::store::{AddressFeedback, EngagementKind, MessageRef};
 

@@ -3,12 +3,14 @@
 
 pub mod feedback;
 pub mod followup;
+pub mod message;
 pub mod send;
 pub mod sweep;
 pub mod unsubscribe;
 
 use thiserror::Error;
 
+pub use message::{nudge_ref_tag, parse_nudge_ref_tag};
 pub use send::{Outcome, deliver, deliver_new};
 pub use sweep::{RunReport, sweep};
 

@@ -1,10 +1,12 @@
 //! The one send path. Every nudge, from every function, goes through [`deliver`]:
 //!
 //! 1. **record**: the nudge is stored as `pending` with its sparse `due` GSI keys
-//!    ([`NudgeStore::put_nudge`], idempotent by its deterministic id);
+//!    (`NudgeStore::put_nudge`, idempotent by its deterministic id);
 //! 2. **load**: account, contact, suppression of the address, cap reservations (reads only);
-//! 3. **render** the message (pure), then **check policy** (pure, [`policy::check`]);
-//!    a block is one conditional write (`pending → blocked`, reason recorded) + a log entry;
+//! 3. **render** the message (pure); a customer-facing, non-urgent nudge due outside the
+//!    recipient's business hours is **deferred** to the next opening (still `pending`); then
+//!    **check policy** (pure, [`policy::check`]); a block is one conditional write
+//!    (`pending → blocked`, reason recorded) + a log entry;
 //! 4. **reserve the frequency cap** (marketing kinds only): an optimistic, versioned update of
 //!    the contact's reservations, keyed by nudge id so a retry is never capped by itself;
 //! 5. **claim**: a conditional write `pending → claimed` with a lease (owner = run id, expiry
@@ -39,22 +41,19 @@
 //! timeout. The window is one SES/SNS call plus one UpdateItem: milliseconds per send.
 
 use chrono::{DateTime, Duration, Utc};
-use chrono_tz::Tz;
-use serde_json::{Map, Value, json};
 use tracing::{Instrument, info, warn};
 
 use super::DeliveryError;
 use super::followup;
-use super::unsubscribe;
+use super::message::{Recipient, outgoing_email, resolve_recipient, template_vars};
 use crate::Deps;
-use crate::channels::{Notification, NotifyTarget, OutgoingEmail, SendError, redact};
+use crate::channels::{Notification, NotifyTarget, SendError, redact};
 use crate::domain::policy::{self, BlockReason, PolicyInput};
 use crate::domain::{
-    Audience, Channel, DeliveryLogEntry, ExtraVars, LogStatus, Nudge, NudgeStatus,
-    RecipientContext, SendWindow, UNKNOWN_OUTCOME,
+    Audience, Channel, DeliveryLogEntry, ExtraVars, LogStatus, Nudge, NudgeStatus, SendWindow,
+    UNKNOWN_OUTCOME,
 };
-use crate::events::{Locale, Tier};
-use crate::store::{AccountRecord, ContactRecord, MessageRef};
+use crate::store::{AccountRecord, MessageRef};
 use crate::templates::{self, Rendered};
 
 /// How long a claim holds. Longer than any function's timeout.
@@ -106,100 +105,6 @@ pub async fn deliver_new(
     }
 }
 
-/// Who a nudge goes to, as resolved from the store.
-struct Recipient {
-    contact: Option<ContactRecord>,
-    /// Email address, or topic ARN for CSM messages; `None` = nobody to send to.
-    to: Option<String>,
-    context: RecipientContext,
-}
-
-fn resolve_recipient(
-    deps: &Deps,
-    nudge: &Nudge,
-    account: Option<&AccountRecord>,
-    contact: Option<ContactRecord>,
-) -> Recipient {
-    let profile = account.and_then(|a| a.profile.as_ref());
-    let contact_profile = contact.as_ref().and_then(|c| c.profile.as_ref());
-    let locale = contact_profile
-        .and_then(|p| p.locale)
-        .or(profile.map(|p| p.locale))
-        .unwrap_or(Locale::En);
-    let tz = contact_profile
-        .and_then(|p| p.timezone)
-        .or(profile.map(|p| p.timezone))
-        .unwrap_or(Tz::UTC);
-    let to = match nudge.kind.audience() {
-        Audience::Customer => contact_profile
-            .map(|p| p.email.clone())
-            .filter(|e| !e.trim().is_empty()),
-        Audience::Csm => deps.config.csm_topic_arn.clone(),
-    };
-    // CSM messages are written in the account's language (the CSM's working language).
-    let locale = match nudge.kind.audience() {
-        Audience::Csm => profile.map(|p| p.locale).unwrap_or(locale),
-        Audience::Customer => locale,
-    };
-    Recipient {
-        contact,
-        to,
-        context: RecipientContext { locale, tz },
-    }
-}
-
-fn template_vars(
-    deps: &Deps,
-    extra: ExtraVars,
-    nudge: &Nudge,
-    account: Option<&AccountRecord>,
-    recipient: &Recipient,
-    now: DateTime<Utc>,
-) -> Value {
-    let mut vars: Map<String, Value> = match &nudge.vars {
-        Value::Object(m) => m.clone(),
-        _ => Map::new(),
-    };
-    let profile = account.and_then(|a| a.profile.as_ref());
-    let mut put = |k: &str, v: Value| {
-        vars.entry(k.to_string()).or_insert(v);
-    };
-    if let Some(p) = profile {
-        put("account_name", json!(p.name));
-        put("plan", json!(p.plan));
-        put("renewal_date", json!(p.renewal_date.to_string()));
-        if let Some(t) = p.tier {
-            put("tier", serde_json::to_value(t).unwrap_or_default());
-        }
-        if let Some(csm) = &p.csm {
-            put("csm_name", json!(csm.name));
-        }
-    } else {
-        put("account_name", json!(nudge.account_id));
-    }
-    if let Some(cp) = recipient.contact.as_ref().and_then(|c| c.profile.as_ref()) {
-        put("contact_name", json!(cp.name));
-    }
-    for (k, v) in extra(nudge, &recipient.context, now) {
-        put(&k, v);
-    }
-    if nudge.kind.audience() == Audience::Customer
-        && let Some(c) = &recipient.contact
-    {
-        let token = unsubscribe::sign(
-            deps.secret.as_bytes(),
-            &nudge.account_id,
-            &c.contact_id,
-            nudge.kind.category(),
-        );
-        vars.insert(
-            "unsubscribe_url".into(),
-            json!(unsubscribe::link(&deps.config.public_base_url, &token)),
-        );
-    }
-    Value::Object(vars)
-}
-
 /// Delivers one nudge (see the module docs for the steps and guarantees).
 pub async fn deliver(
     deps: &Deps,
@@ -214,361 +119,443 @@ pub async fn deliver(
         nudge_id = %nudge.nudge_id,
         kind = %nudge.kind
     );
-    deliver_in_span(deps, extra, nudge, now, run_id)
-        .instrument(span)
-        .await
+    async {
+        match nudge.status {
+            NudgeStatus::Pending if nudge.send_at <= now => {}
+            NudgeStatus::Claimed => return resolve_claimed(deps, nudge, now).await,
+            _ => return Ok(Outcome::Skipped),
+        }
+        let d = Delivery::load(deps, extra, nudge, now, run_id).await?;
+        d.run().await
+    }
+    .instrument(span)
+    .await
 }
 
-async fn deliver_in_span(
-    deps: &Deps,
-    extra: ExtraVars,
-    nudge: &Nudge,
-    now: DateTime<Utc>,
-    run_id: &str,
-) -> Result<Outcome, DeliveryError> {
-    let store = &deps.store;
+/// What policy says about one nudge now.
+enum Verdict {
+    Send,
+    Block(BlockReason),
+    /// Not decidable now (cap reservations contended): stays pending for the next run.
+    Later,
+}
 
-    match nudge.status {
-        NudgeStatus::Pending if nudge.send_at <= now => {}
-        NudgeStatus::Claimed => return resolve_claimed(deps, nudge, now).await,
-        _ => return Ok(Outcome::Skipped),
+/// One pending, due nudge on its way out: what was loaded for it, and the steps.
+struct Delivery<'a> {
+    deps: &'a Deps,
+    nudge: &'a Nudge,
+    now: DateTime<Utc>,
+    run_id: &'a str,
+    account: Option<AccountRecord>,
+    /// The contact the message is addressed to (the nudge's, else the account's admin).
+    contact_id: Option<String>,
+    recipient: Recipient,
+    vars: serde_json::Value,
+    channel: Channel,
+}
+
+impl<'a> Delivery<'a> {
+    /// Step 2: reads only.
+    async fn load(
+        deps: &'a Deps,
+        extra: ExtraVars,
+        nudge: &'a Nudge,
+        now: DateTime<Utc>,
+        run_id: &'a str,
+    ) -> Result<Delivery<'a>, DeliveryError> {
+        let store = &deps.store;
+        let account = store.account(&nudge.account_id).await?;
+        let contact_id = nudge
+            .contact_id
+            .clone()
+            .or_else(|| account.as_ref().and_then(|a| a.admin_contact_id.clone()));
+        let contact = match &contact_id {
+            Some(c) => store.contact(&nudge.account_id, c).await?,
+            None => None,
+        };
+        let recipient = resolve_recipient(deps, nudge, account.as_ref(), contact);
+        let vars = template_vars(deps, extra, nudge, account.as_ref(), &recipient, now);
+        Ok(Delivery {
+            deps,
+            nudge,
+            now,
+            run_id,
+            account,
+            contact_id,
+            recipient,
+            vars,
+            channel: nudge.kind.channel(),
+        })
     }
 
-    // 2. Load (reads only).
-    let account = store.account(&nudge.account_id).await?;
-    let contact_id = nudge
-        .contact_id
-        .clone()
-        .or_else(|| account.as_ref().and_then(|a| a.admin_contact_id.clone()));
-    let contact = match &contact_id {
-        Some(c) => store.contact(&nudge.account_id, c).await?,
-        None => None,
-    };
-    let recipient = resolve_recipient(deps, nudge, account.as_ref(), contact);
+    /// Steps 3-7.
+    async fn run(&self) -> Result<Outcome, DeliveryError> {
+        let rendered = match templates::render(
+            self.nudge.kind,
+            self.nudge.stage.as_deref(),
+            &self.nudge.variant,
+            self.recipient.context.locale.as_str(),
+            &self.vars,
+        ) {
+            Ok(r) => r,
+            Err(e) => return self.fail_template(e).await,
+        };
+        if let Some(outcome) = self.cancel_if_original_opened(&rendered).await? {
+            return Ok(outcome);
+        }
+        let Some(to) = self.recipient.to.clone() else {
+            return self.block(BlockReason::NoRecipient, &rendered).await;
+        };
+        if let Some(outcome) = self.defer_outside_window().await? {
+            return Ok(outcome);
+        }
+        match self.check_policy(&to).await? {
+            Verdict::Send => {}
+            Verdict::Block(reason) => return self.block(reason, &rendered).await,
+            Verdict::Later => return Ok(Outcome::Skipped),
+        }
+        let claimed = match self.claim().await? {
+            Ok(claimed) => claimed,
+            Err(outcome) => return Ok(outcome),
+        };
+        let sent = self.send(&to, &rendered).await;
+        self.mark(sent, claimed.attempts, &rendered).await
+    }
 
-    let vars = template_vars(deps, extra, nudge, account.as_ref(), &recipient, now);
-    let channel = nudge.kind.channel();
-    let entry = |status: LogStatus, subject: &str, reason: Option<String>, pmid: Option<String>| {
+    /// A line of the delivery log for this nudge.
+    fn entry(
+        &self,
+        status: LogStatus,
+        subject: &str,
+        reason: Option<String>,
+        pmid: Option<String>,
+    ) -> DeliveryLogEntry {
         DeliveryLogEntry {
-            at: now,
-            function: nudge.function.clone(),
-            kind: nudge.kind,
-            stage: nudge.stage.clone(),
-            channel,
-            account_id: nudge.account_id.clone(),
-            contact_id: recipient
+            at: self.now,
+            function: self.nudge.function.clone(),
+            kind: self.nudge.kind,
+            stage: self.nudge.stage.clone(),
+            channel: self.channel,
+            account_id: self.nudge.account_id.clone(),
+            contact_id: self
+                .recipient
                 .contact
                 .as_ref()
                 .map(|c| c.contact_id.clone())
-                .or_else(|| contact_id.clone()),
-            to: recipient.to.clone().unwrap_or_default(),
+                .or_else(|| self.contact_id.clone()),
+            to: self.recipient.to.clone().unwrap_or_default(),
             subject: subject.to_string(),
-            locale: recipient.context.locale.as_str().to_string(),
+            locale: self.recipient.context.locale.as_str().to_string(),
             status,
             reason,
-            nudge_id: nudge.nudge_id.clone(),
-            variant: nudge.variant.clone(),
+            nudge_id: self.nudge.nudge_id.clone(),
+            variant: self.nudge.variant.clone(),
             provider_message_id: pmid,
         }
-    };
+    }
 
-    // 3. Render, then policy.
-    let rendered = match templates::render(
-        nudge.kind,
-        nudge.stage.as_deref(),
-        &nudge.variant,
-        recipient.context.locale.as_str(),
-        &vars,
-    ) {
-        Ok(r) => r,
-        Err(e) => {
-            // A template defect: fail visibly rather than retry forever.
-            warn!(account_id = %nudge.account_id, nudge_id = %nudge.nudge_id, kind = %nudge.kind, error = %e, "template error");
-            if store
-                .claim(&nudge.account_id, &nudge.nudge_id, run_id, now, LEASE)
-                .await?
-                .is_some()
-                && store
-                    .mark_failed(
-                        &nudge.account_id,
-                        &nudge.nudge_id,
-                        run_id,
-                        "template_error",
-                        now,
-                    )
-                    .await?
-            {
-                store
-                    .append_log(&entry(
-                        LogStatus::Failed,
-                        "",
-                        Some("template_error".into()),
-                        None,
-                    ))
-                    .await?;
-            }
-            return Ok(Outcome::Failed {
-                reason: "template_error".into(),
-            });
-        }
-    };
-
-    let subject: &str = &rendered.subject;
-    let entry = &entry;
-    let block = |reason: BlockReason| async move {
+    /// A template defect: fail visibly rather than retry forever.
+    async fn fail_template(&self, e: templates::TemplateError) -> Result<Outcome, DeliveryError> {
+        let (store, n) = (&self.deps.store, self.nudge);
+        warn!(account_id = %n.account_id, nudge_id = %n.nudge_id, kind = %n.kind, error = %e, "template error");
+        let reason = "template_error";
         if store
-            .mark_blocked(&nudge.account_id, &nudge.nudge_id, reason.as_str(), now)
+            .claim(&n.account_id, &n.nudge_id, self.run_id, self.now, LEASE)
             .await?
+            .is_some()
+            && store
+                .mark_failed(&n.account_id, &n.nudge_id, self.run_id, reason, self.now)
+                .await?
         {
             store
-                .append_log(&entry(
-                    LogStatus::Blocked,
-                    subject,
-                    Some(reason.as_str().into()),
-                    None,
-                ))
+                .append_log(&self.entry(LogStatus::Failed, "", Some(reason.into()), None))
                 .await?;
-            info!(account_id = %nudge.account_id, nudge_id = %nudge.nudge_id, kind = %nudge.kind, reason = %reason, "nudge blocked");
-            Ok::<_, DeliveryError>(Outcome::Blocked(reason))
-        } else {
-            Ok(Outcome::Skipped)
         }
-    };
+        Ok(Outcome::Failed {
+            reason: reason.into(),
+        })
+    }
 
-    // A follow-up goes out only if the original is still unopened.
-    if let Some(original_id) = &nudge.follow_up_of
-        && let Some(original) = store.nudge(&nudge.account_id, original_id).await?
-        && (original.engagement.opened_at.is_some() || original.engagement.clicked_at.is_some())
-    {
-        let n = store
+    /// Blocked by policy: one conditional write (`pending → blocked`) and a log line.
+    async fn block(
+        &self,
+        reason: BlockReason,
+        rendered: &Rendered,
+    ) -> Result<Outcome, DeliveryError> {
+        let (store, n) = (&self.deps.store, self.nudge);
+        if !store
+            .mark_blocked(&n.account_id, &n.nudge_id, reason.as_str(), self.now)
+            .await?
+        {
+            return Ok(Outcome::Skipped);
+        }
+        store
+            .append_log(&self.entry(
+                LogStatus::Blocked,
+                &rendered.subject,
+                Some(reason.as_str().into()),
+                None,
+            ))
+            .await?;
+        info!(account_id = %n.account_id, nudge_id = %n.nudge_id, kind = %n.kind, reason = %reason, "nudge blocked");
+        Ok(Outcome::Blocked(reason))
+    }
+
+    /// A follow-up goes out only if the original is still unopened.
+    async fn cancel_if_original_opened(
+        &self,
+        rendered: &Rendered,
+    ) -> Result<Option<Outcome>, DeliveryError> {
+        let (store, n) = (&self.deps.store, self.nudge);
+        let Some(original_id) = &n.follow_up_of else {
+            return Ok(None);
+        };
+        let opened = store
+            .nudge(&n.account_id, original_id)
+            .await?
+            .is_some_and(|o| o.engagement.opened_at.is_some() || o.engagement.clicked_at.is_some());
+        if !opened {
+            return Ok(None);
+        }
+        let reason = BlockReason::Opened;
+        let cancelled = store
             .cancel_pending(
-                &nudge.account_id,
-                std::slice::from_ref(&nudge.nudge_id),
-                BlockReason::Opened.as_str(),
-                now,
+                &n.account_id,
+                std::slice::from_ref(&n.nudge_id),
+                reason.as_str(),
+                self.now,
             )
             .await?;
-        if n == 1 {
-            store
-                .append_log(&entry(
-                    LogStatus::Blocked,
-                    subject,
-                    Some(BlockReason::Opened.as_str().into()),
-                    None,
-                ))
-                .await?;
-            return Ok(Outcome::Cancelled(BlockReason::Opened));
+        if cancelled != 1 {
+            return Ok(Some(Outcome::Skipped));
         }
-        return Ok(Outcome::Skipped);
+        store
+            .append_log(&self.entry(
+                LogStatus::Blocked,
+                &rendered.subject,
+                Some(reason.as_str().into()),
+                None,
+            ))
+            .await?;
+        Ok(Some(Outcome::Cancelled(reason)))
     }
 
-    let Some(to) = recipient.to.clone() else {
-        return block(BlockReason::NoRecipient).await;
-    };
-
-    // Customer-facing, non-urgent kinds wait for the recipient's local business hours (a
-    // daily job's 03:00 plan must not reach an inbox at 03:00). Policy and the frequency cap
-    // are checked when the window is open, for the day the message actually leaves.
-    if nudge.kind.send_window() == SendWindow::BusinessHours {
-        let open = deps
-            .config
+    /// Customer-facing, non-urgent kinds wait for the recipient's local business hours (a
+    /// daily job's 03:00 plan must not reach an inbox at 03:00). Policy and the frequency cap
+    /// are checked once the window is open, for the day the message actually leaves.
+    async fn defer_outside_window(&self) -> Result<Option<Outcome>, DeliveryError> {
+        if self.nudge.kind.send_window() != SendWindow::BusinessHours {
+            return Ok(None);
+        }
+        let config = &self.deps.config;
+        let open = config
             .business_hours
-            .next_open(now, recipient.context.tz);
-        if open > now {
-            let moved = store
-                .defer_pending(
-                    &nudge.account_id,
-                    &nudge.nudge_id,
-                    open,
-                    deps.config.due_shards,
-                )
-                .await?;
-            return Ok(if moved {
-                Outcome::Deferred { until: open }
-            } else {
-                Outcome::Skipped
-            });
+            .next_open(self.now, self.recipient.context.tz);
+        if open <= self.now {
+            return Ok(None);
         }
+        let moved = self
+            .deps
+            .store
+            .defer_pending(
+                &self.nudge.account_id,
+                &self.nudge.nudge_id,
+                open,
+                config.due_shards,
+            )
+            .await?;
+        Ok(Some(if moved {
+            Outcome::Deferred { until: open }
+        } else {
+            Outcome::Skipped
+        }))
     }
 
-    let customer = nudge.kind.audience() == Audience::Customer;
-    let suppression = if customer {
-        store.suppression(&to).await?.and_then(|s| s.reason)
-    } else {
-        None
-    };
-    let contact_ref = recipient.contact.as_ref();
-    let mut cap_state = match (nudge.kind.is_marketing(), contact_ref) {
-        (true, Some(c)) => Some(store.cap_state(&nudge.account_id, &c.contact_id).await?),
-        _ => None,
-    };
-    let empty = Default::default();
-    let unsubscribed = contact_ref.map(|c| &c.unsubscribed).unwrap_or(&empty);
-    let empty_sends = Default::default();
-    let decision = policy::check(&PolicyInput {
-        nudge_id: &nudge.nudge_id,
-        kind: nudge.kind,
-        channel,
-        unsubscribed,
-        suppression,
-        paused: account.as_ref().is_some_and(|a| a.paused),
-        cap: deps.config.cap,
-        recent_marketing: cap_state.as_ref().map(|c| &c.sends).unwrap_or(&empty_sends),
-        tz: recipient.context.tz,
-        now,
-    });
-    if let Err(reason) = decision {
-        return block(reason).await;
-    }
-
-    // 4. Reserve the cap (marketing only), optimistic on the contact's version.
-    if let (Some(state), Some(c)) = (cap_state.as_mut(), contact_ref) {
-        let mut reserved = false;
+    /// Policy (unsubscribe, suppression, pause, cap), then the cap reservation (step 4).
+    async fn check_policy(&self, to: &str) -> Result<Verdict, DeliveryError> {
+        let (deps, n) = (self.deps, self.nudge);
+        let store = &deps.store;
+        let customer = n.kind.audience() == Audience::Customer;
+        let suppression = if customer {
+            store.suppression(to).await?.and_then(|s| s.reason)
+        } else {
+            None
+        };
+        let contact = self.recipient.contact.as_ref();
+        let mut cap_state = match (n.kind.is_marketing(), contact) {
+            (true, Some(c)) => Some(store.cap_state(&n.account_id, &c.contact_id).await?),
+            _ => None,
+        };
+        let no_categories = Default::default();
+        let no_sends = Default::default();
+        let decision = policy::check(&PolicyInput {
+            nudge_id: &n.nudge_id,
+            kind: n.kind,
+            channel: self.channel,
+            unsubscribed: contact.map(|c| &c.unsubscribed).unwrap_or(&no_categories),
+            suppression,
+            paused: self.account.as_ref().is_some_and(|a| a.paused),
+            cap: deps.config.cap,
+            recent_marketing: cap_state.as_ref().map(|c| &c.sends).unwrap_or(&no_sends),
+            tz: self.recipient.context.tz,
+            now: self.now,
+        });
+        if let Err(reason) = decision {
+            return Ok(Verdict::Block(reason));
+        }
+        // Optimistic on the contact's version: a concurrent reservation makes us re-read.
+        let (Some(state), Some(c)) = (cap_state.as_mut(), contact) else {
+            return Ok(Verdict::Send);
+        };
         for _ in 0..CAP_RETRIES {
             if let Err(reason) = policy::cap_check(
                 &state.sends,
-                &nudge.nudge_id,
-                now,
-                recipient.context.tz,
+                &n.nudge_id,
+                self.now,
+                self.recipient.context.tz,
                 deps.config.cap,
             ) {
-                return block(reason).await;
+                return Ok(Verdict::Block(reason));
             }
             if store
-                .reserve_cap(
-                    &nudge.account_id,
-                    &c.contact_id,
-                    &nudge.nudge_id,
-                    now,
-                    state,
-                )
+                .reserve_cap(&n.account_id, &c.contact_id, &n.nudge_id, self.now, state)
                 .await?
             {
-                reserved = true;
-                break;
+                return Ok(Verdict::Send);
             }
-            *state = store.cap_state(&nudge.account_id, &c.contact_id).await?;
+            *state = store.cap_state(&n.account_id, &c.contact_id).await?;
         }
-        if !reserved {
-            // Heavy contention on one contact: leave it pending for the next run.
-            return Ok(Outcome::Skipped);
+        // Heavy contention on one contact: leave it pending for the next run.
+        Ok(Verdict::Later)
+    }
+
+    /// Step 5: the claim, the "sending" marker. `Err(outcome)` = not ours to send.
+    async fn claim(&self) -> Result<Result<Nudge, Outcome>, DeliveryError> {
+        let n = self.nudge;
+        Ok(self
+            .deps
+            .store
+            .claim(&n.account_id, &n.nudge_id, self.run_id, self.now, LEASE)
+            .await?
+            .ok_or(Outcome::Skipped))
+    }
+
+    /// Step 6.
+    async fn send(&self, to: &str, rendered: &Rendered) -> Result<String, SendError> {
+        match self.channel {
+            Channel::Email => {
+                let email = outgoing_email(self.deps, self.nudge, to, rendered, &self.vars);
+                self.deps.mailer.send_email(&email).await
+            }
+            Channel::Sns => {
+                self.deps
+                    .notifier
+                    .notify(&Notification {
+                        target: NotifyTarget::Topic(to.to_string()),
+                        subject: rendered.subject.clone(),
+                        message: rendered.text.clone(),
+                    })
+                    .await
+            }
         }
     }
 
-    // 5. Claim (the "sending" marker).
-    let Some(claimed) = store
-        .claim(&nudge.account_id, &nudge.nudge_id, run_id, now, LEASE)
-        .await?
-    else {
-        return Ok(Outcome::Skipped);
-    };
-
-    // 6. Send.
-    let sent = match channel {
-        Channel::Email => {
-            let email = outgoing_email(deps, nudge, &to, &rendered, &vars);
-            deps.mailer.send_email(&email).await
-        }
-        Channel::Sns => {
-            deps.notifier
-                .notify(&Notification {
-                    target: NotifyTarget::Topic(to.clone()),
-                    subject: rendered.subject.clone(),
-                    message: rendered.text.clone(),
-                })
-                .await
-        }
-    };
-
-    // 7. Mark.
-    match sent {
-        Ok(pmid) => {
-            if !store
-                .mark_sent(&nudge.account_id, &nudge.nudge_id, run_id, &pmid, now)
-                .await?
-            {
-                warn!(account_id = %nudge.account_id, nudge_id = %nudge.nudge_id, kind = %nudge.kind, "sent, but the lease was lost before the mark");
-            }
-            if channel == Channel::Email && !pmid.is_empty() {
+    /// Step 7: sent, back to pending for a retry, or failed.
+    async fn mark(
+        &self,
+        sent: Result<String, SendError>,
+        attempts: u32,
+        rendered: &Rendered,
+    ) -> Result<Outcome, DeliveryError> {
+        let (deps, n, now, run_id) = (self.deps, self.nudge, self.now, self.run_id);
+        let store = &deps.store;
+        match sent {
+            Ok(pmid) => self.mark_sent(pmid, attempts, rendered).await,
+            Err(SendError::Transient(msg)) if attempts < deps.config.max_attempts => {
+                let exp = attempts.saturating_sub(1).min(10);
+                let next = now + BACKOFF_BASE * 2i32.pow(exp);
+                let msg = redact(&msg);
                 store
-                    .record_message(
-                        &pmid,
-                        &MessageRef {
-                            account_id: nudge.account_id.clone(),
-                            nudge_id: nudge.nudge_id.clone(),
-                            kind: nudge.kind.as_str().into(),
-                            variant: nudge.variant.clone(),
-                        },
-                        now,
+                    .mark_retry(
+                        &n.account_id,
+                        &n.nudge_id,
+                        run_id,
+                        next,
+                        &format!("provider_transient: {msg}"),
+                        deps.config.due_shards,
                     )
                     .await?;
+                warn!(account_id = %n.account_id, nudge_id = %n.nudge_id, kind = %n.kind, attempts, error = %msg, next_send_at = %next, "provider error; will retry");
+                Ok(Outcome::Retry { next_send_at: next })
             }
-            store
-                .count_sent(nudge.kind.as_str(), &nudge.variant)
-                .await?;
-            store
-                .append_log(&entry(
-                    LogStatus::Sent,
-                    &rendered.subject,
-                    None,
-                    Some(pmid.clone()),
-                ))
-                .await?;
-            if customer && channel == Channel::Email {
-                let tier: Option<Tier> = account
-                    .as_ref()
-                    .and_then(|a| a.profile.as_ref())
-                    .and_then(|p| p.tier);
-                if let Some(fu) = followup::follow_up_for(nudge, tier, &rendered.subject, now) {
-                    store.put_nudge(&fu, deps.config.due_shards).await?;
+            Err(e) => {
+                let reason = match &e {
+                    SendError::Transient(_) => "provider_retries_exhausted",
+                    SendError::Rejected(_) => "provider_rejected",
+                };
+                let detail = redact(&e.to_string());
+                warn!(account_id = %n.account_id, nudge_id = %n.nudge_id, kind = %n.kind, attempts, error = %detail, "nudge failed");
+                if store
+                    .mark_failed(&n.account_id, &n.nudge_id, run_id, reason, now)
+                    .await?
+                {
+                    store
+                        .append_log(&self.entry(
+                            LogStatus::Failed,
+                            &rendered.subject,
+                            Some(reason.into()),
+                            None,
+                        ))
+                        .await?;
                 }
+                Ok(Outcome::Failed {
+                    reason: reason.into(),
+                })
             }
-            info!(account_id = %nudge.account_id, nudge_id = %nudge.nudge_id, kind = %nudge.kind, attempts = claimed.attempts, "nudge sent");
-            Ok(Outcome::Sent {
-                provider_message_id: pmid,
-            })
         }
-        Err(SendError::Transient(msg)) if claimed.attempts < deps.config.max_attempts => {
-            let exp = claimed.attempts.saturating_sub(1).min(10);
-            let next = now + BACKOFF_BASE * 2i32.pow(exp);
-            let msg = redact(&msg);
-            store
-                .mark_retry(
-                    &nudge.account_id,
-                    &nudge.nudge_id,
-                    run_id,
-                    next,
-                    &format!("provider_transient: {msg}"),
-                    deps.config.due_shards,
-                )
-                .await?;
-            warn!(account_id = %nudge.account_id, nudge_id = %nudge.nudge_id, kind = %nudge.kind, attempts = claimed.attempts, error = %msg, next_send_at = %next, "provider error; will retry");
-            Ok(Outcome::Retry { next_send_at: next })
+    }
+
+    async fn mark_sent(
+        &self,
+        pmid: String,
+        attempts: u32,
+        rendered: &Rendered,
+    ) -> Result<Outcome, DeliveryError> {
+        let (deps, n, now) = (self.deps, self.nudge, self.now);
+        let store = &deps.store;
+        if !store
+            .mark_sent(&n.account_id, &n.nudge_id, self.run_id, &pmid, now)
+            .await?
+        {
+            warn!(account_id = %n.account_id, nudge_id = %n.nudge_id, kind = %n.kind, "sent, but the lease was lost before the mark");
         }
-        Err(e) => {
-            let reason = match &e {
-                SendError::Transient(_) => "provider_retries_exhausted",
-                SendError::Rejected(_) => "provider_rejected",
+        if self.channel == Channel::Email && !pmid.is_empty() {
+            let r = MessageRef {
+                account_id: n.account_id.clone(),
+                nudge_id: n.nudge_id.clone(),
+                kind: n.kind.as_str().into(),
+                variant: n.variant.clone(),
             };
-            let detail = redact(&e.to_string());
-            warn!(account_id = %nudge.account_id, nudge_id = %nudge.nudge_id, kind = %nudge.kind, attempts = claimed.attempts, error = %detail, "nudge failed");
-            if store
-                .mark_failed(&nudge.account_id, &nudge.nudge_id, run_id, reason, now)
-                .await?
-            {
-                store
-                    .append_log(&entry(
-                        LogStatus::Failed,
-                        &rendered.subject,
-                        Some(reason.into()),
-                        None,
-                    ))
-                    .await?;
-            }
-            Ok(Outcome::Failed {
-                reason: reason.into(),
-            })
+            store.record_message(&pmid, &r, now).await?;
         }
+        store.count_sent(n.kind.as_str(), &n.variant).await?;
+        store
+            .append_log(&self.entry(LogStatus::Sent, &rendered.subject, None, Some(pmid.clone())))
+            .await?;
+        if n.kind.audience() == Audience::Customer && self.channel == Channel::Email {
+            let tier = self
+                .account
+                .as_ref()
+                .and_then(|a| a.profile.as_ref())
+                .and_then(|p| p.tier);
+            if let Some(fu) = followup::follow_up_for(n, tier, &rendered.subject, now) {
+                store.put_nudge(&fu, deps.config.due_shards).await?;
+            }
+        }
+        info!(account_id = %n.account_id, nudge_id = %n.nudge_id, kind = %n.kind, attempts, "nudge sent");
+        Ok(Outcome::Sent {
+            provider_message_id: pmid,
+        })
     }
 }
 
@@ -619,72 +606,4 @@ async fn resolve_claimed(
     Ok(Outcome::Failed {
         reason: UNKNOWN_OUTCOME.into(),
     })
-}
-
-/// SES tag values allow only `[A-Za-z0-9_-.@]`-ish characters: the nudge reference is hex.
-pub fn nudge_ref_tag(account_id: &str, nudge_id: &str) -> Option<String> {
-    let json = serde_json::to_string(&[account_id, nudge_id]).ok()?;
-    let h = hex::encode(json.as_bytes());
-    (h.len() <= 256).then_some(h)
-}
-
-/// Decodes [`nudge_ref_tag`].
-pub fn parse_nudge_ref_tag(tag: &str) -> Option<(String, String)> {
-    let bytes = hex::decode(tag).ok()?;
-    let v: Vec<String> = serde_json::from_slice(&bytes).ok()?;
-    match v.as_slice() {
-        [a, n] => Some((a.clone(), n.clone())),
-        _ => None,
-    }
-}
-
-fn outgoing_email(
-    deps: &Deps,
-    nudge: &Nudge,
-    to: &str,
-    rendered: &Rendered,
-    vars: &Value,
-) -> OutgoingEmail {
-    let url = vars
-        .get("unsubscribe_url")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let mut tags = vec![
-        ("nudge_kind".to_string(), nudge.kind.as_str().to_string()),
-        ("variant".to_string(), sanitize_tag(&nudge.variant)),
-    ];
-    if let Some(r) = nudge_ref_tag(&nudge.account_id, &nudge.nudge_id) {
-        tags.push(("nref".into(), r));
-    }
-    OutgoingEmail {
-        from: deps.config.sender.clone(),
-        to: to.to_string(),
-        subject: rendered.subject.clone(),
-        text: rendered.text.clone(),
-        html: rendered.html.clone(),
-        headers: unsubscribe::headers(url),
-        tags,
-    }
-}
-
-fn sanitize_tag(s: &str) -> String {
-    s.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-        .take(64)
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nudge_ref_tags_round_trip() {
-        let t = nudge_ref_tag("acme", "dl:d1:final").unwrap();
-        assert!(t.chars().all(|c| c.is_ascii_hexdigit()));
-        assert_eq!(
-            parse_nudge_ref_tag(&t),
-            Some(("acme".into(), "dl:d1:final".into()))
-        );
-    }
 }

@@ -1,4 +1,5 @@
-//! `nudge bench ingest`: the figures the ingest issue asks for, printed, never asserted.
+//! `nudge bench ingest`: ingest figures (request units, throughput, CPU, memory, size), printed,
+//! never asserted.
 //! Run with an optimised build: `cargo run --profile fast -p nudge-infra --bin nudge -- bench ingest`.
 
 use std::collections::HashMap;

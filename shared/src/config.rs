@@ -1,6 +1,5 @@
 //! Configuration, read once at cold start from the environment into one struct.
 
-use std::collections::BTreeSet;
 use std::env;
 
 use thiserror::Error;
@@ -31,6 +30,10 @@ pub struct Config {
     pub table: String,
     /// From address for customer email (a verified SES identity).
     pub sender: String,
+    /// The deploying company, as customer emails are signed; `None` = the CSM's name only.
+    pub company_name: Option<String>,
+    /// The product customers use, as email footers name it; `None` = "our service".
+    pub product_name: Option<String>,
     pub configuration_set: Option<String>,
     pub csm_topic_arn: Option<String>,
     pub raw_event_ttl_days: u32,
@@ -46,8 +49,6 @@ pub struct Config {
     pub max_attempts: u32,
     /// Soft bounces in a row that suppress an address.
     pub soft_bounce_limit: u32,
-    pub default_onboarding_steps: Vec<String>,
-    pub default_key_features: BTreeSet<String>,
 }
 
 impl Config {
@@ -92,16 +93,6 @@ impl Config {
             }
             _ => BusinessHours::default(),
         };
-        let list = |name: &str, default: &[&str]| -> Vec<String> {
-            match get(name) {
-                Some(s) if !s.trim().is_empty() => s
-                    .split(',')
-                    .map(|x| x.trim().to_string())
-                    .filter(|x| !x.is_empty())
-                    .collect(),
-                _ => default.iter().map(|s| s.to_string()).collect(),
-            }
-        };
         let due_shards = num("NUDGE_DUE_SHARDS", 4)?;
         if !(1..=64).contains(&due_shards) {
             return Err(ConfigError::Invalid {
@@ -112,6 +103,12 @@ impl Config {
         Ok(Config {
             table,
             sender: get("NUDGE_SENDER").unwrap_or_else(|| "nudge@example.com".into()),
+            company_name: get("NUDGE_COMPANY_NAME")
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
+            product_name: get("NUDGE_PRODUCT_NAME")
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
             configuration_set: get("NUDGE_CONFIGURATION_SET").filter(|s| !s.is_empty()),
             csm_topic_arn: get("NUDGE_CSM_TOPIC_ARN").filter(|s| !s.is_empty()),
             raw_event_ttl_days: num("NUDGE_RAW_EVENT_TTL_DAYS", 400)?,
@@ -128,16 +125,6 @@ impl Config {
             },
             max_attempts: num("NUDGE_MAX_ATTEMPTS", 5)?.max(1),
             soft_bounce_limit: num("NUDGE_SOFT_BOUNCE_LIMIT", 3)?.max(1),
-            default_onboarding_steps: list(
-                "NUDGE_ONBOARDING_STEPS",
-                &["invite_users", "import_data", "first_report"],
-            ),
-            default_key_features: list(
-                "NUDGE_KEY_FEATURES",
-                &["report_builder", "dashboard", "integration", "workflow"],
-            )
-            .into_iter()
-            .collect(),
         })
     }
 }
@@ -183,8 +170,10 @@ mod tests {
                 per_week: 3
             }
         );
-        assert!(c.default_key_features.contains("report_builder"));
         assert_eq!(c.business_hours, BusinessHours::default());
+        assert_eq!(c.company_name, None, "no company name unless configured");
+        let c = cfg(&[("NUDGE_TABLE", "t"), ("NUDGE_COMPANY_NAME", " Acme ")]).unwrap();
+        assert_eq!(c.company_name.as_deref(), Some("Acme"));
     }
 
     #[test]

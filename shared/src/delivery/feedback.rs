@@ -283,44 +283,6 @@ pub async fn handle_sns(deps: &Deps, event: &SnsEvent) -> Result<FeedbackSummary
     Ok(summary)
 }
 
-/// Open and click rates per kind and variant, and which ones do worse than the average.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RateRow {
-    pub kind: String,
-    pub variant: String,
-    pub sent: u64,
-    pub open_rate: f64,
-    pub click_rate: f64,
-    /// Open rate below the average over all kinds (weighted by sends).
-    pub below_average: bool,
-}
-
-/// Rates from the stats counters. Rows with no sends are left out.
-pub fn rates(stats: &[crate::store::KindStats]) -> Vec<RateRow> {
-    let sent: u64 = stats.iter().map(|s| s.sent).sum();
-    let opened: u64 = stats.iter().map(|s| s.opened).sum();
-    let avg = if sent == 0 {
-        0.0
-    } else {
-        opened as f64 / sent as f64
-    };
-    stats
-        .iter()
-        .filter(|s| s.sent > 0)
-        .map(|s| {
-            let open_rate = s.opened as f64 / s.sent as f64;
-            RateRow {
-                kind: s.kind.clone(),
-                variant: s.variant.clone(),
-                sent: s.sent,
-                open_rate,
-                click_rate: s.clicked as f64 / s.sent as f64,
-                below_average: open_rate < avg,
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,25 +357,5 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e.kind, FeedbackKind::Other);
-    }
-
-    #[test]
-    fn rates_flag_kinds_below_average() {
-        use crate::store::KindStats;
-        let s = |kind: &str, sent, opened| KindStats {
-            kind: kind.into(),
-            variant: "a".into(),
-            sent,
-            opened,
-            ..Default::default()
-        };
-        let r = rates(&[
-            s("upsell_offer", 100, 10),
-            s("milestone", 100, 50),
-            s("risk_nudge", 0, 0),
-        ]);
-        assert_eq!(r.len(), 2);
-        assert!(r[0].below_average);
-        assert!(!r[1].below_average);
     }
 }

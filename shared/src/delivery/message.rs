@@ -83,6 +83,12 @@ pub(super) fn template_vars(
     } else {
         put("account_name", json!(nudge.account_id));
     }
+    if let Some(company) = &deps.config.company_name {
+        put("company_name", json!(company));
+    }
+    if let Some(product) = &deps.config.product_name {
+        put("product_name", json!(product));
+    }
     if let Some(cp) = recipient.contact.as_ref().and_then(|c| c.profile.as_ref()) {
         put("contact_name", json!(cp.name));
     }

@@ -194,7 +194,7 @@ impl<'a> Delivery<'a> {
             self.nudge.kind,
             self.nudge.stage.as_deref(),
             &self.nudge.variant,
-            self.recipient.context.locale.as_str(),
+            self.recipient.context.locale,
             &self.vars,
         ) {
             Ok(r) => r,

@@ -28,6 +28,12 @@ impl Locale {
     }
 }
 
+impl std::fmt::Display for Locale {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl FromStr for Locale {
     type Err = UnknownValue;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

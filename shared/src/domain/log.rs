@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use super::nudge::{Channel, NudgeKind};
 
 /// `"sent"`, `"blocked"` or `"failed"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum LogStatus {
     Sent,
     Blocked,
@@ -17,11 +18,7 @@ pub enum LogStatus {
 
 impl LogStatus {
     pub fn as_str(&self) -> &'static str {
-        match self {
-            LogStatus::Sent => "sent",
-            LogStatus::Blocked => "blocked",
-            LogStatus::Failed => "failed",
-        }
+        self.into()
     }
 }
 

@@ -29,8 +29,24 @@ pub fn no_extra_vars(_: &Nudge, _: &RecipientContext, _: DateTime<Utc>) -> Map<S
 }
 
 /// What a nudge is about. Serialized snake_case; the delivery log's `kind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum NudgeKind {
     DeadlineReminder,
     Milestone,
@@ -83,34 +99,14 @@ pub mod category {
 }
 
 impl NudgeKind {
-    pub const ALL: [NudgeKind; 9] = [
-        NudgeKind::DeadlineReminder,
-        NudgeKind::Milestone,
-        NudgeKind::OnboardingProgress,
-        NudgeKind::HealthAlert,
-        NudgeKind::RiskNudge,
-        NudgeKind::AdminWelcome,
-        NudgeKind::UpsellOffer,
-        NudgeKind::CsmTask,
-        NudgeKind::AutomationPaused,
-    ];
+    pub const ALL: &'static [NudgeKind] = <NudgeKind as strum::VariantArray>::VARIANTS;
 
     pub fn as_str(&self) -> &'static str {
-        match self {
-            NudgeKind::DeadlineReminder => "deadline_reminder",
-            NudgeKind::Milestone => "milestone",
-            NudgeKind::OnboardingProgress => "onboarding_progress",
-            NudgeKind::HealthAlert => "health_alert",
-            NudgeKind::RiskNudge => "risk_nudge",
-            NudgeKind::AdminWelcome => "admin_welcome",
-            NudgeKind::UpsellOffer => "upsell_offer",
-            NudgeKind::CsmTask => "csm_task",
-            NudgeKind::AutomationPaused => "automation_paused",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<NudgeKind> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
+        s.parse().ok()
     }
 
     /// Health alerts, CSM tasks and pause notices go to the CSM; everything else to the customer.
@@ -191,14 +187,21 @@ pub enum Recipient<'a> {
     Csm,
 }
 
-impl std::fmt::Display for NudgeKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum NudgeStatus {
     /// Waiting for its send time (on the `due` GSI).
     Pending,
@@ -212,27 +215,11 @@ pub enum NudgeStatus {
 
 impl NudgeStatus {
     pub fn as_str(&self) -> &'static str {
-        match self {
-            NudgeStatus::Pending => "pending",
-            NudgeStatus::Claimed => "claimed",
-            NudgeStatus::Sent => "sent",
-            NudgeStatus::Blocked => "blocked",
-            NudgeStatus::Failed => "failed",
-            NudgeStatus::Cancelled => "cancelled",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<NudgeStatus> {
-        [
-            NudgeStatus::Pending,
-            NudgeStatus::Claimed,
-            NudgeStatus::Sent,
-            NudgeStatus::Blocked,
-            NudgeStatus::Failed,
-            NudgeStatus::Cancelled,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
+        s.parse().ok()
     }
 }
 
@@ -343,7 +330,7 @@ mod tests {
 
     #[test]
     fn kinds_round_trip_and_serialize_snake_case() {
-        for k in NudgeKind::ALL {
+        for &k in NudgeKind::ALL {
             assert_eq!(NudgeKind::parse(k.as_str()), Some(k));
             assert_eq!(
                 serde_json::to_value(k).unwrap(),

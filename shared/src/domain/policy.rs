@@ -28,8 +28,20 @@ pub struct FrequencyCap {
 }
 
 /// Why an address is suppressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum SuppressionReason {
     HardBounce,
     Complaint,
@@ -38,22 +50,28 @@ pub enum SuppressionReason {
 
 impl SuppressionReason {
     pub fn as_str(&self) -> &'static str {
-        match self {
-            SuppressionReason::HardBounce => "hard_bounce",
-            SuppressionReason::Complaint => "complaint",
-            SuppressionReason::SoftBounce => "soft_bounce",
-        }
+        self.into()
     }
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::HardBounce, Self::Complaint, Self::SoftBounce]
-            .into_iter()
-            .find(|r| r.as_str() == s)
+        s.parse().ok()
     }
 }
 
 /// Why a nudge did not go out (the delivery log's `reason`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum BlockReason {
     Unsubscribed,
     SuppressedHardBounce,
@@ -70,23 +88,7 @@ pub enum BlockReason {
 
 impl BlockReason {
     pub fn as_str(&self) -> &'static str {
-        match self {
-            BlockReason::Unsubscribed => "unsubscribed",
-            BlockReason::SuppressedHardBounce => "suppressed_hard_bounce",
-            BlockReason::SuppressedComplaint => "suppressed_complaint",
-            BlockReason::SuppressedSoftBounce => "suppressed_soft_bounce",
-            BlockReason::AccountPaused => "account_paused",
-            BlockReason::FrequencyCapDaily => "frequency_cap_daily",
-            BlockReason::FrequencyCapWeekly => "frequency_cap_weekly",
-            BlockReason::NoRecipient => "no_recipient",
-            BlockReason::Opened => "opened",
-        }
-    }
-}
-
-impl std::fmt::Display for BlockReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 

@@ -8,7 +8,6 @@ mod parse;
 mod signature;
 mod wire;
 
-use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
@@ -25,8 +24,22 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const MAX_EVENTS: usize = 500;
 
 /// The `type` of an event on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum EventType {
     AccountUpserted,
     ContactUpserted,
@@ -49,49 +62,11 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 18] = [
-        EventType::AccountUpserted,
-        EventType::ContactUpserted,
-        EventType::Login,
-        EventType::FeatureUsed,
-        EventType::ReportCreated,
-        EventType::SetupStepCompleted,
-        EventType::AdminChanged,
-        EventType::SupportTicketOpened,
-        EventType::SupportTicketClosed,
-        EventType::NpsResponse,
-        EventType::CustomerReplied,
-        EventType::AutomationResumed,
-        EventType::DeadlineSet,
-        EventType::DeadlineCompleted,
-        EventType::DeadlineCancelled,
-        EventType::ContractRenewed,
-        EventType::Churned,
-        EventType::Unsubscribed,
-    ];
+    pub const ALL: &'static [EventType] = <EventType as strum::VariantArray>::VARIANTS;
 
     /// The wire name (`"feature_used"`).
     pub fn as_str(&self) -> &'static str {
-        match self {
-            EventType::AccountUpserted => "account_upserted",
-            EventType::ContactUpserted => "contact_upserted",
-            EventType::Login => "login",
-            EventType::FeatureUsed => "feature_used",
-            EventType::ReportCreated => "report_created",
-            EventType::SetupStepCompleted => "setup_step_completed",
-            EventType::AdminChanged => "admin_changed",
-            EventType::SupportTicketOpened => "support_ticket_opened",
-            EventType::SupportTicketClosed => "support_ticket_closed",
-            EventType::NpsResponse => "nps_response",
-            EventType::CustomerReplied => "customer_replied",
-            EventType::AutomationResumed => "automation_resumed",
-            EventType::DeadlineSet => "deadline_set",
-            EventType::DeadlineCompleted => "deadline_completed",
-            EventType::DeadlineCancelled => "deadline_cancelled",
-            EventType::ContractRenewed => "contract_renewed",
-            EventType::Churned => "churned",
-            EventType::Unsubscribed => "unsubscribed",
-        }
+        self.into()
     }
 
     /// Types that are about one person and therefore must carry `contact_id`.
@@ -105,22 +80,6 @@ impl EventType {
                 | EventType::FeatureUsed
                 | EventType::ReportCreated
         )
-    }
-}
-
-impl fmt::Display for EventType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for EventType {
-    type Err = UnknownValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        EventType::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or(UnknownValue)
     }
 }
 
@@ -178,7 +137,6 @@ pub struct AccountProfile {
     pub tier: Option<Tier>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csm: Option<Csm>,
-    #[serde(with = "tz_serde")]
     pub timezone: Tz,
     pub locale: Locale,
     pub contract_start: NaiveDate,
@@ -195,11 +153,7 @@ pub struct ContactProfile {
     pub phone: Option<String>,
     pub name: String,
     pub role: Role,
-    #[serde(
-        default,
-        with = "opt_tz_serde",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<Tz>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locale: Option<Locale>,
@@ -347,44 +301,6 @@ impl EventError {
         EventError {
             field: field.into(),
             message: message.into(),
-        }
-    }
-}
-
-/// IANA names as strings (chrono-tz's own serde feature is not enabled in the workspace).
-mod tz_serde {
-    use chrono_tz::Tz;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(tz.name())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Tz, D::Error> {
-        let name = String::deserialize(d)?;
-        name.parse::<Tz>()
-            .map_err(|_| serde::de::Error::custom(format!("unknown time zone {name:?}")))
-    }
-}
-
-mod opt_tz_serde {
-    use chrono_tz::Tz;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(tz: &Option<Tz>, s: S) -> Result<S::Ok, S::Error> {
-        match tz {
-            Some(tz) => s.serialize_some(tz.name()),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Tz>, D::Error> {
-        match Option::<String>::deserialize(d)? {
-            None => Ok(None),
-            Some(name) => name
-                .parse::<Tz>()
-                .map(Some)
-                .map_err(|_| serde::de::Error::custom(format!("unknown time zone {name:?}"))),
         }
     }
 }

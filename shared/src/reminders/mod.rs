@@ -8,6 +8,6 @@ pub mod service;
 pub mod wording;
 
 pub use plan::{
-    Deadline, PlannedStage, PolicyError, ReminderPolicy, ReminderStage, nominal_times, plan, replan,
+    Deadline, PlannedStage, ReminderPolicy, ReminderStage, nominal_times, plan, replan,
 };
 pub use wording::{format_due, time_left};

@@ -19,12 +19,27 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 /// One of the three reminders sent for a deadline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ReminderStage {
     /// Same local wall-clock time, `days_before` calendar days before the due time.
-    // `rename_all` would spell this "t_minus3d"; the delivery log and the store use "t_minus_3d".
+    // `snake_case` would spell this "t_minus3d"; the delivery log and the store use "t_minus_3d".
     #[serde(rename = "t_minus_3d")]
+    #[strum(serialize = "t_minus_3d")]
     TMinus3d,
     /// `morning_hour`:00 local on the due date.
     MorningOf,
@@ -42,35 +57,21 @@ impl ReminderStage {
 
     /// The stable name used in the store, the delivery log and serde.
     pub fn as_str(&self) -> &'static str {
-        match self {
-            ReminderStage::TMinus3d => "t_minus_3d",
-            ReminderStage::MorningOf => "morning_of",
-            ReminderStage::Final => "final",
-        }
+        self.into()
     }
 
     /// Inverse of [`ReminderStage::as_str`]; `None` for anything else.
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|stage| stage.as_str() == s)
+        s.parse().ok()
     }
 }
 
-/// Why a [`ReminderPolicy`] read from configuration cannot be used as given.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PolicyError {
-    #[error("{field} must be an hour of the day (0-23), got {value}")]
-    HourOutOfRange { field: &'static str, value: u32 },
-    #[error("{field} must be positive")]
-    NotPositive { field: &'static str },
-    #[error("{field} must not be negative")]
-    Negative { field: &'static str },
-}
-
-/// The tunable parts of the reminder rules. The defaults are the rules.
+/// The tunable parts of the reminder rules; the defaults are the product's rules (3 days
+/// before at the same local time, 09:00 on the day, 2 hours before the end).
 ///
 /// Planning never fails on a bad policy: an hour outside 0-23 means "no morning_of" or
-/// "no quiet hours", and a non-positive `final_lead` means "no final". Use
-/// [`ReminderPolicy::validate`] at cold start to reject such configuration loudly instead.
+/// "no quiet hours", and a non-positive `final_lead` means "no final". The only configurable
+/// part, quiet hours, is range-checked when the configuration is read (`NUDGE_QUIET_HOURS`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReminderPolicy {
     /// Calendar days between the first reminder and the due date (3).
@@ -101,28 +102,6 @@ impl Default for ReminderPolicy {
 }
 
 impl ReminderPolicy {
-    /// Checks the policy for values planning would silently ignore.
-    pub fn validate(&self) -> Result<(), PolicyError> {
-        for (field, value) in [
-            ("morning_hour", self.morning_hour),
-            ("quiet_start_hour", self.quiet_start_hour),
-            ("quiet_end_hour", self.quiet_end_hour),
-        ] {
-            if value > 23 {
-                return Err(PolicyError::HourOutOfRange { field, value });
-            }
-        }
-        if self.final_lead <= Duration::zero() {
-            return Err(PolicyError::NotPositive {
-                field: "final_lead",
-            });
-        }
-        if self.catch_up < Duration::zero() {
-            return Err(PolicyError::Negative { field: "catch_up" });
-        }
-        Ok(())
-    }
-
     /// Start and end of quiet hours as local times; `None` when disabled or out of range.
     fn quiet_window(&self) -> Option<(NaiveTime, NaiveTime)> {
         let start = NaiveTime::from_hms_opt(self.quiet_start_hour, 0, 0)?;
@@ -378,27 +357,6 @@ mod tests {
         assert_eq!(MorningOf.as_str(), "morning_of");
         assert_eq!(Final.as_str(), "final");
         assert_eq!(ReminderStage::parse("t_minus3d"), None);
-    }
-
-    #[test]
-    fn default_policy_is_valid_and_bad_hours_are_rejected() {
-        assert_eq!(ReminderPolicy::default().validate(), Ok(()));
-        let bad = ReminderPolicy {
-            quiet_end_hour: 24,
-            ..ReminderPolicy::default()
-        };
-        assert!(matches!(
-            bad.validate(),
-            Err(PolicyError::HourOutOfRange {
-                field: "quiet_end_hour",
-                value: 24
-            })
-        ));
-        let no_lead = ReminderPolicy {
-            final_lead: Duration::zero(),
-            ..ReminderPolicy::default()
-        };
-        assert!(no_lead.validate().is_err());
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub fn render_vars(nudge: &Nudge, to: &RecipientContext, now: DateTime<Utc>) -> 
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok());
     if let Some(due) = due {
         let due = due.with_timezone(&Utc);
-        let lang = to.locale.as_str();
+        let lang = to.locale;
         vars.insert("time_left".into(), json!(time_left(due, now, to.tz, lang)));
         vars.insert("due_local".into(), json!(format_due(due, to.tz, lang)));
     }

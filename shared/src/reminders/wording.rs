@@ -2,16 +2,17 @@
 //!
 //! Days are counted in the recipient's local calendar, not in 24 h blocks: on Saturday evening a
 //! deadline on Monday morning is "2 days" away even when a DST change makes it 23 h or 26 h.
-//! `lang` is "ja" for Japanese; anything else is English.
 
 use chrono::{DateTime, Datelike, Duration, Timelike, Utc, Weekday};
 use chrono_tz::Tz;
 
+use crate::domain::Locale;
+
 /// Above this, a same-day deadline reads better as a clock time than as a countdown.
 const COUNTDOWN_LIMIT: Duration = Duration::hours(3);
 
-fn is_ja(lang: &str) -> bool {
-    lang == "ja"
+fn is_ja(lang: Locale) -> bool {
+    lang == Locale::Ja
 }
 
 /// e.g. en: "3 days" / "today at 18:00" / "in 2 hours" / "in 45 minutes" / "tomorrow at 09:00"; ja: "あと3日" / "本日18:00まで" / "あと2時間" / "あと45分" / "明日09:00まで".
@@ -19,7 +20,7 @@ fn is_ja(lang: &str) -> bool {
 /// ">= 2 local calendar days ahead" → days; "tomorrow" → tomorrow at HH:MM; today and more than
 /// 3 h away → today at HH:MM; otherwise whole hours (rounded down) or minutes (at least 1);
 /// at or past the due time → en "now" / ja "まもなく".
-pub fn time_left(due_at: DateTime<Utc>, now: DateTime<Utc>, tz: Tz, lang: &str) -> String {
+pub fn time_left(due_at: DateTime<Utc>, now: DateTime<Utc>, tz: Tz, lang: Locale) -> String {
     let ja = is_ja(lang);
     let remaining = due_at.signed_duration_since(now);
     if remaining <= Duration::zero() {
@@ -83,7 +84,7 @@ fn countdown(remaining: Duration, ja: bool) -> String {
 ///
 /// The zone name is spelled out so a recipient travelling or working across zones is never
 /// left guessing which 18:00 is meant.
-pub fn format_due(due_at: DateTime<Utc>, tz: Tz, lang: &str) -> String {
+pub fn format_due(due_at: DateTime<Utc>, tz: Tz, lang: Locale) -> String {
     let local = due_at.with_timezone(&tz);
     let clock = format!("{:02}:{:02}", local.hour(), local.minute());
     if is_ja(lang) {
@@ -134,7 +135,10 @@ mod tests {
 
     /// (en, ja) for one moment.
     fn both(due: DateTime<Utc>, now: DateTime<Utc>, tz: Tz) -> (String, String) {
-        (time_left(due, now, tz, "en"), time_left(due, now, tz, "ja"))
+        (
+            time_left(due, now, tz, Locale::En),
+            time_left(due, now, tz, Locale::Ja),
+        )
     }
 
     fn pair(en: &str, ja: &str) -> (String, String) {
@@ -228,40 +232,33 @@ mod tests {
     }
 
     #[test]
-    fn time_left_treats_unknown_language_as_english() {
-        let due = local(Tokyo, 2026, 11, 20, 18, 0);
-        assert_eq!(time_left(due, due, Tokyo, "fr"), "now");
-        assert_eq!(time_left(due, due, Tokyo, "JA-jp"), "now");
-    }
-
-    #[test]
     fn format_due_in_both_languages_and_zones() {
         let ny = local(New_York, 2026, 11, 20, 18, 0);
         assert_eq!(
-            format_due(ny, New_York, "en"),
+            format_due(ny, New_York, Locale::En),
             "Fri 20 Nov 2026, 18:00 (America/New_York)"
         );
         assert_eq!(
-            format_due(ny, New_York, "ja"),
+            format_due(ny, New_York, Locale::Ja),
             "2026年11月20日(金) 18:00 (America/New_York)"
         );
         let tokyo = local(Tokyo, 2026, 11, 20, 18, 0);
         assert_eq!(
-            format_due(tokyo, Tokyo, "ja"),
+            format_due(tokyo, Tokyo, Locale::Ja),
             "2026年11月20日(金) 18:00 (Asia/Tokyo)"
         );
         assert_eq!(
-            format_due(tokyo, Tokyo, "en"),
+            format_due(tokyo, Tokyo, Locale::En),
             "Fri 20 Nov 2026, 18:00 (Asia/Tokyo)"
         );
         // The same instant reads as a different local day in each zone; no zero padding.
         let instant = local(Tokyo, 2026, 1, 5, 9, 5);
         assert_eq!(
-            format_due(instant, Tokyo, "en"),
+            format_due(instant, Tokyo, Locale::En),
             "Mon 5 Jan 2026, 09:05 (Asia/Tokyo)"
         );
         assert_eq!(
-            format_due(instant, New_York, "ja"),
+            format_due(instant, New_York, Locale::Ja),
             "2026年1月4日(日) 19:05 (America/New_York)"
         );
     }

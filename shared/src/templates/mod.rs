@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use minijinja::{Environment, Value};
 use thiserror::Error;
 
-use crate::domain::{Audience, NudgeKind};
+use crate::domain::{Audience, Locale, NudgeKind};
 
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum TemplateError {
@@ -123,25 +123,16 @@ fn html_formatter(
     }
 }
 
-/// The template language for a locale string (`ja`, `ja-JP`, `en`, ...): ja or en.
-pub fn lang(locale: &str) -> &'static str {
-    if locale.to_ascii_lowercase().starts_with("ja") {
-        "ja"
-    } else {
-        "en"
-    }
-}
-
 /// Renders one message. `vars` must be a JSON object; `kind`, `stage`, `variant` and `locale`
 /// are added to it.
 pub fn render(
     kind: NudgeKind,
     stage: Option<&str>,
     variant: &str,
-    locale: &str,
+    locale: Locale,
     vars: &serde_json::Value,
 ) -> Result<Rendered, TemplateError> {
-    let lang = lang(locale);
+    let lang = locale.as_str();
     let env = env();
     let txt_name = format!("{lang}/{}.txt", kind.as_str());
     let txt = env
@@ -235,8 +226,8 @@ mod tests {
 
     #[test]
     fn every_kind_renders_in_both_locales() {
-        for kind in NudgeKind::ALL {
-            for locale in ["ja", "en"] {
+        for &kind in NudgeKind::ALL {
+            for locale in [Locale::Ja, Locale::En] {
                 let r = render(kind, Some("t_minus_3d"), "a", locale, &vars())
                     .unwrap_or_else(|e| panic!("{kind} {locale}: {e}"));
                 assert!(!r.subject.is_empty(), "{kind} {locale}");
@@ -266,7 +257,7 @@ mod tests {
             NudgeKind::DeadlineReminder,
             Some("final"),
             "a",
-            "en",
+            Locale::En,
             &vars(),
         )
         .unwrap();
@@ -286,7 +277,7 @@ mod tests {
             NudgeKind::DeadlineReminder,
             Some("morning_of"),
             "a",
-            "ja-JP",
+            Locale::Ja,
             &vars(),
         )
         .unwrap();
@@ -295,7 +286,7 @@ mod tests {
             NudgeKind::DeadlineReminder,
             Some("t_minus_3d"),
             "a",
-            "en",
+            Locale::En,
             &vars(),
         )
         .unwrap();
@@ -304,7 +295,7 @@ mod tests {
 
     #[test]
     fn variant_b_marks_a_resend() {
-        let r = render(NudgeKind::UpsellOffer, None, "b", "en", &vars()).unwrap();
+        let r = render(NudgeKind::UpsellOffer, None, "b", Locale::En, &vars()).unwrap();
         assert!(r.subject.starts_with("In case you missed it"));
     }
 
@@ -312,7 +303,46 @@ mod tests {
     fn subject_cannot_carry_newlines() {
         let mut v = vars();
         v["title"] = json!("a\r\nBcc: x@example.com");
-        let r = render(NudgeKind::DeadlineReminder, Some("final"), "a", "en", &v).unwrap();
+        let r = render(
+            NudgeKind::DeadlineReminder,
+            Some("final"),
+            "a",
+            Locale::En,
+            &v,
+        )
+        .unwrap();
         assert!(!r.subject.contains('\n') && !r.subject.contains('\r'));
+    }
+
+    #[test]
+    fn emails_are_signed_with_the_deploying_company_never_with_nudge() {
+        let mut v = vars();
+        let r = render(NudgeKind::RiskNudge, None, "a", Locale::En, &v).unwrap();
+        assert!(
+            r.text.contains("Sato, your customer success manager\n"),
+            "{}",
+            r.text
+        );
+        assert!(!r.text.contains("Nudge") && !r.html.contains("Nudge"));
+        v["company_name"] = json!("Acme Analytics");
+        v["product_name"] = json!("Acme Insights");
+        let r = render(NudgeKind::RiskNudge, None, "a", Locale::En, &v).unwrap();
+        assert!(
+            r.text
+                .contains("Sato, your customer success manager at Acme Analytics")
+        );
+        assert!(
+            r.text.contains("you use Acme Insights at Acme"),
+            "{}",
+            r.text
+        );
+        assert!(r.html.contains("manager at Acme Analytics"));
+        let ja = render(NudgeKind::RiskNudge, None, "a", Locale::Ja, &v).unwrap();
+        assert!(
+            ja.text
+                .contains("Acme Analytics カスタマーサクセス担当 Sato"),
+            "{}",
+            ja.text
+        );
     }
 }

@@ -9,7 +9,8 @@ fn now() -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
-/// The DESIGN.md example shape with a given type, contact and properties.
+/// The documented example event (ARCHITECTURE.md, "Ingest contract (v1)") with a given type,
+/// contact and properties.
 fn ev(ty: &str, contact: Option<&str>, props: Value) -> Value {
     let mut v = json!({
         "event_id": format!("evt-{ty}"),
@@ -454,7 +455,8 @@ fn unknown_extra_properties_are_ignored() {
 #[test]
 fn contact_id_is_required_for_person_events() {
     for t in EventType::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .filter(EventType::requires_contact)
     {
         let i = EventType::ALL

@@ -21,7 +21,7 @@ use nudge_shared::delivery::{
 };
 use nudge_shared::deps::SigningSecret;
 use nudge_shared::store::{NudgeStore, ProfileStore};
-use nudge_tests::{LOCAL_SECRET, TestEnv, at};
+use nudge_tests::{LOCAL_SECRET, TestEnv, at, mail};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------- helpers --
@@ -122,23 +122,7 @@ async fn csm_messages(env: &TestEnv) -> Vec<(String, String)> {
 
 /// The decoded text/html part of a raw MIME message built by `delivery::mime`.
 fn html_part(raw: &str) -> String {
-    let start = raw.find("Content-Type: text/html").expect("html part");
-    let body = &raw[start..];
-    let body = &body[body.find("\r\n\r\n").unwrap() + 4..];
-    let end = body.find("\r\n--").unwrap();
-    let b64: String = body[..end].split("\r\n").collect();
-    String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .unwrap(),
-    )
-    .unwrap()
-}
-
-fn header<'a>(raw: &'a str, name: &str) -> Option<&'a str> {
-    let head = &raw[..raw.find("\r\n\r\n").unwrap_or(raw.len())];
-    head.split("\r\n")
-        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+    mail::part(raw, "text/html")
 }
 
 async fn log(env: &TestEnv, account: &str) -> Vec<DeliveryLogEntry> {
@@ -537,10 +521,10 @@ async fn unsubscribe_links_work_and_a_tampered_token_changes_nothing() {
     assert_eq!(raws.len(), 1);
     let raw = &raws[0];
     assert_eq!(
-        header(raw, "List-Unsubscribe-Post"),
+        mail::header(raw, "List-Unsubscribe-Post"),
         Some("List-Unsubscribe=One-Click")
     );
-    let lu = header(raw, "List-Unsubscribe").expect("List-Unsubscribe header");
+    let lu = mail::header(raw, "List-Unsubscribe").expect("List-Unsubscribe header");
     let url = lu.trim_start_matches('<').trim_end_matches('>');
     assert!(url.starts_with("https://nudge.example.test/unsubscribe?token="));
     let token = url.split("token=").nth(1).unwrap().to_string();

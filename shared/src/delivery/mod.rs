@@ -14,6 +14,7 @@ pub mod sns;
 pub mod unsubscribe;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use thiserror::Error;
 
 pub use log::{DeliveryLogEntry, LogStatus};
@@ -76,6 +77,10 @@ pub struct OutgoingEmail {
     pub headers: Vec<(String, String)>,
     /// SES message tags (kind, variant, nudge id) so feedback events map back to the nudge.
     pub tags: Vec<(String, String)>,
+    /// The `Date` header: the delivery run's "now", not the wall clock.
+    pub date: DateTime<Utc>,
+    /// The `Message-ID` header, without angle brackets ([`mime::message_id`]).
+    pub message_id: String,
 }
 
 /// A message to an SNS topic (CSM alerts and tasks) or an SMS to a phone number.

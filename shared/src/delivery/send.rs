@@ -603,7 +603,7 @@ async fn deliver_in_span(
     // 6. Send.
     let sent = match channel {
         Channel::Email => {
-            let email = outgoing_email(deps, nudge, &to, &rendered, &vars);
+            let email = outgoing_email(deps, nudge, &to, &rendered, &vars, now);
             deps.mailer.send_email(&email).await
         }
         Channel::Sns => {
@@ -829,6 +829,7 @@ fn outgoing_email(
     to: &str,
     rendered: &Rendered,
     vars: &Value,
+    now: DateTime<Utc>,
 ) -> OutgoingEmail {
     let url = vars
         .get("unsubscribe_url")
@@ -849,6 +850,12 @@ fn outgoing_email(
         html: rendered.html.clone(),
         headers: unsubscribe::headers(url),
         tags,
+        date: now,
+        message_id: super::mime::message_id(
+            &nudge.account_id,
+            &nudge.nudge_id,
+            &deps.config.sender,
+        ),
     }
 }
 

@@ -231,7 +231,12 @@ async fn tokyo_recipient_gets_three_stages_at_local_times_in_japanese() {
         );
         assert!(text.contains("https://app.example/d/q4"), "{text}");
         assert!(text.contains("Name u1 様"), "{text}");
-        assert!(html.contains("href=\"https://app.example/d/q4\""), "{html}");
+        // Auto-escape writes `/` as `&#x2f;` in HTML: compare the decoded href.
+        let decoded = html.replace("&#x2f;", "/");
+        assert!(
+            decoded.contains("href=\"https://app.example/d/q4\""),
+            "{html}"
+        );
         assert!(html.contains("「Report q4」を開く"), "{html}");
     }
 }

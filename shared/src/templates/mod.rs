@@ -4,6 +4,7 @@
 //! text body; customer-facing kinds also have `<locale>/<kind>.html`. `.html` templates are
 //! HTML auto-escaped (a customer named `<b>Eve</b>` stays text), `.txt` templates are not.
 //! Every customer email includes the `_footer` with `{{ unsubscribe_url }}`.
+//! `pages/` holds the HTML pages served over HTTP (unsubscribe), on `pages/_layout.html`.
 //!
 //! Content rules (DESIGN.md): one point and one action per message; say which work gets
 //! easier; never scold; leave the customer room to choose their moment.
@@ -75,6 +76,12 @@ const SOURCES: &[(&str, &str)] = templates!(
     "ja/csm_task.txt",
     "en/automation_paused.txt",
     "ja/automation_paused.txt",
+    "pages/_layout.html",
+    "pages/unsubscribe_confirm.html",
+    "pages/unsubscribe_done.html",
+    "pages/unsubscribe_invalid.html",
+    "pages/unsubscribe_retry.html",
+    "pages/method_not_allowed.html",
 );
 
 fn env() -> &'static Environment<'static> {
@@ -102,6 +109,18 @@ pub fn lang(locale: &str) -> &'static str {
     } else {
         "en"
     }
+}
+
+/// Renders one of the HTTP pages, `pages/<name>.html` (HTML auto-escaped like the emails).
+pub fn render_page(name: &str, ctx: Value) -> Result<String, TemplateError> {
+    let full = format!("pages/{name}.html");
+    env()
+        .get_template(&full)
+        .and_then(|t| t.render(ctx))
+        .map_err(|e| TemplateError::Render {
+            name: full,
+            message: e.to_string(),
+        })
 }
 
 /// Renders one message. `vars` must be a JSON object; `kind`, `stage`, `variant` and `locale`

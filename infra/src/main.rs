@@ -145,7 +145,7 @@ async fn main() -> Result<()> {
             let log = out_dir.join("deliveries.jsonl");
             std::fs::write(&log, r.delivery_jsonl())?;
             let html = out_dir.join("report.html");
-            std::fs::write(&html, report::html("Nudge demo: November 2026", &r))?;
+            std::fs::write(&html, report::html("Nudge demo: November 2026", &r)?)?;
             print_summary(&r);
             eprintln!("delivery log: {}", log.display());
             eprintln!("report:       {}", html.display());

@@ -2,24 +2,13 @@
 
 use std::collections::BTreeMap;
 
+use minijinja::{Environment, context};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::simulate::SimulationReport;
 
-pub fn escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            _ => o.push(c),
-        }
-    }
-    o
-}
+const TEMPLATE: &str = include_str!("report.html");
 
 fn field(v: &Value, k: &str) -> String {
     // Entries are rendered through their JSON form so the report shows what the log says.
@@ -30,7 +19,30 @@ fn field(v: &Value, k: &str) -> String {
     }
 }
 
-pub fn html(title: &str, r: &SimulationReport) -> String {
+/// The delivery log's columns, in the report's order.
+const COLUMNS: [&str; 11] = [
+    "at",
+    "function",
+    "kind",
+    "stage",
+    "channel",
+    "account_id",
+    "contact_id",
+    "subject",
+    "locale",
+    "status",
+    "reason",
+];
+
+#[derive(Serialize)]
+struct Row {
+    status: String,
+    cells: Vec<String>,
+}
+
+/// Renders the report. Values are HTML-escaped by minijinja's auto-escape (the template's
+/// name ends in `.html`), the same escaper as the email templates.
+pub fn html(title: &str, r: &SimulationReport) -> Result<String, minijinja::Error> {
     let deliveries: Vec<Value> = r
         .deliveries
         .iter()
@@ -42,69 +54,37 @@ pub fn html(title: &str, r: &SimulationReport) -> String {
             .entry((field(d, "kind"), field(d, "status")))
             .or_default() += 1;
     }
-    let mut s = String::new();
-    s.push_str("<!doctype html><html><head><meta charset=\"utf-8\"><title>");
-    s.push_str(&escape(title));
-    s.push_str("</title><style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;font-size:14px}th{background:#f3f3f3}.blocked{color:#a40}.failed{color:#c00}</style></head><body>");
-    s.push_str(&format!("<h1>{}</h1>", escape(title)));
-    s.push_str("<h2>Ingest</h2><table>");
-    for (k, v) in [
+    let by_kind: Vec<(String, String, usize)> = by_kind
+        .into_iter()
+        .map(|((kind, status), n)| (kind, status, n))
+        .collect();
+    let rows: Vec<Row> = deliveries
+        .iter()
+        .map(|d| Row {
+            status: field(d, "status"),
+            cells: COLUMNS.iter().map(|k| field(d, k)).collect(),
+        })
+        .collect();
+    let ingest = [
         ("events read", r.events_read),
         ("accepted", r.accepted),
         ("duplicates", r.duplicates),
         ("rejected", r.rejected.len()),
         ("after the window", r.events_outside_window),
         ("left for retry", r.retried),
-    ] {
-        s.push_str(&format!("<tr><th>{k}</th><td>{v}</td></tr>"));
-    }
-    s.push_str("</table>");
-    if !r.rejected.is_empty() {
-        s.push_str("<h3>Rejected events</h3><table><tr><th>line</th><th>error</th></tr>");
-        for (line, err) in &r.rejected {
-            s.push_str(&format!("<tr><td>{line}</td><td>{}</td></tr>", escape(err)));
-        }
-        s.push_str("</table>");
-    }
-    s.push_str("<h2>Stored</h2><table>");
-    for (k, v) in &r.stored {
-        s.push_str(&format!("<tr><th>{}</th><td>{v}</td></tr>", escape(k)));
-    }
-    s.push_str("</table><h2>Scheduled runs</h2><table>");
-    for (k, v) in &r.runs {
-        s.push_str(&format!("<tr><th>{}</th><td>{v}</td></tr>", escape(k)));
-    }
-    s.push_str("</table><h2>Deliveries by kind</h2><table><tr><th>kind</th><th>status</th><th>count</th></tr>");
-    for ((kind, status), n) in &by_kind {
-        s.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{n}</td></tr>",
-            escape(kind),
-            escape(status)
-        ));
-    }
-    s.push_str("</table><h2>Delivery log</h2><table><tr><th>at (UTC)</th><th>function</th><th>kind</th><th>stage</th><th>channel</th><th>account</th><th>contact</th><th>subject</th><th>locale</th><th>status</th><th>reason</th></tr>");
-    for d in &deliveries {
-        let status = field(d, "status");
-        s.push_str(&format!("<tr class=\"{}\">", escape(&status)));
-        for k in [
-            "at",
-            "function",
-            "kind",
-            "stage",
-            "channel",
-            "account_id",
-            "contact_id",
-            "subject",
-            "locale",
-            "status",
-            "reason",
-        ] {
-            s.push_str(&format!("<td>{}</td>", escape(&field(d, k))));
-        }
-        s.push_str("</tr>");
-    }
-    s.push_str("</table></body></html>\n");
-    s
+    ];
+    let mut env = Environment::new();
+    env.set_keep_trailing_newline(true);
+    env.add_template("report.html", TEMPLATE)?;
+    env.get_template("report.html")?.render(context! {
+        title,
+        ingest,
+        rejected => r.rejected,
+        stored => r.stored,
+        runs => r.runs,
+        by_kind,
+        deliveries => rows,
+    })
 }
 
 #[cfg(test)]
@@ -124,8 +104,14 @@ mod tests {
             deliveries: vec![entry],
             ..Default::default()
         };
-        let out = html("t", &r);
+        let out = html("Acme & <b>Co</b>", &r).unwrap();
         assert!(out.contains("&lt;script&gt;"));
         assert!(!out.contains("<script>"));
+        assert!(out.contains("<title>Acme &amp; &lt;b&gt;Co&lt;&#x2f;b&gt;</title>"));
+        assert!(out.contains("<tr><th>events read</th><td>0</td></tr>"));
+        assert!(out.contains("<tr><td>deadline_reminder</td><td>sent</td><td>1</td></tr>"));
+        assert!(out.contains("<tr class=\"sent\"><td>2026-11-20T00:00:00Z</td><td>reminders</td>"));
+        assert!(!out.contains("Rejected events"));
+        assert!(out.ends_with("</body></html>\n"));
     }
 }

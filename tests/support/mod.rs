@@ -1,6 +1,8 @@
 //! The one helper every integration test uses: starts (or reuses) the local stack — DynamoDB
 //! Local and moto — and gives each test its own table, so tests run in parallel.
 
+pub mod mail;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};

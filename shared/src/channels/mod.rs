@@ -6,6 +6,7 @@ pub mod ses;
 pub mod sns;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use thiserror::Error;
 
 /// Removes anything that looks like an email address or a phone number from provider error
@@ -42,20 +43,18 @@ pub struct OutgoingEmail {
     pub headers: Vec<(String, String)>,
     /// SES message tags (kind, variant, nudge id) so feedback events map back to the nudge.
     pub tags: Vec<(String, String)>,
+    /// The `Date` header: the delivery run's "now", not the wall clock.
+    pub date: DateTime<Utc>,
+    /// The `Message-ID` header, without angle brackets ([`mime::message_id`]).
+    pub message_id: String,
 }
 
-/// A message to an SNS topic (CSM alerts and tasks) or an SMS to a phone number.
+/// A message to an SNS topic (CSM alerts and tasks).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notification {
-    pub target: NotifyTarget,
+    pub topic_arn: String,
     pub subject: String,
     pub message: String,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum NotifyTarget {
-    Topic(String),
-    Sms(String),
 }
 
 #[derive(Debug, Error, Clone, PartialEq)]

@@ -69,3 +69,100 @@ pub(crate) fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::D
         _ => SendError::Transient(format!("{e:?}").chars().take(300).collect()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_sesv2::config::http::HttpResponse;
+    use aws_sdk_sesv2::config::retry::RetryConfig;
+    use aws_sdk_sesv2::operation::send_email::SendEmailOutput;
+    use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+    use aws_smithy_types::body::SdkBody;
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+
+    fn email() -> OutgoingEmail {
+        OutgoingEmail {
+            from: "nudge@example.com".into(),
+            to: "a@example.jp".into(),
+            subject: "期限まであと3日".into(),
+            text: "hello".into(),
+            html: "<p>hello</p>".into(),
+            headers: vec![],
+            tags: vec![("nudge_kind".into(), "deadline_reminder".into())],
+            date: Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap(),
+            message_id: "0123@example.com".into(),
+        }
+    }
+
+    /// An SES v2 (REST-JSON) error response as the service sends it.
+    fn error_response(status: u16, code: &'static str) -> HttpResponse {
+        let mut resp = HttpResponse::new(
+            status.try_into().unwrap(),
+            SdkBody::from(format!(r#"{{"message":"{code} from the mock"}}"#)),
+        );
+        resp.headers_mut().insert("x-amzn-ErrorType", code);
+        resp.headers_mut()
+            .insert("content-type", "application/json");
+        resp
+    }
+
+    /// Sends one email through a client that answers with `rule`; retries are off so the test
+    /// sees how one response is classified.
+    async fn send(rule: Rule) -> Result<String, SendError> {
+        let client = mock_client!(aws_sdk_sesv2, RuleMode::Sequential, &[&rule], |c| c
+            .retry_config(RetryConfig::disabled()));
+        SesMailer::new(client, Some("nudge".into()))
+            .send_email(&email())
+            .await
+    }
+
+    fn answer(status: u16, code: &'static str) -> Rule {
+        mock!(Client::send_email).then_http_response(move || error_response(status, code))
+    }
+
+    #[tokio::test]
+    async fn ses_success_returns_the_message_id() {
+        let rule = mock!(Client::send_email)
+            .match_requests(|r| {
+                r.configuration_set_name() == Some("nudge")
+                    && r.content()
+                        .and_then(|c| c.raw())
+                        .is_some_and(|raw| !raw.data().as_ref().is_empty())
+            })
+            .then_output(|| SendEmailOutput::builder().message_id("ses-1").build());
+        assert_eq!(send(rule).await, Ok("ses-1".to_string()));
+    }
+
+    #[tokio::test]
+    async fn ses_throttling_is_transient() {
+        let r = send(answer(429, "TooManyRequestsException")).await;
+        assert!(
+            matches!(r, Err(SendError::Transient(ref m)) if m.starts_with("TooManyRequestsException")),
+            "{r:?}"
+        );
+        let r = send(answer(400, "LimitExceededException")).await;
+        assert!(matches!(r, Err(SendError::Transient(_))), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn ses_server_errors_are_transient() {
+        let r = send(answer(500, "InternalFailure")).await;
+        assert!(matches!(r, Err(SendError::Transient(_))), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn ses_message_rejected_is_rejected() {
+        let r = send(answer(400, "MessageRejected")).await;
+        assert!(
+            matches!(r, Err(SendError::Rejected(ref m)) if m.starts_with("MessageRejected")),
+            "{r:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn ses_not_found_is_rejected() {
+        let r = send(answer(404, "NotFoundException")).await;
+        assert!(matches!(r, Err(SendError::Rejected(_))), "{r:?}");
+    }
+}

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::unsubscribe;
 use crate::Deps;
-use crate::channels::OutgoingEmail;
+use crate::channels::{OutgoingEmail, mime};
 use crate::domain::{Audience, ExtraVars, Locale, Nudge, RecipientContext};
 use crate::store::{AccountRecord, ContactRecord};
 use crate::templates::Rendered;
@@ -135,6 +135,7 @@ pub(super) fn outgoing_email(
     to: &str,
     rendered: &Rendered,
     vars: &Value,
+    now: DateTime<Utc>,
 ) -> OutgoingEmail {
     let url = vars
         .get("unsubscribe_url")
@@ -155,6 +156,8 @@ pub(super) fn outgoing_email(
         html: rendered.html.clone(),
         headers: unsubscribe::headers(url),
         tags,
+        date: now,
+        message_id: mime::message_id(&nudge.account_id, &nudge.nudge_id, &deps.config.sender),
     }
 }
 

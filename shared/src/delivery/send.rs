@@ -47,7 +47,7 @@ use super::DeliveryError;
 use super::followup;
 use super::message::{Recipient, outgoing_email, resolve_recipient, template_vars};
 use crate::Deps;
-use crate::channels::{Notification, NotifyTarget, SendError, redact};
+use crate::channels::{Notification, SendError, redact};
 use crate::domain::policy::{self, BlockReason, PolicyInput};
 use crate::domain::{
     Audience, Channel, DeliveryLogEntry, ExtraVars, LogStatus, Nudge, NudgeStatus, SendWindow,
@@ -444,14 +444,15 @@ impl<'a> Delivery<'a> {
     async fn send(&self, to: &str, rendered: &Rendered) -> Result<String, SendError> {
         match self.channel {
             Channel::Email => {
-                let email = outgoing_email(self.deps, self.nudge, to, rendered, &self.vars);
+                let email =
+                    outgoing_email(self.deps, self.nudge, to, rendered, &self.vars, self.now);
                 self.deps.mailer.send_email(&email).await
             }
             Channel::Sns => {
                 self.deps
                     .notifier
                     .notify(&Notification {
-                        target: NotifyTarget::Topic(to.to_string()),
+                        topic_arn: to.to_string(),
                         subject: rendered.subject.clone(),
                         message: rendered.text.clone(),
                     })

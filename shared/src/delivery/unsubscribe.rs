@@ -20,12 +20,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
+use minijinja::context;
 use sha2::Sha256;
 use thiserror::Error;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::Deps;
-use crate::domain::category;
+use crate::domain::{Locale, category};
+use crate::templates;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -145,35 +147,12 @@ pub fn headers(url: &str) -> Vec<(String, String)> {
 
 // ------------------------------------------------------------------------------------ HTTP --
 
-fn query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(k) == name).then(|| percent_decode(v))
-    })
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// The first value of `name` in an `application/x-www-form-urlencoded` string (a query string
+/// or a form body).
+fn form_param(input: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(input.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 fn body_text(body: &Body) -> String {
@@ -184,8 +163,20 @@ fn body_text(body: &Body) -> String {
     }
 }
 
-fn html_page(status: StatusCode, html: String) -> Response<Body> {
-    let mut resp = Response::new(Body::Text(html));
+/// Renders `pages/<name>.html` into a response. The pages are compiled in and covered by
+/// tests; if one still fails to render, the visitor gets a bare 500 and nothing else happens.
+fn html_page(status: StatusCode, name: &str, ctx: minijinja::Value) -> Response<Body> {
+    let (status, body) = match templates::render_page(name, ctx) {
+        Ok(html) => (status, html),
+        Err(e) => {
+            error!(page = name, error = %e, "page does not render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal error".to_string(),
+            )
+        }
+    };
+    let mut resp = Response::new(Body::Text(body));
     *resp.status_mut() = status;
     let headers = resp.headers_mut();
     headers.insert(
@@ -203,98 +194,34 @@ fn html_page(status: StatusCode, html: String) -> Response<Body> {
     resp
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Lang {
-    Ja,
-    En,
-}
-
-fn category_label(cat: &str, lang: Lang) -> &'static str {
+fn category_label(cat: &str, lang: Locale) -> &'static str {
     match (cat, lang) {
-        ("reminders", Lang::Ja) => "期限のリマインダー",
-        ("reminders", Lang::En) => "deadline reminders",
-        ("onboarding", Lang::Ja) => "導入のご案内",
-        ("onboarding", Lang::En) => "onboarding guidance",
-        ("success", Lang::Ja) => "活用のヒントとお知らせ",
-        ("success", Lang::En) => "tips and updates",
-        (_, Lang::Ja) => "すべてのメール",
-        (_, Lang::En) => "all emails",
+        ("reminders", Locale::Ja) => "期限のリマインダー",
+        ("reminders", Locale::En) => "deadline reminders",
+        ("onboarding", Locale::Ja) => "導入のご案内",
+        ("onboarding", Locale::En) => "onboarding guidance",
+        ("success", Locale::Ja) => "活用のヒントとお知らせ",
+        ("success", Locale::En) => "tips and updates",
+        (_, Locale::Ja) => "すべてのメール",
+        (_, Locale::En) => "all emails",
     }
 }
 
-fn page(lang: Lang, title: &str, body: &str) -> String {
-    let lang_attr = if lang == Lang::Ja { "ja" } else { "en" };
-    format!(
-        "<!doctype html><html lang=\"{lang_attr}\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"robots\" content=\"noindex\"><title>{title}</title></head>\
-         <body style=\"font-family:sans-serif;max-width:32em;margin:3em auto;padding:0 1em\">\
-         <h1 style=\"font-size:1.3em\">{title}</h1>{body}</body></html>"
-    )
-}
-
-fn confirm_page(lang: Lang, cat: &str, token: &str) -> String {
-    let label = category_label(cat, lang);
-    let (title, text, button) = match lang {
-        Lang::Ja => (
-            "配信停止の確認",
-            format!("「{label}」のメール配信を停止しますか？"),
-            "配信を停止する",
-        ),
-        Lang::En => (
-            "Confirm unsubscribe",
-            format!("Stop receiving {label} by email?"),
-            "Unsubscribe",
-        ),
-    };
-    // The token is base64url + '.' + hex: no character needs escaping, but escape anyway.
-    let token = html_escape(token);
-    page(
-        lang,
-        title,
-        &format!(
-            "<p>{text}</p><form method=\"post\" action=\"?token={token}\">\
-             <input type=\"hidden\" name=\"token\" value=\"{token}\">\
-             <button type=\"submit\">{button}</button></form>"
-        ),
-    )
-}
-
-fn done_page(lang: Lang, cat: &str) -> String {
-    let label = category_label(cat, lang);
-    match lang {
-        Lang::Ja => page(
-            lang,
-            "配信を停止しました",
-            &format!("<p>「{label}」のメールは今後お送りしません。</p>"),
-        ),
-        Lang::En => page(
-            lang,
-            "You are unsubscribed",
-            &format!("<p>We will not send you {label} by email any more.</p>"),
-        ),
+/// The context of the confirmation and done pages.
+fn page_ctx(lang: Locale, cat: &str, token: &str) -> minijinja::Value {
+    context! {
+        lang => lang.as_str(),
+        label => category_label(cat, lang),
+        token,
     }
 }
 
-fn bad_token_page() -> String {
-    page(
-        Lang::En,
-        "Invalid link / 無効なリンク",
-        "<p>This unsubscribe link is not valid. Nothing was changed.</p>\
-         <p>この配信停止リンクは無効です。設定は変更されていません。</p>",
-    )
+/// The pages without a contact: English first, then Japanese, in one page.
+fn bilingual() -> minijinja::Value {
+    context! { lang => Locale::En.as_str() }
 }
 
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
-async fn contact_lang(deps: &Deps, t: &UnsubscribeTarget) -> Lang {
-    use crate::events::Locale;
+async fn contact_lang(deps: &Deps, t: &UnsubscribeTarget) -> Locale {
     let contact = deps.store.contact(&t.account_id, &t.contact_id).await;
     let locale = match contact {
         Ok(Some(c)) => c.profile.and_then(|p| p.locale),
@@ -307,30 +234,31 @@ async fn contact_lang(deps: &Deps, t: &UnsubscribeTarget) -> Lang {
             _ => None,
         },
     };
-    match locale {
-        Some(Locale::Ja) => Lang::Ja,
-        _ => Lang::En,
-    }
+    locale.unwrap_or(Locale::En)
 }
 
 /// Serves `GET` and `POST /unsubscribe`.
 pub async fn handle_http(deps: &Deps, req: &Request) -> Response<Body> {
     let query = req.uri().query().unwrap_or_default();
     let body = body_text(req.body());
-    let token = query_param(query, "token")
-        .or_else(|| query_param(&body, "token"))
+    let token = form_param(query, "token")
+        .or_else(|| form_param(&body, "token"))
         .unwrap_or_default();
     let target = match verify(deps.secret.as_bytes(), &token) {
         Ok(t) => t,
         Err(e) => {
             info!(error = %e, "unsubscribe request with an invalid token");
-            return html_page(StatusCode::BAD_REQUEST, bad_token_page());
+            return html_page(StatusCode::BAD_REQUEST, "unsubscribe_invalid", bilingual());
         }
     };
     match *req.method() {
         Method::GET | Method::HEAD => {
             let lang = contact_lang(deps, &target).await;
-            html_page(StatusCode::OK, confirm_page(lang, &target.category, &token))
+            html_page(
+                StatusCode::OK,
+                "unsubscribe_confirm",
+                page_ctx(lang, &target.category, &token),
+            )
         }
         Method::POST => {
             if let Err(e) = deps
@@ -341,24 +269,25 @@ pub async fn handle_http(deps: &Deps, req: &Request) -> Response<Body> {
                 warn!(account_id = %target.account_id, error = %e, "unsubscribe not stored");
                 let mut resp = html_page(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    page(
-                        Lang::En,
-                        "Please try again / もう一度お試しください",
-                        "<p>We could not record this right now. Please try again in a minute.</p>\
-                         <p>ただいま処理できませんでした。少し時間をおいてもう一度お試しください。</p>",
-                    ),
+                    "unsubscribe_retry",
+                    bilingual(),
                 );
                 resp.headers_mut().insert("retry-after", 30.into());
                 return resp;
             }
             info!(account_id = %target.account_id, category = %target.category, "contact unsubscribed");
             let lang = contact_lang(deps, &target).await;
-            html_page(StatusCode::OK, done_page(lang, &target.category))
+            html_page(
+                StatusCode::OK,
+                "unsubscribe_done",
+                page_ctx(lang, &target.category, &token),
+            )
         }
         _ => {
             let mut resp = html_page(
                 StatusCode::METHOD_NOT_ALLOWED,
-                page(Lang::En, "Method not allowed", "<p>Use GET or POST.</p>"),
+                "method_not_allowed",
+                bilingual(),
             );
             resp.headers_mut().insert(
                 "allow",
@@ -451,12 +380,65 @@ mod tests {
     #[test]
     fn query_parsing() {
         assert_eq!(
-            query_param("a=1&token=x.y%2Dz", "token").as_deref(),
+            form_param("a=1&token=x.y%2Dz", "token").as_deref(),
             Some("x.y-z")
         );
-        assert_eq!(query_param("token", "token").as_deref(), Some(""));
-        assert_eq!(query_param("a=%", "a").as_deref(), Some("%"));
-        assert_eq!(query_param("a=%4", "a").as_deref(), Some("%4"));
+        assert_eq!(form_param("token", "token").as_deref(), Some(""));
+        assert_eq!(form_param("a=%", "a").as_deref(), Some("%"));
+        assert_eq!(form_param("a=%4", "a").as_deref(), Some("%4"));
+        assert_eq!(form_param("a=b+c%20d", "a").as_deref(), Some("b c d"));
+        assert_eq!(form_param("List-Unsubscribe=One-Click", "token"), None);
+    }
+
+    fn page(name: &str, ctx: minijinja::Value) -> String {
+        templates::render_page(name, ctx).unwrap()
+    }
+
+    #[test]
+    fn pages_keep_their_text_in_both_languages() {
+        let ja = page(
+            "unsubscribe_confirm",
+            page_ctx(Locale::Ja, "reminders", "p.0a"),
+        );
+        assert!(ja.starts_with("<!doctype html><html lang=\"ja\">"), "{ja}");
+        assert!(ja.contains("<title>配信停止の確認</title>"), "{ja}");
+        assert!(ja.contains("<p>「期限のリマインダー」のメール配信を停止しますか？</p>"));
+        assert!(ja.contains(
+            "<form method=\"post\" action=\"?token=p.0a\"><input type=\"hidden\" name=\"token\" value=\"p.0a\"><button type=\"submit\">配信を停止する</button></form>"
+        ));
+        let en = page(
+            "unsubscribe_confirm",
+            page_ctx(Locale::En, "success", "p.0a"),
+        );
+        assert!(en.contains("<h1 style=\"font-size:1.3em\">Confirm unsubscribe</h1>"));
+        assert!(en.contains("<p>Stop receiving tips and updates by email?</p>"));
+        let done = page("unsubscribe_done", page_ctx(Locale::En, "all", "p.0a"));
+        assert!(done.contains("<p>We will not send you all emails by email any more.</p>"));
+        let done = page(
+            "unsubscribe_done",
+            page_ctx(Locale::Ja, "onboarding", "p.0a"),
+        );
+        assert!(done.contains("<title>配信を停止しました</title>"));
+        assert!(done.contains("<p>「導入のご案内」のメールは今後お送りしません。</p>"));
+        let bad = page("unsubscribe_invalid", bilingual());
+        assert!(
+            bad.contains("<title>Invalid link / 無効なリンク</title>"),
+            "{bad}"
+        );
+        assert!(bad.contains("Nothing was changed.</p><p>この配信停止リンクは無効です。"));
+        let retry = page("unsubscribe_retry", bilingual());
+        assert!(retry.contains("Please try again in a minute."));
+        assert!(page("method_not_allowed", bilingual()).contains("<p>Use GET or POST.</p>"));
+    }
+
+    #[test]
+    fn page_values_are_html_escaped() {
+        let p = page(
+            "unsubscribe_confirm",
+            page_ctx(Locale::En, "reminders", "\"><script>x</script>"),
+        );
+        assert!(!p.contains("<script>"), "{p}");
+        assert!(p.contains("value=\"&quot;&gt;&lt;script&gt;"), "{p}");
     }
 
     proptest! {

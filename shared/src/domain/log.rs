@@ -36,7 +36,7 @@ pub struct DeliveryLogEntry {
     pub account_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact_id: Option<String>,
-    /// Email address, phone number or topic ARN ("" when there was no recipient).
+    /// Email address or topic ARN ("" when there was no recipient).
     pub to: String,
     pub subject: String,
     pub locale: String,

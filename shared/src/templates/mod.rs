@@ -4,6 +4,7 @@
 //! text body; customer-facing kinds also have `<locale>/<kind>.html`. `.html` templates are
 //! HTML auto-escaped (a customer named `<b>Eve</b>` stays text), `.txt` templates are not.
 //! Every customer email includes the `_footer` with `{{ unsubscribe_url }}`.
+//! `pages/` holds the HTML pages served over HTTP (unsubscribe), on `pages/_layout.html`.
 //!
 //! Content rules: one point and one action per message; say which work gets
 //! easier; never scold; leave the customer room to choose their moment.
@@ -75,15 +76,21 @@ const SOURCES: &[(&str, &str)] = templates!(
     "ja/csm_task.txt",
     "en/automation_paused.txt",
     "ja/automation_paused.txt",
+    "pages/_layout.html",
+    "pages/unsubscribe_confirm.html",
+    "pages/unsubscribe_done.html",
+    "pages/unsubscribe_invalid.html",
+    "pages/unsubscribe_retry.html",
+    "pages/method_not_allowed.html",
 );
 
 fn env() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
         let mut env = Environment::new();
-        // The default callback escapes by extension: .html escaped, .txt not.
+        // The default callback escapes by extension: .html escaped, .txt not. The escaper is
+        // minijinja's own (it also writes `/` as `&#x2f;`, which browsers read back as `/`).
         env.set_keep_trailing_newline(true);
-        env.set_formatter(html_formatter);
         for (name, src) in SOURCES {
             // Sources are compiled in and covered by tests; a broken one is a build defect,
             // reported at render time as `TemplateError::Missing`/`Render` rather than a panic.
@@ -95,32 +102,16 @@ fn env() -> &'static Environment<'static> {
     })
 }
 
-/// Like minijinja's default, but leaves `/` alone in HTML (URLs stay readable in links and
-/// in mail clients that show raw hrefs); `& < > " '` are escaped.
-fn html_formatter(
-    out: &mut minijinja::Output<'_>,
-    state: &minijinja::State<'_, '_>,
-    value: &Value,
-) -> Result<(), minijinja::Error> {
-    match (state.auto_escape(), value.as_str()) {
-        (minijinja::AutoEscape::Html, Some(s)) if !value.is_safe() => {
-            let mut escaped = String::with_capacity(s.len());
-            for c in s.chars() {
-                match c {
-                    '&' => escaped.push_str("&amp;"),
-                    '<' => escaped.push_str("&lt;"),
-                    '>' => escaped.push_str("&gt;"),
-                    '"' => escaped.push_str("&quot;"),
-                    '\'' => escaped.push_str("&#x27;"),
-                    c => escaped.push(c),
-                }
-            }
-            out.write_str(&escaped).map_err(|_| {
-                minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "template output")
-            })
-        }
-        _ => minijinja::escape_formatter(out, state, value),
-    }
+/// Renders one of the HTTP pages, `pages/<name>.html` (HTML auto-escaped like the emails).
+pub fn render_page(name: &str, ctx: Value) -> Result<String, TemplateError> {
+    let full = format!("pages/{name}.html");
+    env()
+        .get_template(&full)
+        .and_then(|t| t.render(ctx))
+        .map_err(|e| TemplateError::Render {
+            name: full,
+            message: e.to_string(),
+        })
 }
 
 /// Renders one message. `vars` must be a JSON object; `kind`, `stage`, `variant` and `locale`
@@ -239,7 +230,13 @@ mod tests {
                         "{kind} {locale} text footer"
                     );
                     assert!(
+                        !r.text.contains("&#x2f;"),
+                        "{kind} {locale} text is not HTML"
+                    );
+                    // Auto-escape writes `/` as `&#x2f;` in HTML: compare the decoded href.
+                    assert!(
                         r.html
+                            .replace("&#x2f;", "/")
                             .contains("href=\"https://api.example.com/unsubscribe?token=abc.def\""),
                         "{kind} {locale} html footer: {}",
                         r.html
@@ -261,8 +258,11 @@ mod tests {
             &vars(),
         )
         .unwrap();
+        // `/` is escaped too (`&#x2f;`): compare with it read back as `/`.
         assert!(
-            r.html.contains("&lt;b&gt;Eve&lt;/b&gt; &amp; Co"),
+            r.html
+                .replace("&#x2f;", "/")
+                .contains("&lt;b&gt;Eve&lt;/b&gt; &amp; Co"),
             "{}",
             r.html
         );

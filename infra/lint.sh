@@ -38,8 +38,16 @@ run() {
 }
 run "sam validate --lint" "$ROOT/.venv/bin/sam" validate --lint -t "$TEMPLATE"
 run cfn-lint "$ROOT/.venv/bin/cfn-lint" "$TEMPLATE"
-run checkov env BC_SKIP_MAPPING=TRUE "$CHECKOV_VENV/bin/checkov" -f "$TEMPLATE" \
-  --framework cloudformation --skip-download --compact --quiet
+# checkov exits 0 when it cannot parse the template at all: a parsing error is a failure here.
+checkov_strict() {
+  local out rc=0
+  out=$(env BC_SKIP_MAPPING=TRUE "$CHECKOV_VENV/bin/checkov" -f "$TEMPLATE" \
+    --framework cloudformation --skip-download --compact --quiet 2>&1) || rc=$?
+  printf '%s\n' "$out"
+  if grep -Eq 'Parsing errors: [1-9]' <<<"$out"; then return 1; fi
+  return "$rc"
+}
+run checkov checkov_strict
 
 if ((${#failed[@]})); then
   echo "lint: FAILED: ${failed[*]}" >&2

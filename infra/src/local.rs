@@ -114,6 +114,13 @@ impl LocalStack {
         aws_sdk_sns::Client::from_conf(conf)
     }
 
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        let conf = aws_sdk_sqs::config::Builder::from(&self.sdk_config())
+            .endpoint_url(&self.moto_url)
+            .build();
+        aws_sdk_sqs::Client::from_conf(conf)
+    }
+
     pub async fn create_table(&self, table: &str) -> Result<()> {
         schema::create_table(&self.dynamodb(), table)
             .await

@@ -10,9 +10,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result, bail};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
+use nudge_shared::channels::MemoryQueue;
 use nudge_shared::domain::DeliveryLogEntry;
 use nudge_shared::ingest::lambda::Ingest;
 use nudge_shared::registry;
@@ -129,7 +132,9 @@ pub async fn simulate(stack: &LocalStack, opts: &SimulateOptions) -> Result<Simu
     stack.create_table(&table).await?;
     let topic = stack.prepare_messaging().await?;
     let (deps, _store) = stack.deps(stack.config(&table, &topic)?);
-    let ingest = Ingest::new(deps);
+    // Work a scheduled run fans out (SQS when deployed) is drained in process after the run.
+    let queue = Arc::new(MemoryQueue::default());
+    let ingest = Ingest::new(deps.with_queue(queue.clone()));
 
     let mut report = SimulationReport {
         table: table.clone(),
@@ -208,6 +213,9 @@ pub async fn simulate(stack: &LocalStack, opts: &SimulateOptions) -> Result<Simu
                 registry::run_scheduled(f, &ingest.deps, *at, &run_id)
                     .await
                     .with_context(|| format!("{} run at {at}", f.name))?;
+                registry::drain(&ingest.deps, &queue)
+                    .await
+                    .with_context(|| format!("{} queued work at {at}", f.name))?;
                 *report.runs.entry(f.name.to_string()).or_default() += 1;
             }
         }

@@ -44,7 +44,9 @@ const RULES: &[(&str, &[&str])] = &[
         &[
             "domain",
             "events",
+            "config",
             "store",
+            "channels",
             "deps",
             "delivery",
             "reminders",

@@ -1,5 +1,6 @@
 //! Configuration, read once at cold start from the environment into one struct.
 
+use std::collections::BTreeMap;
 use std::env;
 
 use thiserror::Error;
@@ -36,6 +37,9 @@ pub struct Config {
     pub product_name: Option<String>,
     pub configuration_set: Option<String>,
     pub csm_topic_arn: Option<String>,
+    /// Work queues per function with a queue worker (`NUDGE_QUEUE_URLS`:
+    /// `health=https://sqs...,milestones=...`).
+    pub queue_urls: BTreeMap<String, String>,
     pub raw_event_ttl_days: u32,
     pub quiet_hours: QuietHours,
     /// Recipient-local hours in which customer-facing, non-urgent nudges may leave.
@@ -93,6 +97,22 @@ impl Config {
             }
             _ => BusinessHours::default(),
         };
+        let mut queue_urls = BTreeMap::new();
+        for pair in get("NUDGE_QUEUE_URLS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            let (name, url) = pair
+                .split_once('=')
+                .filter(|(n, u)| !n.trim().is_empty() && !u.trim().is_empty())
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "NUDGE_QUEUE_URLS",
+                    message: format!("expected function=queue-url pairs, got {pair:?}"),
+                })?;
+            queue_urls.insert(name.trim().to_string(), url.trim().to_string());
+        }
         let due_shards = num("NUDGE_DUE_SHARDS", 4)?;
         if !(1..=64).contains(&due_shards) {
             return Err(ConfigError::Invalid {
@@ -111,6 +131,7 @@ impl Config {
                 .filter(|s| !s.is_empty()),
             configuration_set: get("NUDGE_CONFIGURATION_SET").filter(|s| !s.is_empty()),
             csm_topic_arn: get("NUDGE_CSM_TOPIC_ARN").filter(|s| !s.is_empty()),
+            queue_urls,
             raw_event_ttl_days: num("NUDGE_RAW_EVENT_TTL_DAYS", 400)?,
             quiet_hours,
             business_hours,
@@ -195,6 +216,17 @@ mod tests {
         assert!(e.to_string().contains("NUDGE_RAW_EVENT_TTL_DAYS"));
         let e = cfg(&[("NUDGE_TABLE", "t"), ("NUDGE_QUIET_HOURS", "25-8")]).unwrap_err();
         assert!(e.to_string().contains("NUDGE_QUIET_HOURS"));
+        let e = cfg(&[("NUDGE_TABLE", "t"), ("NUDGE_QUEUE_URLS", "health")]).unwrap_err();
+        assert!(e.to_string().contains("NUDGE_QUEUE_URLS"), "{e}");
+        let c = cfg(&[
+            ("NUDGE_TABLE", "t"),
+            (
+                "NUDGE_QUEUE_URLS",
+                "health=https://sqs.example/q1, milestones=https://sqs.example/q2",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.queue_urls["milestones"], "https://sqs.example/q2");
         let e = cfg(&[("NUDGE_TABLE", "t"), ("NUDGE_BUSINESS_HOURS", "9-18")]).unwrap_err();
         assert!(e.to_string().contains("NUDGE_BUSINESS_HOURS"), "{e}");
     }

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use crate::channels::ses::SesMailer;
 use crate::channels::sns::SnsNotifier;
-use crate::channels::{Mailer, Notifier};
+use crate::channels::sqs::SqsQueue;
+use crate::channels::{Mailer, NoQueue, Notifier, Queue};
 use crate::config::{Config, ConfigError};
 use crate::store::Store;
 use crate::store::dynamo::DynamoStore;
@@ -34,6 +35,8 @@ pub struct Deps {
     pub store: Arc<dyn Store>,
     pub mailer: Arc<dyn Mailer>,
     pub notifier: Arc<dyn Notifier>,
+    /// Work fanned out to a function's own queue worker.
+    pub queue: Arc<dyn Queue>,
     pub secret: SigningSecret,
 }
 
@@ -46,6 +49,7 @@ impl Deps {
         let sdk = aws_config::load_from_env().await;
         let secret = load_secret(&sdk).await?;
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone());
+        let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.queue_urls.clone());
         Ok(Deps::new(
             config.clone(),
             Arc::new(store),
@@ -55,7 +59,8 @@ impl Deps {
             )),
             Arc::new(SnsNotifier::new(aws_sdk_sns::Client::new(&sdk))),
             secret,
-        ))
+        )
+        .with_queue(Arc::new(queue)))
     }
 
     pub fn new(
@@ -70,8 +75,16 @@ impl Deps {
             store,
             mailer,
             notifier,
+            queue: Arc::new(NoQueue),
             secret,
         }
+    }
+
+    /// The same dependencies with `queue` for fanned-out work (SQS deployed; an in-process
+    /// queue in `nudge simulate` and tests).
+    pub fn with_queue(mut self, queue: Arc<dyn Queue>) -> Deps {
+        self.queue = queue;
+        self
     }
 }
 

@@ -11,13 +11,15 @@ use std::future::Future;
 use std::pin::Pin;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Map, Value, json};
 use thiserror::Error;
-use tracing::Instrument;
+use tracing::{Instrument, warn};
 
 use crate::Deps;
+use crate::channels::MemoryQueue;
 use crate::delivery;
 use crate::domain::{Nudge, NudgeKind, RecipientContext};
 use crate::events::Event;
@@ -32,6 +34,12 @@ pub enum ScheduledError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Delivery(#[from] delivery::DeliveryError),
+    #[error("work was queued for {0}, which has no queue worker")]
+    NoWorker(String),
+    #[error("bad work item: {0}")]
+    BadWorkItem(String),
+    #[error("could not enqueue work: {0}")]
+    Enqueue(#[from] crate::channels::SendError),
 }
 
 impl ScheduledError {
@@ -41,6 +49,8 @@ impl ScheduledError {
             ScheduledError::MissingTime => false,
             ScheduledError::Store(e) => e.is_retryable(),
             ScheduledError::Delivery(e) => e.is_retryable(),
+            ScheduledError::NoWorker(_) | ScheduledError::BadWorkItem(_) => false,
+            ScheduledError::Enqueue(e) => matches!(e, crate::channels::SendError::Transient(_)),
         }
     }
 }
@@ -65,6 +75,8 @@ pub type HookFuture<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + 
 /// A feature's scheduled work; gets "now" from the scheduled event and a run id unique per
 /// invocation (the Lambda request id), the owner of any lease it takes.
 pub type ScheduledRun = for<'a> fn(&'a Deps, DateTime<Utc>, &'a str) -> RunFuture<'a>;
+/// Takes one work item of the function's queue (its body, which carries the run's "now").
+pub type QueueWorker = for<'a> fn(&'a Deps, &'a str) -> RunFuture<'a>;
 /// Called by ingest for every new (not duplicate) event, after the event's own state change;
 /// must be idempotent (a client retry after a partial failure calls it again).
 pub type IngestHook = for<'a> fn(&'a Deps, &'a Event, DateTime<Utc>) -> HookFuture<'a>;
@@ -79,6 +91,8 @@ pub struct Feature {
     pub run: Option<ScheduledRun>,
     /// Whether this function's scheduled run ends with the delivery sweep.
     pub sweeps: bool,
+    /// Work its scheduled run fanned out over its own queue (`Deps::queue`).
+    pub queue_worker: Option<QueueWorker>,
     pub ingest_hook: Option<IngestHook>,
     /// The kinds this feature plans that need variables computed at render time.
     pub render_vars: Option<(&'static [NudgeKind], crate::domain::ExtraVars)>,
@@ -89,6 +103,7 @@ const INGEST: Feature = Feature {
     schedule: None,
     run: None,
     sweeps: false,
+    queue_worker: None,
     ingest_hook: None,
     render_vars: None,
 };
@@ -98,6 +113,7 @@ const REMINDERS: Feature = Feature {
     schedule: Some("cron(0/15 * * * ? *)"),
     run: None,
     sweeps: true,
+    queue_worker: None,
     ingest_hook: Some(reminders_hook),
     render_vars: Some((
         &[NudgeKind::DeadlineReminder],
@@ -154,6 +170,71 @@ pub async fn run_scheduled(
     Ok(out)
 }
 
+/// The Lambda entry of a function's queue worker: each SQS record is one work item; only the
+/// records that failed are reported (`ReportBatchItemFailures`), so a failed shard is retried
+/// alone and the others are not redone.
+pub async fn handle_queue(
+    feature: &Feature,
+    deps: &Deps,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, ScheduledError> {
+    let mut response = SqsBatchResponse::default();
+    let Some(worker) = feature.queue_worker else {
+        // Misrouted messages: fail them all so they reach the dead-letter queue, not the void.
+        warn!(
+            function = feature.name,
+            "queue event for a function without a queue worker"
+        );
+        response.set_failures(
+            event
+                .payload
+                .records
+                .iter()
+                .filter_map(|r| r.message_id.clone()),
+        );
+        return Ok(response);
+    };
+    for record in &event.payload.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        let span = tracing::info_span!("work_item", function = feature.name, message_id = %id);
+        let body = record.body.as_deref().unwrap_or_default();
+        if let Err(e) = worker(deps, body).instrument(span).await {
+            warn!(function = feature.name, message_id = %id, error = %e, retryable = e.is_retryable(), "work item failed");
+            response.add_failure(id);
+        }
+    }
+    Ok(response)
+}
+
+/// Runs queued work in process until the queue is empty (work may enqueue more work): what
+/// `nudge simulate` and tests do where Lambda would poll SQS. Returns how many items ran.
+pub async fn drain(deps: &Deps, queue: &MemoryQueue) -> Result<usize, ScheduledError> {
+    drain_with(registry(), deps, queue).await
+}
+
+async fn drain_with(
+    features: &[Feature],
+    deps: &Deps,
+    queue: &MemoryQueue,
+) -> Result<usize, ScheduledError> {
+    let mut ran = 0;
+    loop {
+        let items = queue.take_all();
+        if items.is_empty() {
+            return Ok(ran);
+        }
+        for item in items {
+            let worker = features
+                .iter()
+                .find(|f| f.name == item.feature)
+                .and_then(|f| f.queue_worker)
+                .ok_or_else(|| ScheduledError::NoWorker(item.feature.clone()))?;
+            worker(deps, &item.body).await?;
+            ran += 1;
+        }
+    }
+}
+
 /// "Now" of a scheduled invocation: the event's `time` (the slot's scheduled time).
 pub fn scheduled_time(event: &EventBridgeEvent<Value>) -> Result<DateTime<Utc>, ScheduledError> {
     event.time.ok_or(ScheduledError::MissingTime)
@@ -206,6 +287,113 @@ mod tests {
                 assert!(f.schedule.is_some(), "{} runs but has no schedule", f.name);
             }
         }
+    }
+
+    fn worker_counting<'a>(_: &'a Deps, body: &'a str) -> RunFuture<'a> {
+        Box::pin(async move {
+            if body == "bad" {
+                return Err(ScheduledError::BadWorkItem(body.to_string()));
+            }
+            Ok(json!({ "done": body }))
+        })
+    }
+
+    /// Splits "n" into n-1 (a worker that enqueues more work until it reaches 0).
+    fn worker_splitting<'a>(deps: &'a Deps, body: &'a str) -> RunFuture<'a> {
+        Box::pin(async move {
+            let n: u32 = body
+                .parse()
+                .map_err(|_| ScheduledError::BadWorkItem(body.into()))?;
+            if n > 0 {
+                deps.queue.enqueue("split", &[(n - 1).to_string()]).await?;
+            }
+            Ok(Value::Null)
+        })
+    }
+
+    fn test_features() -> [Feature; 2] {
+        let f = |name, worker| Feature {
+            name,
+            schedule: None,
+            run: None,
+            sweeps: false,
+            queue_worker: Some(worker),
+            ingest_hook: None,
+            render_vars: None,
+        };
+        [f("count", worker_counting), f("split", worker_splitting)]
+    }
+
+    fn test_deps(queue: std::sync::Arc<MemoryQueue>) -> Deps {
+        use crate::channels::ses::SesMailer;
+        use crate::channels::sns::SnsNotifier;
+        use crate::store::dynamo::DynamoStore;
+        use std::sync::Arc;
+        // Never called by these workers: clients without endpoints are enough.
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let config =
+            crate::config::Config::from_lookup(|k| (k == "NUDGE_TABLE").then(|| "t".into()))
+                .expect("config");
+        Deps::new(
+            config,
+            Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), "t")),
+            Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(&sdk), None)),
+            Arc::new(SnsNotifier::new(aws_sdk_sns::Client::new(&sdk))),
+            crate::deps::SigningSecret::new(b"0123456789abcdef".to_vec()),
+        )
+        .with_queue(queue)
+    }
+
+    #[tokio::test]
+    async fn drain_runs_work_that_enqueues_more_work_until_the_queue_is_empty() {
+        let queue = std::sync::Arc::new(MemoryQueue::default());
+        let deps = test_deps(queue.clone());
+        deps.queue.enqueue("split", &["3".into()]).await.unwrap();
+        let ran = drain_with(&test_features(), &deps, &queue).await.unwrap();
+        assert_eq!(ran, 4, "3, 2, 1, 0");
+        assert!(queue.is_empty());
+    }
+
+    #[tokio::test]
+    async fn work_for_a_function_without_a_worker_is_an_error_not_a_silent_drop() {
+        let queue = std::sync::Arc::new(MemoryQueue::default());
+        let deps = test_deps(queue.clone());
+        deps.queue.enqueue("nobody", &["x".into()]).await.unwrap();
+        let e = drain_with(&test_features(), &deps, &queue)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "work was queued for nobody, which has no queue worker"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_sqs_record_is_reported_alone() {
+        let queue = std::sync::Arc::new(MemoryQueue::default());
+        let deps = test_deps(queue);
+        let event: SqsEvent = serde_json::from_value(json!({"Records": [
+            {"messageId": "m1", "body": "ok"},
+            {"messageId": "m2", "body": "bad"},
+            {"messageId": "m3", "body": "fine"}
+        ]}))
+        .unwrap();
+        let features = test_features();
+        let out = handle_queue(
+            &features[0],
+            &deps,
+            LambdaEvent::new(event, lambda_runtime::Context::default()),
+        )
+        .await
+        .unwrap();
+        let failed: Vec<&str> = out
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["m2"]);
     }
 
     #[test]

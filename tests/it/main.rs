@@ -3,6 +3,7 @@
 
 mod delivery;
 mod ingest;
+mod queue;
 mod reminders;
 mod simulate;
 mod template;

@@ -1,9 +1,13 @@
 //! Channels: the `Mailer` (SES v2, raw MIME) and `Notifier` (SNS) ports the delivery sweep
-//! sends through, and their SDK adapters.
+//! sends through, the `Queue` (SQS) port features fan work out over, and their SDK adapters.
 
 pub mod mime;
+pub mod queue;
 pub mod ses;
 pub mod sns;
+pub mod sqs;
+
+pub use queue::{MemoryQueue, NoQueue, Queue, WorkItem};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

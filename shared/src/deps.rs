@@ -44,13 +44,28 @@ impl Deps {
     /// Cold start: config from the environment, SDK clients (endpoints from the standard
     /// `AWS_ENDPOINT_URL_*` variables locally), the signing secret from Secrets Manager when
     /// `NUDGE_SIGNING_SECRET_ARN` is set, else from `NUDGE_SIGNING_SECRET` (local runs only).
+    /// No work queue: see [`Deps::from_env_with_sqs`].
     pub async fn from_env() -> Result<Deps, ConfigError> {
+        Ok(Self::load().await?.0)
+    }
+
+    /// [`Deps::from_env`] plus the SQS work queues of `NUDGE_QUEUE_URLS`, for functions that
+    /// fan work out. Separate so the other bootstraps do not link the SQS client.
+    pub async fn from_env_with_sqs() -> Result<Deps, ConfigError> {
+        let (deps, sdk) = Self::load().await?;
+        let urls = deps.config.queue_urls.clone();
+        Ok(deps.with_queue(Arc::new(SqsQueue::new(
+            aws_sdk_sqs::Client::new(&sdk),
+            urls,
+        ))))
+    }
+
+    async fn load() -> Result<(Deps, aws_config::SdkConfig), ConfigError> {
         let config = Config::from_env()?;
         let sdk = aws_config::load_from_env().await;
         let secret = load_secret(&sdk).await?;
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone());
-        let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.queue_urls.clone());
-        Ok(Deps::new(
+        let deps = Deps::new(
             config.clone(),
             Arc::new(store),
             Arc::new(SesMailer::new(
@@ -59,8 +74,8 @@ impl Deps {
             )),
             Arc::new(SnsNotifier::new(aws_sdk_sns::Client::new(&sdk))),
             secret,
-        )
-        .with_queue(Arc::new(queue)))
+        );
+        Ok((deps, sdk))
     }
 
     pub fn new(

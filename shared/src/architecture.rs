@@ -38,6 +38,7 @@ const RULES: &[(&str, &[&str])] = &[
         "reminders",
         &["domain", "events", "config", "store", "deps"],
     ),
+    ("health", &["domain", "events", "config", "store", "deps"]),
     // Above the features.
     (
         "registry",
@@ -50,6 +51,7 @@ const RULES: &[(&str, &[&str])] = &[
             "deps",
             "delivery",
             "reminders",
+            "health",
             "schedule",
         ],
     ),

@@ -8,6 +8,7 @@ pub mod delivery;
 pub mod deps;
 pub mod domain;
 pub mod events;
+pub mod health;
 pub mod ingest;
 pub mod registry;
 pub mod reminders;

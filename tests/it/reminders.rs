@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use nudge_shared::delivery::send::LEASE;
 use nudge_shared::domain::{DeliveryLogEntry, LogStatus, NudgeStatus};
 use nudge_shared::registry;
-use nudge_shared::store::NudgeStore;
+use nudge_shared::store::{DeliveryLogStore, NudgeStore, SendStore};
 use nudge_tests::{TestEnv, at};
 use serde_json::{Value, json};
 

@@ -624,16 +624,6 @@ impl ProfileStore for DynamoStore {
         item.map(|item| contact_from_item(account_id, &item))
             .transpose()
     }
-
-    async fn contacts(&self, account_id: &str) -> Result<Vec<ContactRecord>, StoreError> {
-        let items = self
-            .query_prefix(&schema::account_pk(account_id), "CONTACT#")
-            .await?;
-        items
-            .iter()
-            .map(|item| contact_from_item(account_id, item))
-            .collect()
-    }
 }
 
 fn contact_from_item(account_id: &str, item: &Item) -> Result<ContactRecord, StoreError> {

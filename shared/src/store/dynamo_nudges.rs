@@ -15,8 +15,9 @@ use super::dynamo::{
 };
 use super::schema::{self, GSI_DUE, GSI1PK, GSI1SK, PK, SK, TTL};
 use super::{
-    AddressFeedback, CapState, EngagementKind, KindStats, MessageRef, NudgeStore, StoreError,
-    Suppression,
+    AddressFeedback, CapState, CapStore, CheckpointStore, DeliveryLogStore, EngagementKind,
+    EngagementStore, KindStats, MessageRef, NudgeStore, SendStore, StoreError, Suppression,
+    SuppressionStore,
 };
 use crate::domain::policy::prune_reservations;
 use crate::domain::{
@@ -392,7 +393,10 @@ impl NudgeStore for DynamoStore {
         });
         Ok(out)
     }
+}
 
+#[async_trait]
+impl SendStore for DynamoStore {
     async fn claim(
         &self,
         account_id: &str,
@@ -604,7 +608,10 @@ impl NudgeStore for DynamoStore {
         )
         .await
     }
+}
 
+#[async_trait]
+impl DeliveryLogStore for DynamoStore {
     async fn append_log(&self, entry: &DeliveryLogEntry) -> Result<(), StoreError> {
         let json = serde_json::to_string(entry)
             .map_err(|e| StoreError::Backend(format!("serialising a log entry: {e}")))?;
@@ -659,7 +666,10 @@ impl NudgeStore for DynamoStore {
         crate::domain::log::sort(&mut out);
         Ok(out)
     }
+}
 
+#[async_trait]
+impl SuppressionStore for DynamoStore {
     async fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
         Ok(self
             .get_item(&schema::address_pk(address), schema::SUPPRESSION_SK)
@@ -747,7 +757,10 @@ impl NudgeStore for DynamoStore {
         }
         Ok(Some(state))
     }
+}
 
+#[async_trait]
+impl CapStore for DynamoStore {
     async fn cap_state(&self, account_id: &str, contact_id: &str) -> Result<CapState, StoreError> {
         // Strongly consistent: the version must be current for the conditional update.
         let resp = self
@@ -825,7 +838,10 @@ impl NudgeStore for DynamoStore {
             Err(e) => Err(map_err(e)),
         }
     }
+}
 
+#[async_trait]
+impl EngagementStore for DynamoStore {
     async fn record_message(
         &self,
         provider_message_id: &str,
@@ -911,7 +927,10 @@ impl NudgeStore for DynamoStore {
             })
             .collect())
     }
+}
 
+#[async_trait]
+impl CheckpointStore for DynamoStore {
     async fn checkpoint(&self, function: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         Ok(self
             .get_item(schema::SYS_PK, &schema::checkpoint_sk(function))

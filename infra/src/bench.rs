@@ -359,12 +359,12 @@ fn deadline_items(
     shards: u32,
 ) -> Vec<HashMap<String, AttributeValue>> {
     use nudge_shared::reminders::{ReminderPolicy, service};
-    use nudge_shared::store::{dynamo_deadlines, dynamo_nudges};
-    let mut items = vec![dynamo_deadlines::deadline_item(account, record)];
+    use nudge_shared::store::dynamo;
+    let mut items = vec![dynamo::deadline_item(account, record)];
     items.extend(
         service::stage_nudges(account, record, tz, now, sent, &ReminderPolicy::default())
             .iter()
-            .map(|n| dynamo_nudges::nudge_item(n, shards)),
+            .map(|n| dynamo::nudge_item(n, shards)),
     );
     items
 }

@@ -6,8 +6,6 @@
 //! or a fake names only what it uses. `Store` is the union every handler receives (`Deps`).
 
 pub mod dynamo;
-pub mod dynamo_deadlines;
-pub mod dynamo_nudges;
 pub mod schema;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -3,9 +3,9 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 
-use super::dynamo::{DynamoStore, Item, get_s, get_ts, is_conditional_failure, map_err, s, ts};
-use super::schema::{self, PK, SK};
-use super::{Applied, DeadlineRecord, DeadlineStatus, DeadlineStore, StoreError};
+use super::{DynamoStore, Item, get_s, get_ts, is_conditional_failure, map_err, s, ts};
+use crate::store::schema::{self, PK, SK};
+use crate::store::{Applied, DeadlineRecord, DeadlineStatus, DeadlineStore, StoreError};
 
 /// The stored item of a deadline (what `put_deadline` writes; public for bulk loaders).
 pub fn deadline_item(account_id: &str, d: &DeadlineRecord) -> Item {

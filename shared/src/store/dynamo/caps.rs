@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use chrono::{DateTime, Utc};
 
-use super::{DynamoStore, get_n, is_conditional_failure, map_err, n, s, ts};
+use super::{DynamoStore, get_n, map_err, n, s, ts};
 use crate::domain::policy::prune_reservations;
 use crate::store::schema::{self, PK, SK};
 use crate::store::{CapState, CapStore, StoreError};
@@ -78,16 +78,6 @@ impl CapStore for DynamoStore {
             req.condition_expression("cap_version = :v")
                 .expression_attribute_values(":v", n(expected.version))
         };
-        match req.send().await {
-            Ok(out) => {
-                self.meter.record(out.consumed_capacity());
-                Ok(true)
-            }
-            Err(e) if is_conditional_failure(&e) => {
-                self.meter_conditional_failure();
-                Ok(false)
-            }
-            Err(e) => Err(map_err(e)),
-        }
+        Ok(self.conditional(req.send().await)?.is_some())
     }
 }

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use chrono::{DateTime, Utc};
 
-use super::{DynamoStore, get_ts, is_conditional_failure, map_err, s, ts};
+use super::{DynamoStore, get_ts, s, ts};
 use crate::store::schema::{self, PK, SK};
 use crate::store::{CheckpointStore, StoreError};
 
@@ -29,16 +29,7 @@ impl CheckpointStore for DynamoStore {
             .expression_attribute_names("#at", "at")
             .expression_attribute_values(":at", ts(at))
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        match req.send().await {
-            Ok(out) => {
-                self.meter.record(out.consumed_capacity());
-                Ok(())
-            }
-            Err(e) if is_conditional_failure(&e) => {
-                self.meter_conditional_failure();
-                Ok(())
-            }
-            Err(e) => Err(map_err(e)),
-        }
+        self.conditional(req.send().await)?;
+        Ok(())
     }
 }

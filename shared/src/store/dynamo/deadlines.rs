@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 
-use super::{DynamoStore, Item, get_s, get_ts, is_conditional_failure, map_err, s, ts};
+use super::{DynamoStore, Item, get_s, get_ts, s, ts};
 use crate::store::schema::{self, PK, SK};
 use crate::store::{Applied, DeadlineRecord, DeadlineStatus, DeadlineStore, StoreError};
 
@@ -49,17 +49,10 @@ impl DeadlineStore for DynamoStore {
             .expression_attribute_names("#u", "updated_at")
             .expression_attribute_values(":u", ts(d.updated_at))
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        match req.send().await {
-            Ok(out) => {
-                self.meter.record(out.consumed_capacity());
-                Ok(Applied::Applied)
-            }
-            Err(e) if is_conditional_failure(&e) => {
-                self.meter_conditional_failure();
-                Ok(Applied::Stale)
-            }
-            Err(e) => Err(map_err(e)),
-        }
+        Ok(match self.conditional(req.send().await)? {
+            Some(_) => Applied::Applied,
+            None => Applied::Stale,
+        })
     }
 
     async fn deadline(

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use chrono::{DateTime, Duration, Utc};
 
-use super::{DynamoStore, get_n, get_s, map_err, n, s, ts};
+use super::{DynamoStore, get_n, get_s, n, s, ts};
 use crate::store::schema::{self, PK, SK, TTL};
 use crate::store::{EngagementKind, EngagementStore, KindStats, MessageRef, StoreError};
 
@@ -14,7 +14,7 @@ const MESSAGE_TTL_DAYS: i64 = 400;
 
 impl DynamoStore {
     async fn add_stats(&self, kind: &str, variant: &str, counter: &str) -> Result<(), StoreError> {
-        let out = self
+        let req = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -27,11 +27,8 @@ impl DynamoStore {
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":k", s(kind))
             .expression_attribute_values(":v", s(variant))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(map_err)?;
-        self.meter.record(out.consumed_capacity());
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        self.written(req.send().await)?;
         Ok(())
     }
 }
@@ -44,7 +41,7 @@ impl EngagementStore for DynamoStore {
         r: &MessageRef,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let out = self
+        let req = self
             .client
             .put_item()
             .table_name(&self.table)
@@ -55,11 +52,8 @@ impl EngagementStore for DynamoStore {
             .item("kind", s(&r.kind))
             .item("variant", s(&r.variant))
             .item(TTL, n((at + Duration::days(MESSAGE_TTL_DAYS)).timestamp()))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(map_err)?;
-        self.meter.record(out.consumed_capacity());
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        self.written(req.send().await)?;
         Ok(())
     }
 

@@ -6,10 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{
-    DynamoStore, Item, corrupt, get_n, get_s, get_ss, get_ts, is_conditional_failure, map_err, n,
-    s, ts,
-};
+use super::{DynamoStore, Item, corrupt, get_n, get_s, get_ss, get_ts, map_err, n, s, ts};
 use crate::store::schema::{self, PK, SK, TTL};
 use crate::store::{DayRollup, EventStore, Inserted, RawEvent, RollupDelta, StoreError};
 
@@ -33,31 +30,21 @@ impl EventStore for DynamoStore {
         if let Some(c) = &ev.contact_id {
             req = req.item("contact_id", s(c));
         }
-        match req.send().await {
-            Ok(out) => {
-                self.meter.record(out.consumed_capacity());
-                Ok(Inserted::New)
-            }
-            Err(e) if is_conditional_failure(&e) => {
-                self.meter_conditional_failure();
-                Ok(Inserted::Duplicate)
-            }
-            Err(e) => Err(map_err(e)),
-        }
+        Ok(match self.conditional(req.send().await)? {
+            Some(_) => Inserted::New,
+            None => Inserted::Duplicate,
+        })
     }
 
     async fn delete_raw_event(&self, account_id: &str, event_id: &str) -> Result<(), StoreError> {
-        let out = self
+        let req = self
             .client
             .delete_item()
             .table_name(&self.table)
             .key(PK, s(schema::account_pk(account_id)))
             .key(SK, s(schema::event_sk(event_id)))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(map_err)?;
-        self.meter.record(out.consumed_capacity());
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        self.written(req.send().await)?;
         Ok(())
     }
 
@@ -108,12 +95,8 @@ impl EventStore for DynamoStore {
         if adds.is_empty() {
             return Ok(());
         }
-        let out = req
-            .update_expression(format!("ADD {}", adds.join(", ")))
-            .send()
-            .await
-            .map_err(map_err)?;
-        self.meter.record(out.consumed_capacity());
+        let req = req.update_expression(format!("ADD {}", adds.join(", ")));
+        self.written(req.send().await)?;
         Ok(())
     }
 
@@ -139,12 +122,8 @@ impl EventStore for DynamoStore {
                 .expression_attribute_names(format!("#k{i}"), format!("first_{key}"))
                 .expression_attribute_values(format!(":v{i}"), ts(*at));
         }
-        let out = req
-            .update_expression(format!("SET {}", sets.join(", ")))
-            .send()
-            .await
-            .map_err(map_err)?;
-        self.meter.record(out.consumed_capacity());
+        let req = req.update_expression(format!("SET {}", sets.join(", ")));
+        self.written(req.send().await)?;
         Ok(())
     }
 

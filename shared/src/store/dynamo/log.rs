@@ -18,18 +18,15 @@ impl DeliveryLogStore for DynamoStore {
     async fn append_log(&self, entry: &DeliveryLogEntry) -> Result<(), StoreError> {
         let json = serde_json::to_string(entry)
             .map_err(|e| StoreError::Backend(format!("serialising a log entry: {e}")))?;
-        let out = self
+        let req = self
             .client
             .put_item()
             .table_name(&self.table)
             .item(PK, s(schema::account_pk(&entry.account_id)))
             .item(SK, s(schema::log_sk(entry.at, &entry.nudge_id)))
             .item("entry", s(json))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(map_err)?;
-        self.meter.record(out.consumed_capacity());
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        self.written(req.send().await)?;
         Ok(())
     }
 

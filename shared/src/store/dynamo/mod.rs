@@ -19,6 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
+use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
 use aws_sdk_dynamodb::types::{AttributeValue, ConsumedCapacity, ReturnConsumedCapacity};
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -109,17 +112,76 @@ impl DynamoStore {
     }
 }
 
-impl DynamoStore {
-    /// A failed conditional write is still billed (1 WCU for a small item), but DynamoDB
-    /// returns no ConsumedCapacity with the error: count it here.
-    pub(crate) fn meter_conditional_failure(&self) {
-        let cc = ConsumedCapacity::builder().capacity_units(1.0).build();
-        self.meter.record(Some(&cc));
+/// The output of a write request (PutItem, UpdateItem, DeleteItem), for its capacity.
+pub(crate) trait WriteOutput {
+    fn capacity(&self) -> Option<&ConsumedCapacity>;
+}
+
+impl WriteOutput for PutItemOutput {
+    fn capacity(&self) -> Option<&ConsumedCapacity> {
+        self.consumed_capacity()
     }
 }
 
-/// Maps an SDK error to the store's error kinds; `ConditionalCheckFailed` is handled by callers
-/// before this is reached.
+impl WriteOutput for UpdateItemOutput {
+    fn capacity(&self) -> Option<&ConsumedCapacity> {
+        self.consumed_capacity()
+    }
+}
+
+impl WriteOutput for DeleteItemOutput {
+    fn capacity(&self) -> Option<&ConsumedCapacity> {
+        self.consumed_capacity()
+    }
+}
+
+impl DynamoStore {
+    /// A failed conditional write is still billed (1 WCU for a small item), but DynamoDB
+    /// returns no ConsumedCapacity with the error: count it here.
+    fn meter_conditional_failure(&self) {
+        let cc = ConsumedCapacity::builder().capacity_units(1.0).build();
+        self.meter.record(Some(&cc));
+    }
+
+    /// The result of a conditional write (`req.send().await`), metered: `Some(output)` when
+    /// it was written, `None` when its condition failed; any other error is mapped.
+    pub(crate) fn conditional<O, E, R>(
+        &self,
+        sent: Result<O, SdkError<E, R>>,
+    ) -> Result<Option<O>, StoreError>
+    where
+        O: WriteOutput,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug,
+    {
+        match sent {
+            Ok(out) => {
+                self.meter.record(out.capacity());
+                Ok(Some(out))
+            }
+            Err(e) if is_conditional_failure(&e) => {
+                self.meter_conditional_failure();
+                Ok(None)
+            }
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    /// The result of an unconditional write, metered.
+    pub(crate) fn written<O, E, R>(&self, sent: Result<O, SdkError<E, R>>) -> Result<O, StoreError>
+    where
+        O: WriteOutput,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug,
+    {
+        let out = sent.map_err(map_err)?;
+        self.meter.record(out.capacity());
+        Ok(out)
+    }
+}
+
+/// Maps an SDK error to the store's error kinds; `ConditionalCheckFailed` is handled by
+/// [`DynamoStore::conditional`] before this is reached.
 pub(crate) fn map_err<E, R>(e: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -149,7 +211,7 @@ where
     }
 }
 
-pub(crate) fn is_conditional_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+fn is_conditional_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     matches!(e, SdkError::ServiceError(se) if se.err().code() == Some("ConditionalCheckFailedException"))
 }
 

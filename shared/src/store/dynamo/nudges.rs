@@ -9,10 +9,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use chrono::{DateTime, Utc};
 
-use super::{
-    DynamoStore, Item, corrupt, get_n, get_s, get_ts, is_conditional_failure, map_err, n, s, ts,
-    ts_str,
-};
+use super::{DynamoStore, Item, corrupt, get_n, get_s, get_ts, map_err, n, s, ts, ts_str};
 use crate::domain::{Engagement, Nudge, NudgeKind, NudgeStatus};
 use crate::store::schema::{self, GSI_DUE, GSI1PK, GSI1SK, PK, SK};
 use crate::store::{NudgeStore, StoreError};
@@ -137,17 +134,7 @@ impl DynamoStore {
         for (k, v) in values {
             req = req.expression_attribute_values(k, v);
         }
-        match req.send().await {
-            Ok(out) => {
-                self.meter.record(out.consumed_capacity());
-                Ok(true)
-            }
-            Err(e) if is_conditional_failure(&e) => {
-                self.meter_conditional_failure();
-                Ok(false)
-            }
-            Err(e) => Err(map_err(e)),
-        }
+        Ok(self.conditional(req.send().await)?.is_some())
     }
 
     async fn query_due_partition(
@@ -193,17 +180,7 @@ impl NudgeStore for DynamoStore {
             .condition_expression("attribute_not_exists(#pk)")
             .expression_attribute_names("#pk", PK)
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        match req.send().await {
-            Ok(out) => {
-                self.meter.record(out.consumed_capacity());
-                Ok(true)
-            }
-            Err(e) if is_conditional_failure(&e) => {
-                self.meter_conditional_failure();
-                Ok(false)
-            }
-            Err(e) => Err(map_err(e)),
-        }
+        Ok(self.conditional(req.send().await)?.is_some())
     }
 
     async fn defer_pending(

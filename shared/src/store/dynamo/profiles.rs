@@ -4,10 +4,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{
-    DynamoStore, Item, corrupt, get_bool, get_s, get_ss, get_ts, is_conditional_failure, map_err,
-    s, ts,
-};
+use super::{DynamoStore, Item, corrupt, get_bool, get_s, get_ss, get_ts, s, ts};
 use crate::events::{AccountProfile, ContactProfile};
 use crate::store::schema::{self, PK, SK};
 use crate::store::{
@@ -93,7 +90,7 @@ impl ProfileStore for DynamoStore {
         contact_id: &str,
         category: &str,
     ) -> Result<(), StoreError> {
-        let out = self
+        let req = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -101,11 +98,8 @@ impl ProfileStore for DynamoStore {
             .key(SK, s(schema::contact_sk(contact_id)))
             .update_expression("ADD unsubscribed :c")
             .expression_attribute_values(":c", AttributeValue::Ss(vec![category.to_string()]))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(map_err)?;
-        self.meter.record(out.consumed_capacity());
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        self.written(req.send().await)?;
         Ok(())
     }
 
@@ -205,20 +199,10 @@ impl DynamoStore {
                 .expression_attribute_names(format!("#a{i}"), name)
                 .expression_attribute_values(format!(":v{i}"), value);
         }
-        match req
-            .update_expression(format!("SET {}", exprs.join(", ")))
-            .send()
-            .await
-        {
-            Ok(out) => {
-                self.meter.record(out.consumed_capacity());
-                Ok(Applied::Applied)
-            }
-            Err(e) if is_conditional_failure(&e) => {
-                self.meter_conditional_failure();
-                Ok(Applied::Stale)
-            }
-            Err(e) => Err(map_err(e)),
-        }
+        let req = req.update_expression(format!("SET {}", exprs.join(", ")));
+        Ok(match self.conditional(req.send().await)? {
+            Some(_) => Applied::Applied,
+            None => Applied::Stale,
+        })
     }
 }

@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
 use chrono::{DateTime, Duration, Utc};
 
 use super::nudges::{gsi_keys, nudge_from_item};
-use super::{DynamoStore, is_conditional_failure, map_err, n, s, ts};
+use super::{DynamoStore, n, s, ts};
 use crate::domain::{Nudge, NudgeStatus};
 use crate::store::schema::{self, GSI1PK, GSI1SK, PK, SK};
 use crate::store::{SendStore, StoreError};
@@ -39,20 +39,13 @@ impl SendStore for DynamoStore {
             .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::AllNew)
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        match req.send().await {
-            Ok(out) => {
-                self.meter.record(out.consumed_capacity());
-                out.attributes()
-                    .map(nudge_from_item)
-                    .transpose()
-                    .map(|n| n.filter(|n| n.status == NudgeStatus::Claimed))
-            }
-            Err(e) if is_conditional_failure(&e) => {
-                self.meter_conditional_failure();
-                Ok(None)
-            }
-            Err(e) => Err(map_err(e)),
-        }
+        let Some(out) = self.conditional(req.send().await)? else {
+            return Ok(None);
+        };
+        out.attributes()
+            .map(nudge_from_item)
+            .transpose()
+            .map(|n| n.filter(|n| n.status == NudgeStatus::Claimed))
     }
 
     async fn mark_sent(

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue};
 use chrono::{DateTime, Utc};
 
-use super::{DynamoStore, Item, get_n, get_s, get_ts, is_conditional_failure, map_err, n, s, ts};
+use super::{DynamoStore, Item, get_n, get_s, get_ts, n, s, ts};
 use crate::domain::SuppressionReason;
 use crate::store::schema::{self, PK, SK};
 use crate::store::{AddressFeedback, StoreError, Suppression, SuppressionStore};
@@ -76,18 +76,12 @@ impl SuppressionStore for DynamoStore {
                 .expression_attribute_values(":zero", n(0))
                 .expression_attribute_values(":at", ts(at)),
         };
-        let item = match req.send().await {
-            Ok(out) => {
-                self.meter.record(out.consumed_capacity());
-                out.attributes().cloned()
-            }
-            Err(e) if is_conditional_failure(&e) => {
-                self.meter_conditional_failure();
-                return Ok(None);
-            }
-            Err(e) => return Err(map_err(e)),
+        let Some(item) = self
+            .conditional(req.send().await)?
+            .and_then(|out| out.attributes)
+        else {
+            return Ok(None);
         };
-        let Some(item) = item else { return Ok(None) };
         let mut state = suppression_from_item(&item);
         if let AddressFeedback::SoftBounce { limit } = feedback {
             let already = item
@@ -96,20 +90,13 @@ impl SuppressionStore for DynamoStore {
                 .copied()
                 .unwrap_or(false);
             if !already && state.soft_streak >= limit.max(1) {
-                let out = base()
+                let req = base()
                     .update_expression("SET suppressed = :t, reason = :r")
                     .condition_expression("attribute_not_exists(reason)")
                     .expression_attribute_values(":t", AttributeValue::Bool(true))
-                    .expression_attribute_values(":r", s(SuppressionReason::SoftBounce.as_str()))
-                    .send()
-                    .await;
-                match out {
-                    Ok(out) => {
-                        self.meter.record(out.consumed_capacity());
-                        state.reason = Some(SuppressionReason::SoftBounce);
-                    }
-                    Err(e) if is_conditional_failure(&e) => self.meter_conditional_failure(),
-                    Err(e) => return Err(map_err(e)),
+                    .expression_attribute_values(":r", s(SuppressionReason::SoftBounce.as_str()));
+                if self.conditional(req.send().await)?.is_some() {
+                    state.reason = Some(SuppressionReason::SoftBounce);
                 }
             }
         }

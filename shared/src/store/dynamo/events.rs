@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{DynamoStore, Item, corrupt, get_n, get_s, get_ss, get_ts, map_err, n, s, ts};
+use super::{DynamoStore, Item, corrupt, get_n, get_s, get_ss, get_ts, n, s, ts};
 use crate::store::schema::{self, PK, SK, TTL};
 use crate::store::{DayRollup, EventStore, Inserted, RawEvent, RollupDelta, StoreError};
 
@@ -152,58 +152,22 @@ impl EventStore for DynamoStore {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<DayRollup>, StoreError> {
-        let pk = schema::account_pk(account_id);
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let resp = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND #sk BETWEEN :a AND :b")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(&pk))
-                .expression_attribute_values(":a", s(schema::day_sk(from)))
-                .expression_attribute_values(":b", s(schema::day_sk(to)))
-                .set_exclusive_start_key(start.take())
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(map_err)?;
-            self.meter.record_read(resp.consumed_capacity());
-            for item in resp.items() {
-                let Some(day) = get_s(item, SK)
-                    .and_then(|sk| sk.strip_prefix("DAY#"))
-                    .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-                else {
-                    continue;
-                };
-                out.push(DayRollup {
-                    day,
-                    events: get_n(item, "events"),
-                    logins: get_n(item, "logins"),
-                    reports: get_n(item, "reports"),
-                    tickets_opened: get_n(item, "tickets_opened"),
-                    tickets_closed: get_n(item, "tickets_closed"),
-                    nps_sum: get_n(item, "nps_sum"),
-                    nps_count: get_n(item, "nps_count"),
-                    features: item
-                        .keys()
-                        .filter_map(|k| {
-                            k.strip_prefix("f_")
-                                .map(|f| (f.to_string(), get_n(item, k)))
-                        })
-                        .collect(),
-                    active_contacts: get_ss(item, "contacts"),
-                });
-            }
-            match resp.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
-            }
-        }
-        Ok(out)
+        let req = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :a AND :b")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(schema::account_pk(account_id)))
+            .expression_attribute_values(":a", s(schema::day_sk(from)))
+            .expression_attribute_values(":b", s(schema::day_sk(to)));
+        Ok(self
+            .query_all(req)
+            .await?
+            .iter()
+            .filter_map(rollup_from_item)
+            .collect())
     }
 
     async fn raw_events(&self, account_id: &str) -> Result<Vec<RawEvent>, StoreError> {
@@ -237,4 +201,29 @@ impl EventStore for DynamoStore {
             })
             .collect()
     }
+}
+
+/// A `DAY#` item; `None` for an item whose sort key is not a day.
+fn rollup_from_item(item: &Item) -> Option<DayRollup> {
+    let day = get_s(item, SK)
+        .and_then(|sk| sk.strip_prefix("DAY#"))
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())?;
+    Some(DayRollup {
+        day,
+        events: get_n(item, "events"),
+        logins: get_n(item, "logins"),
+        reports: get_n(item, "reports"),
+        tickets_opened: get_n(item, "tickets_opened"),
+        tickets_closed: get_n(item, "tickets_closed"),
+        nps_sum: get_n(item, "nps_sum"),
+        nps_count: get_n(item, "nps_count"),
+        features: item
+            .keys()
+            .filter_map(|k| {
+                k.strip_prefix("f_")
+                    .map(|f| (f.to_string(), get_n(item, k)))
+            })
+            .collect(),
+        active_contacts: get_ss(item, "contacts"),
+    })
 }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 
-use super::{DynamoStore, Item, corrupt, get_s, map_err, s};
+use super::{DynamoStore, Item, corrupt, get_s, s};
 use crate::domain::DeliveryLogEntry;
 use crate::store::schema::{self, PK, SK};
 use crate::store::{DeliveryLogStore, StoreError};
@@ -39,30 +39,19 @@ impl DeliveryLogStore for DynamoStore {
     }
 
     async fn all_delivery_log(&self) -> Result<Vec<DeliveryLogEntry>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let resp = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("begins_with(#sk, :p)")
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":p", s("LOG#"))
-                .set_exclusive_start_key(start.take())
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(map_err)?;
-            self.meter.record_read(resp.consumed_capacity());
-            for item in resp.items() {
-                out.push(log_from_item(item)?);
-            }
-            match resp.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
-            }
-        }
+        let req = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("begins_with(#sk, :p)")
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":p", s("LOG#"));
+        let mut out = self
+            .scan_all(req)
+            .await?
+            .iter()
+            .map(log_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
         crate::domain::log::sort(&mut out);
         Ok(out)
     }

@@ -21,6 +21,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
 use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
 use aws_sdk_dynamodb::types::{AttributeValue, ConsumedCapacity, ReturnConsumedCapacity};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -265,37 +267,53 @@ pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
 }
 
 impl DynamoStore {
-    /// All items of a partition whose sort key starts with `prefix` (paginated).
+    /// Every item a Query returns, through the SDK's paginator; each page's capacity is
+    /// metered (the flattened item stream would hide it).
+    pub(crate) async fn query_all(&self, req: QueryFluentBuilder) -> Result<Vec<Item>, StoreError> {
+        let mut pages = req
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(map_err)?;
+            self.meter.record_read(page.consumed_capacity());
+            out.extend(page.items.unwrap_or_default());
+        }
+        Ok(out)
+    }
+
+    /// Every item a Scan returns, page by page like [`Self::query_all`].
+    pub(crate) async fn scan_all(&self, req: ScanFluentBuilder) -> Result<Vec<Item>, StoreError> {
+        let mut pages = req
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(map_err)?;
+            self.meter.record_read(page.consumed_capacity());
+            out.extend(page.items.unwrap_or_default());
+        }
+        Ok(out)
+    }
+
+    /// All items of a partition whose sort key starts with `prefix`.
     pub(crate) async fn query_prefix(
         &self,
         pk: &str,
         prefix: &str,
     ) -> Result<Vec<Item>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let resp = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :p)")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(pk))
-                .expression_attribute_values(":p", s(prefix))
-                .set_exclusive_start_key(start.take())
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(map_err)?;
-            self.meter.record_read(resp.consumed_capacity());
-            out.extend(resp.items().iter().cloned());
-            match resp.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
-            }
-        }
-        Ok(out)
+        let req = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :p)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":p", s(prefix));
+        self.query_all(req).await
     }
 
     pub(crate) async fn get_item(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use chrono::{DateTime, Utc};
 
-use super::{DynamoStore, Item, corrupt, get_n, get_s, get_ts, map_err, n, s, ts, ts_str};
+use super::{DynamoStore, Item, corrupt, get_n, get_s, get_ts, n, s, ts, ts_str};
 use crate::domain::{Engagement, Nudge, NudgeKind, NudgeStatus};
 use crate::store::schema::{self, GSI_DUE, GSI1PK, GSI1SK, PK, SK};
 use crate::store::{NudgeStore, StoreError};
@@ -142,30 +142,17 @@ impl DynamoStore {
         partition: &str,
         upper: &str,
     ) -> Result<Vec<Item>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let req = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI_DUE)
-                .key_condition_expression("#gpk = :p AND #gsk <= :u")
-                .expression_attribute_names("#gpk", GSI1PK)
-                .expression_attribute_names("#gsk", GSI1SK)
-                .expression_attribute_values(":p", s(partition))
-                .expression_attribute_values(":u", s(upper))
-                .set_exclusive_start_key(start.take())
-                .return_consumed_capacity(ReturnConsumedCapacity::Total);
-            let resp = req.send().await.map_err(map_err)?;
-            self.meter.record_read(resp.consumed_capacity());
-            out.extend(resp.items().iter().cloned());
-            match resp.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
-            }
-        }
-        Ok(out)
+        let req = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI_DUE)
+            .key_condition_expression("#gpk = :p AND #gsk <= :u")
+            .expression_attribute_names("#gpk", GSI1PK)
+            .expression_attribute_names("#gsk", GSI1SK)
+            .expression_attribute_values(":p", s(partition))
+            .expression_attribute_values(":u", s(upper));
+        self.query_all(req).await
     }
 }
 

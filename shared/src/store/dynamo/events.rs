@@ -5,31 +5,25 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
 
+use super::item::{from_item, millis, to_item};
 use super::{DynamoStore, Item, corrupt, get_n, get_s, get_ss, get_ts, n, s, ts};
-use crate::store::schema::{self, PK, SK, TTL};
+use crate::events::EventType;
+use crate::store::schema::{self, PK, SK};
 use crate::store::{DayRollup, EventStore, Inserted, RawEvent, RollupDelta, StoreError};
 
 #[async_trait]
 impl EventStore for DynamoStore {
     async fn insert_raw_event(&self, ev: &RawEvent) -> Result<Inserted, StoreError> {
-        let mut req = self
+        let req = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item(PK, s(schema::account_pk(&ev.account_id)))
-            .item(SK, s(schema::event_sk(&ev.event_id)))
-            .item("type", s(ev.event_type))
-            .item("occurred_at", ts(ev.occurred_at))
-            .item("received_at", ts(ev.received_at))
-            .item("body", s(&ev.body))
-            .item(TTL, n(ev.expires_at))
+            .set_item(Some(to_item("raw event", &RawEventItem::new(ev))?))
             .condition_expression("attribute_not_exists(#pk)")
             .expression_attribute_names("#pk", PK)
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        if let Some(c) = &ev.contact_id {
-            req = req.item("contact_id", s(c));
-        }
         Ok(match self.conditional(req.send().await)? {
             Some(_) => Inserted::New,
             None => Inserted::Duplicate,
@@ -171,35 +165,68 @@ impl EventStore for DynamoStore {
     }
 
     async fn raw_events(&self, account_id: &str) -> Result<Vec<RawEvent>, StoreError> {
-        let items = self
-            .query_prefix(&schema::account_pk(account_id), "EVT#")
-            .await?;
-        items
+        self.query_prefix(&schema::account_pk(account_id), "EVT#")
+            .await?
             .iter()
-            .map(|item| {
-                let event_id = get_s(item, SK)
-                    .and_then(|sk| sk.strip_prefix("EVT#"))
-                    .ok_or_else(|| corrupt("raw event", "missing sort key"))?;
-                let type_name = get_s(item, "type").unwrap_or_default();
-                let event_type = crate::events::EventType::ALL
-                    .iter()
-                    .find(|t| t.as_str() == type_name)
-                    .map(|t| t.as_str())
-                    .ok_or_else(|| corrupt("raw event", format!("unknown type {type_name}")))?;
-                Ok(RawEvent {
-                    account_id: account_id.to_string(),
-                    event_id: event_id.to_string(),
-                    event_type,
-                    contact_id: get_s(item, "contact_id").map(str::to_string),
-                    occurred_at: get_ts(item, "occurred_at")
-                        .ok_or_else(|| corrupt("raw event", "occurred_at"))?,
-                    received_at: get_ts(item, "received_at")
-                        .ok_or_else(|| corrupt("raw event", "received_at"))?,
-                    body: get_s(item, "body").unwrap_or_default().to_string(),
-                    expires_at: get_n(item, TTL) as i64,
-                })
-            })
+            .map(|item| from_item::<RawEventItem>("raw event", item)?.into_event(account_id))
             .collect()
+    }
+}
+
+/// A raw event (`EVT#<event_id>`), TTL'd.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct RawEventItem {
+    pk: String,
+    sk: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    #[serde(with = "millis")]
+    occurred_at: DateTime<Utc>,
+    #[serde(with = "millis")]
+    received_at: DateTime<Utc>,
+    #[serde(default)]
+    body: String,
+    /// `schema::TTL`: epoch seconds.
+    #[serde(default)]
+    ttl: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    contact_id: Option<String>,
+}
+
+impl RawEventItem {
+    fn new(ev: &RawEvent) -> RawEventItem {
+        RawEventItem {
+            pk: schema::account_pk(&ev.account_id),
+            sk: schema::event_sk(&ev.event_id),
+            event_type: ev.event_type.to_string(),
+            occurred_at: ev.occurred_at,
+            received_at: ev.received_at,
+            body: ev.body.clone(),
+            ttl: ev.expires_at,
+            contact_id: ev.contact_id.clone(),
+        }
+    }
+
+    fn into_event(self, account_id: &str) -> Result<RawEvent, StoreError> {
+        let event_id = self
+            .sk
+            .strip_prefix("EVT#")
+            .ok_or_else(|| corrupt("raw event", "sort key"))?;
+        let event_type = self
+            .event_type
+            .parse::<EventType>()
+            .map_err(|_| corrupt("raw event", format!("unknown type {}", self.event_type)))?
+            .as_str();
+        Ok(RawEvent {
+            account_id: account_id.to_string(),
+            event_id: event_id.to_string(),
+            event_type,
+            contact_id: self.contact_id,
+            occurred_at: self.occurred_at,
+            received_at: self.received_at,
+            body: self.body,
+            expires_at: self.ttl,
+        })
     }
 }
 
@@ -226,4 +253,54 @@ fn rollup_from_item(item: &Item) -> Option<DayRollup> {
             .collect(),
         active_contacts: get_ss(item, "contacts"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn a_raw_event_round_trips_through_its_item() {
+        let ev = RawEvent {
+            account_id: "acme".into(),
+            event_id: "e-1".into(),
+            event_type: EventType::DeadlineSet.as_str(),
+            contact_id: Some("u-7".into()),
+            occurred_at: Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap(),
+            received_at: Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 1).unwrap(),
+            body: r#"{"type":"deadline_set"}"#.into(),
+            expires_at: 1_800_000_000,
+        };
+        let item = to_item("raw event", &RawEventItem::new(&ev)).unwrap();
+        assert_eq!(item["type"], AttributeValue::S("deadline_set".into()));
+        assert_eq!(item[schema::TTL], AttributeValue::N("1800000000".into()));
+        assert_eq!(item["sk"], AttributeValue::S("EVT#e-1".into()));
+        let back = from_item::<RawEventItem>("raw event", &item)
+            .unwrap()
+            .into_event("acme")
+            .unwrap();
+        assert_eq!(
+            (
+                back.event_id,
+                back.event_type,
+                back.contact_id,
+                back.body,
+                back.expires_at
+            ),
+            (
+                ev.event_id,
+                ev.event_type,
+                ev.contact_id,
+                ev.body,
+                ev.expires_at
+            )
+        );
+        assert_eq!(
+            (back.occurred_at, back.received_at),
+            (ev.occurred_at, ev.received_at)
+        );
+    }
 }

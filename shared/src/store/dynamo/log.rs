@@ -3,28 +3,47 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 
-use super::{DynamoStore, Item, corrupt, get_s, s};
+use serde::{Deserialize, Serialize};
+
+use super::item::{from_item, json_text, to_item};
+use super::{DynamoStore, Item, s};
 use crate::domain::DeliveryLogEntry;
-use crate::store::schema::{self, PK, SK};
+use crate::store::schema::{self, SK};
 use crate::store::{DeliveryLogStore, StoreError};
 
+/// A log entry item: the entry as JSON text (its own serde shape is the `nudge simulate`
+/// contract, see `domain::log`).
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct LogItem {
+    pk: String,
+    sk: String,
+    #[serde(with = "json_text")]
+    entry: DeliveryLogEntry,
+}
+
+fn log_item(entry: &DeliveryLogEntry) -> Result<Item, StoreError> {
+    to_item(
+        "log",
+        &LogItem {
+            pk: schema::account_pk(&entry.account_id),
+            sk: schema::log_sk(entry.at, &entry.nudge_id),
+            entry: entry.clone(),
+        },
+    )
+}
+
 fn log_from_item(item: &Item) -> Result<DeliveryLogEntry, StoreError> {
-    let json = get_s(item, "entry").ok_or_else(|| corrupt("log", "entry"))?;
-    serde_json::from_str(json).map_err(|e| corrupt("log", e))
+    from_item::<LogItem>("log", item).map(|i| i.entry)
 }
 
 #[async_trait]
 impl DeliveryLogStore for DynamoStore {
     async fn append_log(&self, entry: &DeliveryLogEntry) -> Result<(), StoreError> {
-        let json = serde_json::to_string(entry)
-            .map_err(|e| StoreError::Backend(format!("serialising a log entry: {e}")))?;
         let req = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item(PK, s(schema::account_pk(&entry.account_id)))
-            .item(SK, s(schema::log_sk(entry.at, &entry.nudge_id)))
-            .item("entry", s(json))
+            .set_item(Some(log_item(entry)?))
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
         self.written(req.send().await)?;
         Ok(())
@@ -54,5 +73,47 @@ impl DeliveryLogStore for DynamoStore {
             .collect::<Result<Vec<_>, _>>()?;
         crate::domain::log::sort(&mut out);
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::domain::{Channel, LogStatus, NudgeKind};
+
+    #[test]
+    fn a_log_entry_round_trips_through_its_item_as_json_text() {
+        let entry = DeliveryLogEntry {
+            at: Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap(),
+            function: "reminders".into(),
+            kind: NudgeKind::DeadlineReminder,
+            stage: Some("final".into()),
+            channel: Channel::Email,
+            account_id: "acme".into(),
+            contact_id: Some("u-7".into()),
+            to: "u7@example.jp".into(),
+            subject: "Due soon".into(),
+            locale: "ja".into(),
+            status: LogStatus::Sent,
+            reason: None,
+            nudge_id: "dl/d1/1/final".into(),
+            variant: "a".into(),
+            provider_message_id: Some("pm-1".into()),
+        };
+        let item = log_item(&entry).unwrap();
+        assert_eq!(item["pk"], AttributeValue::S("ACCT#acme".into()));
+        assert_eq!(
+            item["sk"],
+            AttributeValue::S("LOG#2026-11-20T00:00:00.000Z#dl/d1/1/final".into())
+        );
+        assert_eq!(
+            item["entry"],
+            AttributeValue::S(serde_json::to_string(&entry).unwrap())
+        );
+        assert_eq!(item.len(), 3);
+        assert_eq!(log_from_item(&item).unwrap(), entry);
     }
 }

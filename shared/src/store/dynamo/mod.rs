@@ -7,7 +7,9 @@ mod checkpoints;
 mod deadlines;
 mod engagement;
 mod events;
+mod item;
 mod log;
+mod nudge_item;
 mod nudges;
 mod profiles;
 mod sends;
@@ -31,7 +33,7 @@ use super::StoreError;
 use super::schema::{PK, SK};
 
 pub use deadlines::deadline_item;
-pub use nudges::nudge_item;
+pub use nudge_item::nudge_item;
 /// Consumed capacity, summed over every request this adapter made (for benches and the
 /// figures in the docs). Units are stored ×1000 to keep fractional units in an atomic.
 #[derive(Debug, Default)]
@@ -242,12 +244,6 @@ pub(crate) fn get_ts(item: &Item, k: &str) -> Option<DateTime<Utc>> {
     get_s(item, k)
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
         .map(|t| t.with_timezone(&Utc))
-}
-pub(crate) fn get_bool(item: &Item, k: &str) -> bool {
-    item.get(k)
-        .and_then(|v| v.as_bool().ok())
-        .copied()
-        .unwrap_or(false)
 }
 pub(crate) fn get_ss(item: &Item, k: &str) -> BTreeSet<String> {
     item.get(k)

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
 use chrono::{DateTime, Duration, Utc};
 
-use super::nudges::{gsi_keys, nudge_from_item};
+use super::nudge_item::{gsi_keys, nudge_from_item};
 use super::{DynamoStore, n, s, ts};
 use crate::domain::{Nudge, NudgeStatus};
 use crate::store::schema::{self, GSI1PK, GSI1SK, PK, SK};

@@ -3,27 +3,44 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue};
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
-use super::{DynamoStore, Item, get_n, get_s, get_ts, n, s, ts};
+use super::item::{from_item, opt_millis};
+use super::{DynamoStore, Item, n, s, ts};
 use crate::domain::SuppressionReason;
 use crate::store::schema::{self, PK, SK};
 use crate::store::{AddressFeedback, StoreError, Suppression, SuppressionStore};
 
-fn suppression_from_item(item: &Item) -> Suppression {
-    let suppressed = item
-        .get("suppressed")
-        .and_then(|v| v.as_bool().ok())
-        .copied()
-        .unwrap_or(false);
-    Suppression {
-        reason: if suppressed {
-            get_s(item, "reason").and_then(SuppressionReason::parse)
-        } else {
-            None
-        },
-        soft_streak: get_n(item, "soft_streak") as u32,
-        updated_at: get_ts(item, "updated_at"),
+/// The suppression item. `reason` stays a string: an unknown reason reads as "not suppressed"
+/// rather than failing the send path.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct SuppressionItem {
+    #[serde(default)]
+    suppressed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(default)]
+    soft_streak: u32,
+    #[serde(default, with = "opt_millis", skip_serializing_if = "Option::is_none")]
+    updated_at: Option<DateTime<Utc>>,
+}
+
+impl SuppressionItem {
+    fn into_state(self) -> Suppression {
+        Suppression {
+            reason: self
+                .reason
+                .filter(|_| self.suppressed)
+                .as_deref()
+                .and_then(SuppressionReason::parse),
+            soft_streak: self.soft_streak,
+            updated_at: self.updated_at,
+        }
     }
+}
+
+fn suppression_from_item(item: &Item) -> Result<SuppressionItem, StoreError> {
+    from_item("suppression", item)
 }
 
 #[async_trait]
@@ -32,7 +49,8 @@ impl SuppressionStore for DynamoStore {
         Ok(self
             .get_item(&schema::address_pk(address), schema::SUPPRESSION_SK)
             .await?
-            .map(|i| suppression_from_item(&i)))
+            .map(|i| suppression_from_item(&i).map(SuppressionItem::into_state))
+            .transpose()?)
     }
 
     async fn record_address_feedback(
@@ -82,24 +100,85 @@ impl SuppressionStore for DynamoStore {
         else {
             return Ok(None);
         };
-        let mut state = suppression_from_item(&item);
-        if let AddressFeedback::SoftBounce { limit } = feedback {
-            let already = item
-                .get("suppressed")
-                .and_then(|v| v.as_bool().ok())
-                .copied()
-                .unwrap_or(false);
-            if !already && state.soft_streak >= limit.max(1) {
-                let req = base()
-                    .update_expression("SET suppressed = :t, reason = :r")
-                    .condition_expression("attribute_not_exists(reason)")
-                    .expression_attribute_values(":t", AttributeValue::Bool(true))
-                    .expression_attribute_values(":r", s(SuppressionReason::SoftBounce.as_str()));
-                if self.conditional(req.send().await)?.is_some() {
-                    state.reason = Some(SuppressionReason::SoftBounce);
-                }
+        let stored = suppression_from_item(&item)?;
+        let already = stored.suppressed;
+        let mut state = stored.into_state();
+        if let AddressFeedback::SoftBounce { limit } = feedback
+            && !already
+            && state.soft_streak >= limit.max(1)
+        {
+            let req = base()
+                .update_expression("SET suppressed = :t, reason = :r")
+                .condition_expression("attribute_not_exists(reason)")
+                .expression_attribute_values(":t", AttributeValue::Bool(true))
+                .expression_attribute_values(":r", s(SuppressionReason::SoftBounce.as_str()));
+            if self.conditional(req.send().await)?.is_some() {
+                state.reason = Some(SuppressionReason::SoftBounce);
             }
         }
         Ok(Some(state))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::super::item::to_item;
+    use super::*;
+
+    fn item_of(state: &Suppression) -> Item {
+        to_item(
+            "suppression",
+            &SuppressionItem {
+                suppressed: state.reason.is_some(),
+                reason: state.reason.map(|r| r.as_str().to_string()),
+                soft_streak: state.soft_streak,
+                updated_at: state.updated_at,
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_suppression_round_trips_through_its_item() {
+        let state = Suppression {
+            reason: Some(SuppressionReason::SoftBounce),
+            soft_streak: 3,
+            updated_at: Some(Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, 0).unwrap()),
+        };
+        let item = item_of(&state);
+        assert_eq!(item["suppressed"], AttributeValue::Bool(true));
+        assert_eq!(item["reason"], AttributeValue::S("soft_bounce".into()));
+        assert_eq!(item["soft_streak"], AttributeValue::N("3".into()));
+        let back = suppression_from_item(&item).unwrap().into_state();
+        assert_eq!(back, state);
+        let clear = Suppression::default();
+        assert_eq!(
+            suppression_from_item(&item_of(&clear))
+                .unwrap()
+                .into_state(),
+            clear
+        );
+    }
+
+    #[test]
+    fn a_reason_counts_only_while_suppressed_and_only_if_known() {
+        let mut item = Item::new();
+        item.insert("reason".into(), AttributeValue::S("complaint".into()));
+        assert_eq!(
+            suppression_from_item(&item).unwrap().into_state().reason,
+            None
+        );
+        item.insert("suppressed".into(), AttributeValue::Bool(true));
+        assert_eq!(
+            suppression_from_item(&item).unwrap().into_state().reason,
+            Some(SuppressionReason::Complaint)
+        );
+        item.insert("reason".into(), AttributeValue::S("moon_phase".into()));
+        assert_eq!(
+            suppression_from_item(&item).unwrap().into_state().reason,
+            None
+        );
     }
 }

@@ -358,16 +358,14 @@ fn deadline_items(
     now: DateTime<Utc>,
     sent: &[nudge_shared::reminders::ReminderStage],
     shards: u32,
-) -> Vec<HashMap<String, AttributeValue>> {
+) -> Result<Vec<HashMap<String, AttributeValue>>> {
     use nudge_shared::reminders::{ReminderPolicy, service};
-    use nudge_shared::store::{dynamo_deadlines, dynamo_nudges};
-    let mut items = vec![dynamo_deadlines::deadline_item(account, record)];
-    items.extend(
-        service::stage_nudges(account, record, tz, now, sent, &ReminderPolicy::default())
-            .iter()
-            .map(|n| dynamo_nudges::nudge_item(n, shards)),
-    );
-    items
+    use nudge_shared::store::dynamo;
+    let mut items = vec![dynamo::deadline_item(account, record)?];
+    for n in service::stage_nudges(account, record, tz, now, sent, &ReminderPolicy::default()) {
+        items.push(dynamo::nudge_item(&n, shards)?);
+    }
+    Ok(items)
 }
 
 fn record(
@@ -482,16 +480,14 @@ pub async fn reminders(stack: &LocalStack, opts: RemindersBench) -> Result<()> {
     let mut written = 0usize;
     let chunk = 5_000;
     for start in (0..opts.deadlines).step_by(chunk) {
-        let items: Vec<HashMap<String, AttributeValue>> = (start
-            ..(start + chunk).min(opts.deadlines))
-            .flat_map(|i| {
-                let account = format!("acct-{}", i / DEADLINES_PER_ACCOUNT);
-                // Spread over 56 days in 7-minute steps: every bucket of the period has work.
-                let due = window_end + Td::days(4) + Td::minutes(7 * (i as i64 % 11_520));
-                let r = record(format!("d{i}"), format!("u-{}", i % 5), due, load_at);
-                deadline_items(&account, &r, tz, load_at, &[], shards)
-            })
-            .collect();
+        let mut items: Vec<HashMap<String, AttributeValue>> = Vec::new();
+        for i in start..(start + chunk).min(opts.deadlines) {
+            let account = format!("acct-{}", i / DEADLINES_PER_ACCOUNT);
+            // Spread over 56 days in 7-minute steps: every bucket of the period has work.
+            let due = window_end + Td::days(4) + Td::minutes(7 * (i as i64 % 11_520));
+            let r = record(format!("d{i}"), format!("u-{}", i % 5), due, load_at);
+            items.extend(deadline_items(&account, &r, tz, load_at, &[], shards)?);
+        }
         written += batch_write(&client, &table, items, 8).await?;
     }
     let load = started.elapsed();
@@ -555,14 +551,20 @@ pub async fn reminders(stack: &LocalStack, opts: RemindersBench) -> Result<()> {
         );
     }
     use nudge_shared::reminders::ReminderStage::{MorningOf, TMinus3d};
-    let items: Vec<HashMap<String, AttributeValue>> = (0..opts.due)
-        .flat_map(|i| {
-            let account = format!("due-{}", i / DEADLINES_PER_ACCOUNT);
-            let contact = format!("u-{}", i % DEADLINES_PER_ACCOUNT);
-            let r = record(format!("due{i}"), contact, slot + Td::hours(2), load_at);
-            deadline_items(&account, &r, tz, load_at, &[TMinus3d, MorningOf], shards)
-        })
-        .collect();
+    let mut items: Vec<HashMap<String, AttributeValue>> = Vec::new();
+    for i in 0..opts.due {
+        let account = format!("due-{}", i / DEADLINES_PER_ACCOUNT);
+        let contact = format!("u-{}", i % DEADLINES_PER_ACCOUNT);
+        let r = record(format!("due{i}"), contact, slot + Td::hours(2), load_at);
+        items.extend(deadline_items(
+            &account,
+            &r,
+            tz,
+            load_at,
+            &[TMinus3d, MorningOf],
+            shards,
+        )?);
+    }
     batch_write(&client, &table, items, 8).await?;
 
     let (report, (r, w, q), wall) = reminders_run(deps, &meter, slot).await?;

@@ -21,7 +21,9 @@ use nudge_shared::deps::SigningSecret;
 use nudge_shared::domain::{
     DeliveryLogEntry, LogStatus, Nudge, NudgeKind, NudgeStatus, no_extra_vars,
 };
-use nudge_shared::store::{NudgeStore, ProfileStore};
+use nudge_shared::store::{
+    DeliveryLogStore, EngagementStore, NudgeStore, ProfileStore, SendStore, SuppressionStore,
+};
 use nudge_tests::{LOCAL_SECRET, TestEnv, at, mail, sweep};
 use serde_json::{Value, json};
 

@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use nudge_shared::delivery::send::LEASE;
 use nudge_shared::domain::{DeliveryLogEntry, LogStatus, NudgeStatus};
 use nudge_shared::registry;
-use nudge_shared::store::NudgeStore;
+use nudge_shared::store::{DeliveryLogStore, NudgeStore, SendStore};
 use nudge_tests::{TestEnv, at, mail};
 use serde_json::{Value, json};
 
@@ -1024,16 +1024,12 @@ async fn deadline_set_sample_event_verifies_and_plans_three_stages() {
         &[person("u-7", "Asia/Tokyo", "ja")],
     )
     .await;
-    let body = json!({"events": [{
-        "event_id": "evt-dl-1", "account_id": "acme", "contact_id": "u-7",
-        "type": "deadline_set", "occurred_at": "2026-11-10T10:00:00+09:00",
-        "properties": {"deadline_id": "q4-report", "due_at": "2026-11-20T18:00:00+09:00",
-            "title": "Q4 report", "kind": "report", "link": "https://app.example/deadlines/q4-report"}
-    }]})
-    .to_string();
+    // The exact bytes that were signed (a `json!` map's key order depends on serde_json's
+    // features, which differ between `-p` and `--workspace` builds).
+    let body = r#"{"events":[{"account_id":"acme","contact_id":"u-7","event_id":"evt-dl-1","occurred_at":"2026-11-10T10:00:00+09:00","properties":{"deadline_id":"q4-report","due_at":"2026-11-20T18:00:00+09:00","kind":"report","link":"https://app.example/deadlines/q4-report","title":"Q4 report"},"type":"deadline_set"}]}"#;
     let expected = nudge_infra::apigw::signed_post_events(
         nudge_tests::LOCAL_SECRET.as_bytes(),
-        &body,
+        body,
         at("2026-11-10T01:00:05Z"),
     );
     let path = concat!(

@@ -1,12 +1,11 @@
 //! The `Store` port: everything Nudge keeps, in domain terms. The DynamoDB adapter lives in
 //! `dynamo`; the single-table key layout in `schema`.
 //!
-//! The trait is split by capability (events, profiles, ...) so each capability's adapter code
-//! stays in its own file; `Store` is the union every handler receives.
+//! The port is split by capability (events, profiles, nudges, sends, ...): each trait is small
+//! enough to read at once, each capability's adapter code stays in its own file, and a caller
+//! or a fake names only what it uses. `Store` is the union every handler receives (`Deps`).
 
 pub mod dynamo;
-pub mod dynamo_deadlines;
-pub mod dynamo_nudges;
 pub mod schema;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -245,12 +244,7 @@ pub trait ProfileStore: Send + Sync {
         account_id: &str,
         contact_id: &str,
     ) -> Result<Option<ContactRecord>, StoreError>;
-    async fn contacts(&self, account_id: &str) -> Result<Vec<ContactRecord>, StoreError>;
 }
-
-/// Everything a handler needs from the table.
-pub trait Store: EventStore + ProfileStore + NudgeStore + DeadlineStore {}
-impl<T: EventStore + ProfileStore + NudgeStore + DeadlineStore> Store for T {}
 
 /// Deadlines (`DL#<id>`) and the stage nudges planned for them.
 #[async_trait]
@@ -353,8 +347,37 @@ pub struct KindStats {
     pub complained: u64,
 }
 
-/// Nudges, their delivery log, suppression, caps, engagement and scheduler checkpoints.
-/// Every state change of a nudge is a conditional write (see `delivery::send`).
+/// Everything a handler needs from the table: the union of the capabilities.
+pub trait Store:
+    EventStore
+    + ProfileStore
+    + DeadlineStore
+    + NudgeStore
+    + SendStore
+    + DeliveryLogStore
+    + SuppressionStore
+    + CapStore
+    + EngagementStore
+    + CheckpointStore
+{
+}
+
+impl<T> Store for T where
+    T: EventStore
+        + ProfileStore
+        + DeadlineStore
+        + NudgeStore
+        + SendStore
+        + DeliveryLogStore
+        + SuppressionStore
+        + CapStore
+        + EngagementStore
+        + CheckpointStore
+{
+}
+
+/// Nudges as features plan them and the sweep finds them. Every state change of a nudge is a
+/// conditional write (see `delivery::send`); the send-time transitions are in [`SendStore`].
 #[async_trait]
 pub trait NudgeStore: Send + Sync {
     /// Creates a pending nudge unless one with its id exists. Returns whether it was created.
@@ -377,22 +400,29 @@ pub trait NudgeStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<usize, StoreError>;
     async fn nudge(&self, account_id: &str, nudge_id: &str) -> Result<Option<Nudge>, StoreError>;
+    /// The account's nudges, ordered by id.
     async fn nudges(&self, account_id: &str) -> Result<Vec<Nudge>, StoreError>;
     /// The account's nudges whose id starts with `prefix` (a feature's id scheme, e.g. every
-    /// stage of one deadline), any status.
+    /// stage of one deadline), any status, ordered by id.
     async fn nudges_with_prefix(
         &self,
         account_id: &str,
         prefix: &str,
     ) -> Result<Vec<Nudge>, StoreError>;
     /// Pending (and claimed, to find expired leases) nudges on the `due` GSI in `buckets`
-    /// (every shard) with `send_at <= now`, whoever planned them.
+    /// (every shard) with `send_at <= now`, whoever planned them, ordered by
+    /// (send_at, account, id).
     async fn due_nudges(
         &self,
         buckets: &[String],
         shards: u32,
         now: DateTime<Utc>,
     ) -> Result<Vec<Nudge>, StoreError>;
+}
+
+/// The send-time transitions of a nudge: lease, then exactly one outcome.
+#[async_trait]
+pub trait SendStore: Send + Sync {
     /// Leases a pending nudge to `owner` until `now + lease`; `None` if it is not pending (sent,
     /// or another run holds it). Counts an attempt.
     async fn claim(
@@ -448,17 +478,36 @@ pub trait NudgeStore: Send + Sync {
         reason: &str,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
+}
+
+/// The delivery log (`nudge simulate`'s contract).
+#[async_trait]
+pub trait DeliveryLogStore: Send + Sync {
     async fn append_log(&self, entry: &DeliveryLogEntry) -> Result<(), StoreError>;
+    /// One account's log, oldest first.
     async fn delivery_log(&self, account_id: &str) -> Result<Vec<DeliveryLogEntry>, StoreError>;
     /// Every account's log (a Scan: for simulate and tests, not for production paths).
     async fn all_delivery_log(&self) -> Result<Vec<DeliveryLogEntry>, StoreError>;
+}
+
+/// Suppressed addresses, from SES feedback.
+#[async_trait]
+pub trait SuppressionStore: Send + Sync {
     async fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError>;
+    /// Applies one piece of feedback; the new state, or `None` when it changed nothing (a
+    /// bounce after a complaint, a delivery without a soft-bounce streak).
     async fn record_address_feedback(
         &self,
         address: &str,
         feedback: AddressFeedback,
         at: DateTime<Utc>,
     ) -> Result<Option<Suppression>, StoreError>;
+}
+
+/// Frequency-cap reservations per contact (optimistic, versioned).
+#[async_trait]
+pub trait CapStore: Send + Sync {
+    /// The contact's reservations, strongly consistent (the version must be current).
     async fn cap_state(&self, account_id: &str, contact_id: &str) -> Result<CapState, StoreError>;
     /// Adds `nudge_id` at `now` to the contact's reservations (pruned to 8 days), if the
     /// version is still `expected.version`. False on a concurrent update (re-read and re-check).
@@ -470,6 +519,11 @@ pub trait NudgeStore: Send + Sync {
         now: DateTime<Utc>,
         expected: &CapState,
     ) -> Result<bool, StoreError>;
+}
+
+/// Provider message ids, engagement (first occurrence per nudge) and the per-kind counters.
+#[async_trait]
+pub trait EngagementStore: Send + Sync {
     async fn record_message(
         &self,
         provider_message_id: &str,
@@ -489,7 +543,13 @@ pub trait NudgeStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
     async fn count_sent(&self, kind: &str, variant: &str) -> Result<(), StoreError>;
+    /// Every (kind, variant)'s counters, ordered by kind then variant.
     async fn kind_stats(&self) -> Result<Vec<KindStats>, StoreError>;
+}
+
+/// Where scheduled functions left off.
+#[async_trait]
+pub trait CheckpointStore: Send + Sync {
     async fn checkpoint(&self, function: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// Moves the checkpoint forward (never back).
     async fn set_checkpoint(&self, function: &str, at: DateTime<Utc>) -> Result<(), StoreError>;

@@ -1,0 +1,202 @@
+//! `NudgeStore`: nudges with their sparse `due` GSI keys.
+//!
+//! Every nudge transition is one conditional UpdateItem, so two runs (overlapping schedules,
+//! Lambda retries, replays) can never both move a nudge forward.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
+use chrono::{DateTime, Utc};
+
+use super::nudge_item::{gsi_keys, nudge_from_item, nudge_item};
+use super::{DynamoStore, Item, s, ts, ts_str};
+use crate::domain::{Nudge, NudgeStatus};
+use crate::store::schema::{self, GSI_DUE, GSI1PK, GSI1SK, PK, SK};
+use crate::store::{NudgeStore, StoreError};
+
+impl DynamoStore {
+    /// One conditional UpdateItem on a nudge; Ok(false) when the condition failed.
+    pub(super) async fn update_nudge(
+        &self,
+        account_id: &str,
+        nudge_id: &str,
+        update: &str,
+        condition: &str,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<bool, StoreError> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(schema::account_pk(account_id)))
+            .key(SK, s(schema::nudge_sk(nudge_id)))
+            .update_expression(update)
+            .condition_expression(condition)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        for (k, v) in names {
+            req = req.expression_attribute_names(*k, *v);
+        }
+        for (k, v) in values {
+            req = req.expression_attribute_values(k, v);
+        }
+        Ok(self.conditional(req.send().await)?.is_some())
+    }
+
+    async fn query_due_partition(
+        &self,
+        partition: &str,
+        upper: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        let req = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI_DUE)
+            .key_condition_expression("#gpk = :p AND #gsk <= :u")
+            .expression_attribute_names("#gpk", GSI1PK)
+            .expression_attribute_names("#gsk", GSI1SK)
+            .expression_attribute_values(":p", s(partition))
+            .expression_attribute_values(":u", s(upper));
+        self.query_all(req).await
+    }
+}
+
+#[async_trait]
+impl NudgeStore for DynamoStore {
+    async fn put_nudge(&self, nudge: &Nudge, shards: u32) -> Result<bool, StoreError> {
+        let req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(nudge_item(nudge, shards)?))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        Ok(self.conditional(req.send().await)?.is_some())
+    }
+
+    async fn defer_pending(
+        &self,
+        account_id: &str,
+        nudge_id: &str,
+        send_at: DateTime<Utc>,
+        shards: u32,
+    ) -> Result<bool, StoreError> {
+        let pk = schema::account_pk(account_id);
+        let sk = schema::nudge_sk(nudge_id);
+        let (gpk, gsk) = gsi_keys(&pk, &sk, send_at, send_at, shards);
+        self.update_nudge(
+            account_id,
+            nudge_id,
+            "SET #send_at = :at, #gpk = :gpk, #gsk = :gsk",
+            "#st = :pending",
+            &[
+                ("#st", "status"),
+                ("#send_at", "send_at"),
+                ("#gpk", GSI1PK),
+                ("#gsk", GSI1SK),
+            ],
+            vec![
+                (":pending", s(NudgeStatus::Pending.as_str())),
+                (":at", ts(send_at)),
+                (":gpk", s(gpk)),
+                (":gsk", s(gsk)),
+            ],
+        )
+        .await
+    }
+
+    async fn cancel_pending(
+        &self,
+        account_id: &str,
+        nudge_ids: &[String],
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let mut cancelled = 0;
+        for id in nudge_ids {
+            if self
+                .update_nudge(
+                    account_id,
+                    id,
+                    "SET #st = :cancelled, #reason = :r, #done = :at REMOVE #gpk, #gsk",
+                    "#st = :pending",
+                    &[
+                        ("#st", "status"),
+                        ("#reason", "reason"),
+                        ("#done", "finished_at"),
+                        ("#gpk", GSI1PK),
+                        ("#gsk", GSI1SK),
+                    ],
+                    vec![
+                        (":cancelled", s(NudgeStatus::Cancelled.as_str())),
+                        (":pending", s(NudgeStatus::Pending.as_str())),
+                        (":r", s(reason)),
+                        (":at", ts(at)),
+                    ],
+                )
+                .await?
+            {
+                cancelled += 1;
+            }
+        }
+        Ok(cancelled)
+    }
+
+    async fn nudge(&self, account_id: &str, nudge_id: &str) -> Result<Option<Nudge>, StoreError> {
+        self.get_item(&schema::account_pk(account_id), &schema::nudge_sk(nudge_id))
+            .await?
+            .map(|i| nudge_from_item(&i))
+            .transpose()
+    }
+
+    async fn nudges(&self, account_id: &str) -> Result<Vec<Nudge>, StoreError> {
+        self.nudges_with_prefix(account_id, "").await
+    }
+
+    async fn nudges_with_prefix(
+        &self,
+        account_id: &str,
+        prefix: &str,
+    ) -> Result<Vec<Nudge>, StoreError> {
+        self.query_prefix(&schema::account_pk(account_id), &schema::nudge_sk(prefix))
+            .await?
+            .iter()
+            .map(nudge_from_item)
+            .collect()
+    }
+
+    async fn due_nudges(
+        &self,
+        buckets: &[String],
+        shards: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Nudge>, StoreError> {
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        // '~' sorts after every character of a key, so every send_at <= now matches.
+        let upper = format!("{}#~", ts_str(now));
+        let partitions: Vec<String> = buckets
+            .iter()
+            .flat_map(|b| (0..shards.max(1)).map(move |sh| format!("DUE#{b}#{sh}")))
+            .collect();
+        let items: Vec<Vec<Item>> = stream::iter(partitions)
+            .map(|p| {
+                let upper = upper.clone();
+                async move { self.query_due_partition(&p, &upper).await }
+            })
+            .buffer_unordered(16)
+            .try_collect()
+            .await?;
+        let mut out = Vec::new();
+        for item in items.into_iter().flatten() {
+            match nudge_from_item(&item) {
+                Ok(nudge) => out.push(nudge),
+                Err(e) => tracing::error!(error = %e, "skipping a corrupt nudge item"),
+            }
+        }
+        out.sort_by(|a, b| {
+            (a.send_at, &a.account_id, &a.nudge_id).cmp(&(b.send_at, &b.account_id, &b.nudge_id))
+        });
+        Ok(out)
+    }
+}

@@ -1,0 +1,388 @@
+//! `ProfileStore`: account and contact records, last writer wins by the event's time.
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::item::{from_item, opt_millis};
+use super::{DynamoStore, s, ts};
+use crate::events::{AccountProfile, ContactProfile};
+use crate::store::schema::{self, PK, SK};
+use crate::store::{
+    AccountChange, AccountRecord, Applied, ContactRecord, ProfileStore, StoreError,
+};
+
+#[async_trait]
+impl ProfileStore for DynamoStore {
+    async fn upsert_account(
+        &self,
+        account_id: &str,
+        profile: &AccountProfile,
+        at: DateTime<Utc>,
+    ) -> Result<Applied, StoreError> {
+        let profile_av = serde_dynamo::to_attribute_value(profile)
+            .map_err(|e| StoreError::Backend(format!("serialising account profile: {e}")))?;
+        self.lww_set(
+            &schema::account_pk(account_id),
+            schema::PROFILE_SK,
+            "profile_at",
+            at,
+            vec![("profile", profile_av)],
+        )
+        .await
+    }
+
+    async fn upsert_contact(
+        &self,
+        account_id: &str,
+        contact_id: &str,
+        profile: &ContactProfile,
+        at: DateTime<Utc>,
+    ) -> Result<Applied, StoreError> {
+        let profile_av = serde_dynamo::to_attribute_value(profile)
+            .map_err(|e| StoreError::Backend(format!("serialising contact profile: {e}")))?;
+        self.lww_set(
+            &schema::account_pk(account_id),
+            &schema::contact_sk(contact_id),
+            "profile_at",
+            at,
+            vec![("profile", profile_av)],
+        )
+        .await
+    }
+
+    async fn change_account(
+        &self,
+        account_id: &str,
+        change: &AccountChange,
+        at: DateTime<Utc>,
+    ) -> Result<Applied, StoreError> {
+        let pk = schema::account_pk(account_id);
+        let (clock, sets): (&str, Vec<(&str, AttributeValue)>) = match change {
+            AccountChange::Paused => (
+                "paused_clock",
+                vec![
+                    ("paused", AttributeValue::Bool(true)),
+                    ("paused_at", ts(at)),
+                ],
+            ),
+            AccountChange::Resumed => (
+                "paused_clock",
+                vec![("paused", AttributeValue::Bool(false))],
+            ),
+            AccountChange::AdminChanged { contact_id } => {
+                ("admin_clock", vec![("admin_contact_id", s(contact_id))])
+            }
+            AccountChange::Churned => ("churn_clock", vec![("churned_at", ts(at))]),
+            AccountChange::Renewed { renewal_date } => {
+                let mut v = vec![("renewed_at", ts(at))];
+                if let Some(d) = renewal_date {
+                    v.push(("renewal_date", s(d.format("%Y-%m-%d").to_string())));
+                }
+                ("renew_clock", v)
+            }
+        };
+        self.lww_set(&pk, schema::PROFILE_SK, clock, at, sets).await
+    }
+
+    async fn unsubscribe(
+        &self,
+        account_id: &str,
+        contact_id: &str,
+        category: &str,
+    ) -> Result<(), StoreError> {
+        let req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(schema::account_pk(account_id)))
+            .key(SK, s(schema::contact_sk(contact_id)))
+            .update_expression("ADD unsubscribed :c")
+            .expression_attribute_values(":c", AttributeValue::Ss(vec![category.to_string()]))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        self.written(req.send().await)?;
+        Ok(())
+    }
+
+    async fn account(&self, account_id: &str) -> Result<Option<AccountRecord>, StoreError> {
+        self.get_item(&schema::account_pk(account_id), schema::PROFILE_SK)
+            .await?
+            .map(|item| Ok(from_item::<AccountItem>("account", &item)?.into_record(account_id)))
+            .transpose()
+    }
+
+    async fn contact(
+        &self,
+        account_id: &str,
+        contact_id: &str,
+    ) -> Result<Option<ContactRecord>, StoreError> {
+        self.get_item(
+            &schema::account_pk(account_id),
+            &schema::contact_sk(contact_id),
+        )
+        .await?
+        .map(|item| {
+            Ok(from_item::<ContactItem>("contact", &item)?.into_record(account_id, contact_id))
+        })
+        .transpose()
+    }
+}
+
+/// The account item (`PROFILE`) as read. It is written piecewise by `lww_set` (one clock per
+/// kind of change: `profile_at`, `paused_clock`, `admin_clock`, `churn_clock`, `renew_clock`;
+/// the clocks other than `profile_at` are not read).
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct AccountItem {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    profile: Option<AccountProfile>,
+    #[serde(default, with = "opt_millis", skip_serializing_if = "Option::is_none")]
+    profile_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    paused: bool,
+    #[serde(default, with = "opt_millis", skip_serializing_if = "Option::is_none")]
+    paused_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    admin_contact_id: Option<String>,
+    #[serde(default, with = "opt_millis", skip_serializing_if = "Option::is_none")]
+    churned_at: Option<DateTime<Utc>>,
+    #[serde(default, with = "opt_millis", skip_serializing_if = "Option::is_none")]
+    renewed_at: Option<DateTime<Utc>>,
+    /// From `contract_renewed`, `%Y-%m-%d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    renewal_date: Option<NaiveDate>,
+}
+
+impl AccountItem {
+    fn into_record(self, account_id: &str) -> AccountRecord {
+        let mut profile = self.profile;
+        // contract_renewed may carry a new renewal date after the profile was written.
+        if let (Some(p), Some(d)) = (profile.as_mut(), self.renewal_date) {
+            p.renewal_date = p.renewal_date.max(d);
+        }
+        AccountRecord {
+            account_id: account_id.to_string(),
+            profile,
+            profile_at: self.profile_at,
+            paused: self.paused,
+            paused_at: self.paused_at,
+            admin_contact_id: self.admin_contact_id,
+            churned_at: self.churned_at,
+            renewed_at: self.renewed_at,
+        }
+    }
+}
+
+/// The contact item (`CONTACT#<id>`) as read; `cap_sends`/`cap_version` belong to caps.rs.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct ContactItem {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    profile: Option<ContactProfile>,
+    #[serde(default, with = "opt_millis", skip_serializing_if = "Option::is_none")]
+    profile_at: Option<DateTime<Utc>>,
+    /// A string set (`ADD unsubscribed :c`), absent while empty.
+    #[serde(
+        default,
+        with = "serde_dynamo::string_set",
+        skip_serializing_if = "BTreeSet::is_empty"
+    )]
+    unsubscribed: BTreeSet<String>,
+}
+
+impl ContactItem {
+    fn into_record(self, account_id: &str, contact_id: &str) -> ContactRecord {
+        ContactRecord {
+            account_id: account_id.to_string(),
+            contact_id: contact_id.to_string(),
+            profile: self.profile,
+            profile_at: self.profile_at,
+            unsubscribed: self.unsubscribed,
+        }
+    }
+}
+
+impl DynamoStore {
+    /// Sets attributes only if `clock` is absent or older than `at` (last writer wins by the
+    /// event's `occurred_at`, so a late old event never overwrites newer state).
+    async fn lww_set(
+        &self,
+        pk: &str,
+        sk: &str,
+        clock: &str,
+        at: DateTime<Utc>,
+        sets: Vec<(&str, AttributeValue)>,
+    ) -> Result<Applied, StoreError> {
+        let mut exprs = vec!["#clock = :at".to_string()];
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .condition_expression("attribute_not_exists(#clock) OR #clock < :at")
+            .expression_attribute_names("#clock", clock)
+            .expression_attribute_values(":at", ts(at))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        for (i, (name, value)) in sets.into_iter().enumerate() {
+            exprs.push(format!("#a{i} = :v{i}"));
+            req = req
+                .expression_attribute_names(format!("#a{i}"), name)
+                .expression_attribute_values(format!(":v{i}"), value);
+        }
+        let req = req.update_expression(format!("SET {}", exprs.join(", ")));
+        Ok(match self.conditional(req.send().await)? {
+            Some(_) => Applied::Applied,
+            None => Applied::Stale,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use chrono::TimeZone;
+
+    use super::super::Item;
+    use super::super::item::to_item;
+    use super::*;
+    use crate::events::{Csm, Locale, Role, Tier};
+
+    fn t(d: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, d, 9, 30, 0).unwrap()
+    }
+
+    fn date(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2027, 1, d).unwrap()
+    }
+
+    fn account_profile() -> AccountProfile {
+        AccountProfile {
+            name: "Acme".into(),
+            plan: "pro".into(),
+            industry: "logistics".into(),
+            tier: Some(Tier::HighTouch),
+            csm: Some(Csm {
+                name: "Sato".into(),
+                email: "sato@example.jp".into(),
+            }),
+            timezone: chrono_tz::Asia::Tokyo,
+            locale: Locale::Ja,
+            contract_start: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            renewal_date: date(1),
+            renewals: 2,
+            arr: 12000.5,
+        }
+    }
+
+    fn account_item(r: &AccountRecord) -> AccountItem {
+        AccountItem {
+            profile: r.profile.clone(),
+            profile_at: r.profile_at,
+            paused: r.paused,
+            paused_at: r.paused_at,
+            admin_contact_id: r.admin_contact_id.clone(),
+            churned_at: r.churned_at,
+            renewed_at: r.renewed_at,
+            renewal_date: None,
+        }
+    }
+
+    #[test]
+    fn an_account_round_trips_through_its_item() {
+        let record = AccountRecord {
+            account_id: "acme".into(),
+            profile: Some(account_profile()),
+            profile_at: Some(t(1)),
+            paused: true,
+            paused_at: Some(t(2)),
+            admin_contact_id: Some("u-1".into()),
+            churned_at: Some(t(3)),
+            renewed_at: Some(t(4)),
+        };
+        let item = to_item("account", &account_item(&record)).unwrap();
+        assert!(matches!(item["profile"], AttributeValue::M(_)));
+        assert_eq!(item["paused"], AttributeValue::Bool(true));
+        assert_eq!(
+            item["paused_at"],
+            AttributeValue::S("2026-11-02T09:30:00.000Z".into())
+        );
+        let back = from_item::<AccountItem>("account", &item).unwrap();
+        assert_eq!(back.into_record("acme"), record);
+        let empty = from_item::<AccountItem>("account", &Item::new()).unwrap();
+        assert!(!empty.paused && empty.profile.is_none());
+    }
+
+    #[test]
+    fn a_later_renewal_date_from_contract_renewed_wins_over_the_profile() {
+        let mut item = to_item(
+            "account",
+            &AccountItem {
+                profile: Some(account_profile()),
+                ..account_item(&AccountRecord {
+                    account_id: "acme".into(),
+                    profile: None,
+                    profile_at: None,
+                    paused: false,
+                    paused_at: None,
+                    admin_contact_id: None,
+                    churned_at: None,
+                    renewed_at: None,
+                })
+            },
+        )
+        .unwrap();
+        // What change_account(Renewed) writes.
+        item.insert(
+            "renewal_date".into(),
+            AttributeValue::S("2027-01-15".into()),
+        );
+        item.insert(
+            "renew_clock".into(),
+            AttributeValue::S("2026-11-04T09:30:00.000Z".into()),
+        );
+        let record = from_item::<AccountItem>("account", &item)
+            .unwrap()
+            .into_record("acme");
+        assert_eq!(record.profile.map(|p| p.renewal_date), Some(date(15)));
+    }
+
+    #[test]
+    fn a_contact_round_trips_through_its_item_with_a_string_set() {
+        let record = ContactRecord {
+            account_id: "acme".into(),
+            contact_id: "u-7".into(),
+            profile: Some(ContactProfile {
+                email: "u7@example.jp".into(),
+                phone: None,
+                name: "Tanaka".into(),
+                role: Role::Admin,
+                timezone: Some(chrono_tz::Asia::Tokyo),
+                locale: Some(Locale::Ja),
+            }),
+            profile_at: Some(t(1)),
+            unsubscribed: ["all".to_string(), "reminders".to_string()].into(),
+        };
+        let item = to_item(
+            "contact",
+            &ContactItem {
+                profile: record.profile.clone(),
+                profile_at: record.profile_at,
+                unsubscribed: record.unsubscribed.clone(),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            item["unsubscribed"],
+            AttributeValue::Ss(vec!["all".into(), "reminders".into()])
+        );
+        let back = from_item::<ContactItem>("contact", &item).unwrap();
+        assert_eq!(back.into_record("acme", "u-7"), record);
+        // A contact item created by `unsubscribe` or `reserve_cap` alone has no profile.
+        let mut bare = Item::new();
+        bare.insert("cap_version".into(), AttributeValue::N("1".into()));
+        let back = from_item::<ContactItem>("contact", &bare).unwrap();
+        assert!(back.profile.is_none() && back.unsubscribed.is_empty());
+    }
+}

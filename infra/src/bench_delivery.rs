@@ -98,7 +98,7 @@ fn nudge(account: &str, kind: NudgeKind, now: DateTime<Utc>) -> Nudge {
         "bench",
         now,
     )
-    .with_stage("t_minus_3d")
+    .with_stage(nudge_shared::domain::Stage::TMinus3d)
     .with_vars(json!({"title": "Bench", "time_left": "3 days", "due_local": "11/23 18:00", "link": "https://app.example.com"}))
 }
 

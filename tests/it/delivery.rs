@@ -78,7 +78,7 @@ fn reminder(account: &str, contact: &str, id: &str, t: DateTime<Utc>) -> Nudge {
         "reminders",
         t,
     )
-    .with_stage("final")
+    .with_stage(nudge_shared::domain::Stage::Final)
     .with_vars(
         json!({"title": "Quarterly report", "time_left": "in 2 hours",
         "due_local": "18:00", "link": "https://app.example/d/1"}),

@@ -146,7 +146,7 @@ async fn sent(env: &TestEnv) -> Vec<(String, DateTime<Utc>)> {
         .map(|e| {
             assert_eq!(e.kind.as_str(), "deadline_reminder");
             assert_eq!(e.function, "reminders");
-            (e.stage.clone().unwrap_or_default(), e.at)
+            (e.stage.map(|s| s.to_string()).unwrap_or_default(), e.at)
         })
         .collect();
     v.sort_by_key(|(_, t)| *t);
@@ -426,7 +426,7 @@ async fn due_in_under_2h_sends_final_late_only_if_it_passed_within_15_minutes() 
     let entries = log(&env).await;
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert_eq!(entries[0].nudge_id.split('/').nth(1), Some("soon"));
-    assert_eq!(entries[0].stage.as_deref(), Some("final"));
+    assert_eq!(entries[0].stage.map(|s| s.as_str()), Some("final"));
     assert_eq!(entries[0].at, at("2026-11-20T03:15:00Z"));
     let m = messages(&env, "u1").await;
     // 13:55 - 12:15 = 1 h 40 min left, in the recipient's terms.
@@ -495,7 +495,7 @@ async fn moved_later_replans_unsent_stages_and_never_repeats_sent_ones() {
     let cancelled: Vec<&str> = nudges
         .iter()
         .filter(|n| n.status == NudgeStatus::Cancelled)
-        .map(|n| n.stage.as_deref().unwrap_or_default())
+        .map(|n| n.stage.map(|s| s.as_str()).unwrap_or_default())
         .collect();
     assert_eq!(cancelled, vec!["final", "morning_of"], "{nudges:?}");
     assert!(
@@ -690,7 +690,7 @@ async fn crash_after_claiming(env: &TestEnv, due: &str, stage: &str) {
         .await
         .unwrap()
         .into_iter()
-        .find(|n| n.stage.as_deref() == Some(stage) && n.status == NudgeStatus::Pending)
+        .find(|n| n.stage.map(|s| s.as_str()) == Some(stage) && n.status == NudgeStatus::Pending)
         .expect("pending stage");
     // The run at the stage's slot claims it, then crashes (no send, no mark, no checkpoint).
     let crash_at = slot_at_or_after(nudge.send_at);
@@ -1127,5 +1127,5 @@ async fn scheduled_event_fixture_drives_the_reminders_entry_with_its_time_as_now
     let entries = log(&env).await;
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert_eq!(entries[0].at, at("2026-11-24T00:00:00Z"));
-    assert_eq!(entries[0].stage.as_deref(), Some("final"));
+    assert_eq!(entries[0].stage.map(|s| s.as_str()), Some("final"));
 }

@@ -40,7 +40,12 @@ async fn same_input_gives_the_same_delivery_log_byte_for_byte() {
     let stages: Vec<(String, String)> = a
         .deliveries
         .iter()
-        .map(|d| (d.at.to_rfc3339(), d.stage.clone().unwrap_or_default()))
+        .map(|d| {
+            (
+                d.at.to_rfc3339(),
+                d.stage.map(|s| s.to_string()).unwrap_or_default(),
+            )
+        })
         .collect();
     assert_eq!(
         stages,

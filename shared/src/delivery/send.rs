@@ -192,7 +192,7 @@ impl<'a> Delivery<'a> {
     async fn run(&self) -> Result<Outcome, DeliveryError> {
         let rendered = match templates::render(
             self.nudge.kind,
-            self.nudge.stage.as_deref(),
+            self.nudge.stage,
             &self.nudge.variant,
             self.recipient.context.locale,
             &self.vars,
@@ -234,7 +234,7 @@ impl<'a> Delivery<'a> {
             at: self.now,
             function: self.nudge.function.clone(),
             kind: self.nudge.kind,
-            stage: self.nudge.stage.clone(),
+            stage: self.nudge.stage,
             channel: self.channel,
             account_id: self.nudge.account_id.clone(),
             contact_id: self
@@ -590,7 +590,7 @@ async fn resolve_claimed(
             at: now,
             function: nudge.function.clone(),
             kind: nudge.kind,
-            stage: nudge.stage.clone(),
+            stage: nudge.stage,
             channel: nudge.kind.channel(),
             account_id: nudge.account_id.clone(),
             contact_id: nudge.contact_id.clone(),

@@ -31,7 +31,7 @@ pub struct DeliveryLogEntry {
     pub function: String,
     pub kind: NudgeKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stage: Option<String>,
+    pub stage: Option<super::Stage>,
     pub channel: Channel,
     pub account_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,7 +93,7 @@ mod tests {
                 + chrono::Duration::milliseconds(250),
             function: "reminders".into(),
             kind: NudgeKind::DeadlineReminder,
-            stage: Some("t_minus_3d".into()),
+            stage: Some(super::super::Stage::TMinus3d),
             channel: Channel::Email,
             account_id: "acme".into(),
             contact_id: Some("u-7".into()),

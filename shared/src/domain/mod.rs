@@ -15,7 +15,7 @@ pub use account::{Locale, Role, Tier};
 pub use log::{DeliveryLogEntry, LogStatus};
 pub use nudge::{
     Audience, Channel, Engagement, ExtraVars, Nudge, NudgeKind, NudgeStatus, Recipient,
-    RecipientContext, SendWindow, UNKNOWN_OUTCOME, category, no_extra_vars,
+    RecipientContext, SendWindow, Stage, UNKNOWN_OUTCOME, category, no_extra_vars,
 };
 pub use policy::{BlockReason, FrequencyCap, SuppressionReason};
 pub use window::BusinessHours;

@@ -163,6 +163,57 @@ impl NudgeKind {
     }
 }
 
+/// Which message of its kind's sequence a nudge is (the delivery log's `stage`): a deadline
+/// reminder's stage or the milestone being celebrated.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Stage {
+    /// Three days before a deadline (`snake_case` would spell it "t_minus3d").
+    #[serde(rename = "t_minus_3d")]
+    #[strum(serialize = "t_minus_3d")]
+    TMinus3d,
+    /// The morning of the due day.
+    MorningOf,
+    /// Just before the end.
+    Final,
+    /// One week since the contract started.
+    WeekOne,
+    /// The first use of a key feature.
+    FirstFeatureUse,
+    /// The account's first report.
+    FirstReport,
+    /// Every onboarding step done.
+    OnboardingComplete,
+}
+
+impl Stage {
+    pub const ALL: &'static [Stage] = <Stage as strum::VariantArray>::VARIANTS;
+
+    pub fn as_str(&self) -> &'static str {
+        self.into()
+    }
+
+    pub fn parse(s: &str) -> Option<Stage> {
+        s.parse().ok()
+    }
+}
+
 /// When a due nudge may leave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendWindow {
@@ -242,7 +293,7 @@ pub struct Nudge {
     /// The customer contact; `None` = the account's admin (customer kinds) or the CSM.
     pub contact_id: Option<String>,
     pub kind: NudgeKind,
-    pub stage: Option<String>,
+    pub stage: Option<Stage>,
     /// Content variant ("a"; follow-up resends use "b").
     pub variant: String,
     pub send_at: DateTime<Utc>,
@@ -300,7 +351,7 @@ impl Nudge {
         }
     }
 
-    pub fn with_stage(mut self, stage: impl Into<String>) -> Nudge {
+    pub fn with_stage(mut self, stage: impl Into<Stage>) -> Nudge {
         self.stage = Some(stage.into());
         self
     }
@@ -330,6 +381,12 @@ mod tests {
 
     #[test]
     fn kinds_round_trip_and_serialize_snake_case() {
+        for &s in Stage::ALL {
+            assert_eq!(Stage::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        assert_eq!(Stage::TMinus3d.as_str(), "t_minus_3d");
+        assert_eq!(Stage::parse("t_minus3d"), None);
         for &k in NudgeKind::ALL {
             assert_eq!(NudgeKind::parse(k.as_str()), Some(k));
             assert_eq!(

@@ -18,6 +18,8 @@ use chrono::{
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::Stage;
+
 /// One of the three reminders sent for a deadline.
 #[derive(
     Debug,
@@ -45,6 +47,28 @@ pub enum ReminderStage {
     MorningOf,
     /// `final_lead` before the due time.
     Final,
+}
+
+impl From<ReminderStage> for Stage {
+    fn from(s: ReminderStage) -> Stage {
+        match s {
+            ReminderStage::TMinus3d => Stage::TMinus3d,
+            ReminderStage::MorningOf => Stage::MorningOf,
+            ReminderStage::Final => Stage::Final,
+        }
+    }
+}
+
+impl TryFrom<Stage> for ReminderStage {
+    type Error = Stage;
+    fn try_from(s: Stage) -> Result<ReminderStage, Stage> {
+        match s {
+            Stage::TMinus3d => Ok(ReminderStage::TMinus3d),
+            Stage::MorningOf => Ok(ReminderStage::MorningOf),
+            Stage::Final => Ok(ReminderStage::Final),
+            other => Err(other),
+        }
+    }
 }
 
 impl ReminderStage {

@@ -219,7 +219,7 @@ pub fn stage_nudges(
                 FUNCTION,
                 now,
             )
-            .with_stage(stage.stage.as_str())
+            .with_stage(stage.stage)
             .with_vars(json!({
                 "deadline_id": d.deadline_id,
                 "title": d.title,
@@ -250,7 +250,7 @@ async fn plan_stages(
             matches!(n.status, NudgeStatus::Sent | NudgeStatus::Claimed)
                 || (n.status == NudgeStatus::Failed && n.reason.as_deref() == Some(UNKNOWN_OUTCOME))
         })
-        .filter_map(|n| n.stage.as_deref().and_then(ReminderStage::parse))
+        .filter_map(|n| n.stage.and_then(|s| ReminderStage::try_from(s).ok()))
         .collect();
     let version = d.updated_at.timestamp_millis();
     let current = format!("{}{version}/", nudge_prefix(&d.deadline_id));

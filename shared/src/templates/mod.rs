@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use minijinja::{Environment, Value};
 use thiserror::Error;
 
-use crate::domain::{Audience, Locale, NudgeKind};
+use crate::domain::{Audience, Locale, NudgeKind, Stage};
 
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum TemplateError {
@@ -118,7 +118,7 @@ pub fn render_page(name: &str, ctx: Value) -> Result<String, TemplateError> {
 /// are added to it.
 pub fn render(
     kind: NudgeKind,
-    stage: Option<&str>,
+    stage: Option<Stage>,
     variant: &str,
     locale: Locale,
     vars: &serde_json::Value,
@@ -149,7 +149,9 @@ pub fn render(
     ctx.insert("kind".into(), kind.as_str().into());
     ctx.insert(
         "stage".into(),
-        stage.map(serde_json::Value::from).unwrap_or_default(),
+        stage
+            .map(|s| serde_json::Value::from(s.as_str()))
+            .unwrap_or_default(),
     );
     ctx.insert("variant".into(), variant.into());
     ctx.insert("locale".into(), lang.into());
@@ -219,7 +221,7 @@ mod tests {
     fn every_kind_renders_in_both_locales() {
         for &kind in NudgeKind::ALL {
             for locale in [Locale::Ja, Locale::En] {
-                let r = render(kind, Some("t_minus_3d"), "a", locale, &vars())
+                let r = render(kind, Some(Stage::TMinus3d), "a", locale, &vars())
                     .unwrap_or_else(|e| panic!("{kind} {locale}: {e}"));
                 assert!(!r.subject.is_empty(), "{kind} {locale}");
                 assert!(!r.text.trim().is_empty(), "{kind} {locale}");
@@ -252,7 +254,7 @@ mod tests {
     fn html_is_escaped_and_text_is_not() {
         let r = render(
             NudgeKind::DeadlineReminder,
-            Some("final"),
+            Some(Stage::Final),
             "a",
             Locale::En,
             &vars(),
@@ -275,7 +277,7 @@ mod tests {
     fn stages_choose_the_wording() {
         let ja = render(
             NudgeKind::DeadlineReminder,
-            Some("morning_of"),
+            Some(Stage::MorningOf),
             "a",
             Locale::Ja,
             &vars(),
@@ -284,7 +286,7 @@ mod tests {
         assert!(ja.subject.starts_with("【本日締切】"), "{}", ja.subject);
         let en = render(
             NudgeKind::DeadlineReminder,
-            Some("t_minus_3d"),
+            Some(Stage::TMinus3d),
             "a",
             Locale::En,
             &vars(),
@@ -305,7 +307,7 @@ mod tests {
         v["title"] = json!("a\r\nBcc: x@example.com");
         let r = render(
             NudgeKind::DeadlineReminder,
-            Some("final"),
+            Some(Stage::Final),
             "a",
             Locale::En,
             &v,

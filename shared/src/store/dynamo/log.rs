@@ -90,7 +90,7 @@ mod tests {
             at: Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap(),
             function: "reminders".into(),
             kind: NudgeKind::DeadlineReminder,
-            stage: Some("final".into()),
+            stage: Some(crate::domain::Stage::Final),
             channel: Channel::Email,
             account_id: "acme".into(),
             contact_id: Some("u-7".into()),

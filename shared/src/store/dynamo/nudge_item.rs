@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::item::{from_item, json_text, millis, opt_millis, to_item};
 use super::{Item, ts_str};
-use crate::domain::{Engagement, Nudge, NudgeKind, NudgeStatus};
+use crate::domain::{Engagement, Nudge, NudgeKind, NudgeStatus, Stage};
 use crate::store::StoreError;
 use crate::store::schema;
 
@@ -47,7 +47,7 @@ struct NudgeItem {
     contact_id: Option<String>,
     kind: NudgeKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    stage: Option<String>,
+    stage: Option<Stage>,
     #[serde(default = "variant_a")]
     variant: String,
     #[serde(with = "millis")]
@@ -108,7 +108,7 @@ impl NudgeItem {
             account_id: nudge.account_id.clone(),
             contact_id: nudge.contact_id.clone(),
             kind: nudge.kind,
-            stage: nudge.stage.clone(),
+            stage: nudge.stage,
             variant: nudge.variant.clone(),
             send_at: nudge.send_at,
             function: nudge.function.clone(),
@@ -206,7 +206,7 @@ mod tests {
             "reminders",
             t(0, 0),
         )
-        .with_stage("final")
+        .with_stage(Stage::Final)
         .with_vars(serde_json::json!({"title": "x"}));
         n.follow_up_of = Some("orig".into());
         n.reason = Some("provider_transient: slow".into());

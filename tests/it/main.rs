@@ -5,4 +5,5 @@ mod delivery;
 mod ingest;
 mod reminders;
 mod simulate;
+mod store;
 mod template;

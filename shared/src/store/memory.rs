@@ -7,10 +7,14 @@
 //! `due_nudges` over the `due` index (pending and claimed nudges, by bucket, `send_at <= now`),
 //! checkpoints that never move back. Timestamps are kept at the table's precision
 //! (milliseconds; the delivery log's `at` in whole seconds, as its JSON holds it), so what a
-//! test reads back is what DynamoDB would return.
+//! test reads back is what DynamoDB would return. Every call suspends once before its atomic
+//! step, like a request, so concurrent runs interleave as they do against the table.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, SubsecRound, Utc};
@@ -112,6 +116,25 @@ impl SuppressionState {
     }
 }
 
+/// One suspension point per call, as a request to the table is: concurrent callers (two
+/// sweeps) interleave between store calls as they would against DynamoDB, while each call
+/// stays one atomic step.
+async fn request() {
+    struct Once(bool);
+    impl Future for Once {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            if self.0 {
+                return Poll::Ready(());
+            }
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+    Once(false).await
+}
+
 /// A time at the table's precision (timestamps are stored as millisecond strings, and
 /// conditions compare those strings).
 fn ms(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -190,6 +213,7 @@ impl State {
 #[async_trait]
 impl EventStore for MemoryStore {
     async fn insert_raw_event(&self, event: &RawEvent) -> Result<Inserted, StoreError> {
+        request().await;
         let mut s = self.lock();
         let k = key(&event.account_id, &event.event_id);
         if s.raw_events.contains_key(&k) {
@@ -203,6 +227,7 @@ impl EventStore for MemoryStore {
     }
 
     async fn delete_raw_event(&self, account_id: &str, event_id: &str) -> Result<(), StoreError> {
+        request().await;
         self.lock().raw_events.remove(&key(account_id, event_id));
         Ok(())
     }
@@ -213,6 +238,7 @@ impl EventStore for MemoryStore {
         day: NaiveDate,
         d: &RollupDelta,
     ) -> Result<(), StoreError> {
+        request().await;
         let counters = [
             d.events,
             d.logins,
@@ -253,6 +279,7 @@ impl EventStore for MemoryStore {
         account_id: &str,
         firsts: &BTreeMap<String, DateTime<Utc>>,
     ) -> Result<(), StoreError> {
+        request().await;
         if firsts.is_empty() {
             return Ok(());
         }
@@ -268,6 +295,7 @@ impl EventStore for MemoryStore {
         &self,
         account_id: &str,
     ) -> Result<BTreeMap<String, DateTime<Utc>>, StoreError> {
+        request().await;
         Ok(self
             .lock()
             .firsts
@@ -282,6 +310,7 @@ impl EventStore for MemoryStore {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<DayRollup>, StoreError> {
+        request().await;
         if from > to {
             return Ok(Vec::new());
         }
@@ -291,6 +320,7 @@ impl EventStore for MemoryStore {
     }
 
     async fn raw_events(&self, account_id: &str) -> Result<Vec<RawEvent>, StoreError> {
+        request().await;
         let s = self.lock();
         Ok(s.raw_events
             .iter()
@@ -308,6 +338,7 @@ impl ProfileStore for MemoryStore {
         profile: &AccountProfile,
         at: DateTime<Utc>,
     ) -> Result<Applied, StoreError> {
+        request().await;
         Ok(self.lock().account_lww(account_id, "profile_at", at, |a| {
             a.profile = Some(profile.clone());
         }))
@@ -320,6 +351,7 @@ impl ProfileStore for MemoryStore {
         profile: &ContactProfile,
         at: DateTime<Utc>,
     ) -> Result<Applied, StoreError> {
+        request().await;
         let at = ms(at);
         let mut s = self.lock();
         let k = key(account_id, contact_id);
@@ -341,6 +373,7 @@ impl ProfileStore for MemoryStore {
         change: &AccountChange,
         at: DateTime<Utc>,
     ) -> Result<Applied, StoreError> {
+        request().await;
         let mut s = self.lock();
         let stored_at = ms(at);
         Ok(match change {
@@ -376,6 +409,7 @@ impl ProfileStore for MemoryStore {
         contact_id: &str,
         category: &str,
     ) -> Result<(), StoreError> {
+        request().await;
         self.lock()
             .contacts
             .entry(key(account_id, contact_id))
@@ -386,6 +420,7 @@ impl ProfileStore for MemoryStore {
     }
 
     async fn account(&self, account_id: &str) -> Result<Option<AccountRecord>, StoreError> {
+        request().await;
         let s = self.lock();
         Ok(s.accounts.get(account_id).map(|a| {
             let mut profile = a.profile.clone();
@@ -411,6 +446,7 @@ impl ProfileStore for MemoryStore {
         account_id: &str,
         contact_id: &str,
     ) -> Result<Option<ContactRecord>, StoreError> {
+        request().await;
         let s = self.lock();
         Ok(s.contacts
             .get(&key(account_id, contact_id))
@@ -431,6 +467,7 @@ impl DeadlineStore for MemoryStore {
         account_id: &str,
         deadline: &DeadlineRecord,
     ) -> Result<Applied, StoreError> {
+        request().await;
         let mut s = self.lock();
         let k = key(account_id, &deadline.deadline_id);
         let at = ms(deadline.updated_at);
@@ -449,6 +486,7 @@ impl DeadlineStore for MemoryStore {
         account_id: &str,
         deadline_id: &str,
     ) -> Result<Option<DeadlineRecord>, StoreError> {
+        request().await;
         Ok(self
             .lock()
             .deadlines
@@ -460,6 +498,7 @@ impl DeadlineStore for MemoryStore {
 #[async_trait]
 impl NudgeStore for MemoryStore {
     async fn put_nudge(&self, nudge: &Nudge, shards: u32) -> Result<bool, StoreError> {
+        request().await;
         let mut s = self.lock();
         let k = key(&nudge.account_id, &nudge.nudge_id);
         if s.nudges.contains_key(&k) {
@@ -488,6 +527,7 @@ impl NudgeStore for MemoryStore {
         send_at: DateTime<Utc>,
         shards: u32,
     ) -> Result<bool, StoreError> {
+        request().await;
         let mut s = self.lock();
         let Some(n) = s.nudge_if(account_id, nudge_id, |n| n.status == NudgeStatus::Pending) else {
             return Ok(false);
@@ -504,6 +544,7 @@ impl NudgeStore for MemoryStore {
         reason: &str,
         _at: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
+        request().await;
         let mut s = self.lock();
         let mut cancelled = 0;
         for id in nudge_ids {
@@ -518,6 +559,7 @@ impl NudgeStore for MemoryStore {
     }
 
     async fn nudge(&self, account_id: &str, nudge_id: &str) -> Result<Option<Nudge>, StoreError> {
+        request().await;
         let s = self.lock();
         Ok(s.nudges
             .get(&key(account_id, nudge_id))
@@ -525,6 +567,7 @@ impl NudgeStore for MemoryStore {
     }
 
     async fn nudges(&self, account_id: &str) -> Result<Vec<Nudge>, StoreError> {
+        request().await;
         self.nudges_with_prefix(account_id, "").await
     }
 
@@ -533,6 +576,7 @@ impl NudgeStore for MemoryStore {
         account_id: &str,
         prefix: &str,
     ) -> Result<Vec<Nudge>, StoreError> {
+        request().await;
         let s = self.lock();
         Ok(s.nudges
             .iter()
@@ -547,6 +591,7 @@ impl NudgeStore for MemoryStore {
         shards: u32,
         now: DateTime<Utc>,
     ) -> Result<Vec<Nudge>, StoreError> {
+        request().await;
         let partitions: BTreeSet<String> = buckets
             .iter()
             .flat_map(|b| (0..shards.max(1)).map(move |sh| format!("DUE#{b}#{sh}")))
@@ -581,6 +626,7 @@ impl SendStore for MemoryStore {
         now: DateTime<Utc>,
         lease: Duration,
     ) -> Result<Option<Nudge>, StoreError> {
+        request().await;
         let mut s = self.lock();
         let Some(n) = s.nudge_if(account_id, nudge_id, |n| n.status == NudgeStatus::Pending) else {
             return Ok(None);
@@ -601,6 +647,7 @@ impl SendStore for MemoryStore {
         provider_message_id: &str,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        request().await;
         let mut s = self.lock();
         // Conditional on the lease owner only (see the trait): the truth wins.
         let Some(n) = s.nudge_if(account_id, nudge_id, |n| leased_by(n, owner)) else {
@@ -624,6 +671,7 @@ impl SendStore for MemoryStore {
         error: &str,
         shards: u32,
     ) -> Result<bool, StoreError> {
+        request().await;
         let mut s = self.lock();
         let Some(n) = s.nudge_if(account_id, nudge_id, |n| {
             leased_by(n, owner) && n.status == NudgeStatus::Claimed
@@ -647,6 +695,7 @@ impl SendStore for MemoryStore {
         reason: &str,
         _at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        request().await;
         let mut s = self.lock();
         let Some(n) = s.nudge_if(account_id, nudge_id, |n| {
             leased_by(n, owner) && n.status == NudgeStatus::Claimed
@@ -667,6 +716,7 @@ impl SendStore for MemoryStore {
         seen_owner: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        request().await;
         let now = ms(now);
         let mut s = self.lock();
         let Some(n) = s.nudge_if(account_id, nudge_id, |n| {
@@ -690,6 +740,7 @@ impl SendStore for MemoryStore {
         reason: &str,
         _at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        request().await;
         let mut s = self.lock();
         let Some(n) = s.nudge_if(account_id, nudge_id, |n| n.status == NudgeStatus::Pending) else {
             return Ok(false);
@@ -704,6 +755,7 @@ impl SendStore for MemoryStore {
 #[async_trait]
 impl DeliveryLogStore for MemoryStore {
     async fn append_log(&self, entry: &DeliveryLogEntry) -> Result<(), StoreError> {
+        request().await;
         let mut stored = entry.clone();
         // The entry's JSON keeps whole seconds (`domain::log`); the key keeps milliseconds.
         stored.at = stored.at.trunc_subsecs(0);
@@ -716,6 +768,7 @@ impl DeliveryLogStore for MemoryStore {
     }
 
     async fn delivery_log(&self, account_id: &str) -> Result<Vec<DeliveryLogEntry>, StoreError> {
+        request().await;
         let s = self.lock();
         Ok(s.log
             .iter()
@@ -725,6 +778,7 @@ impl DeliveryLogStore for MemoryStore {
     }
 
     async fn all_delivery_log(&self) -> Result<Vec<DeliveryLogEntry>, StoreError> {
+        request().await;
         let mut out: Vec<DeliveryLogEntry> = self.lock().log.values().cloned().collect();
         crate::domain::log::sort(&mut out);
         Ok(out)
@@ -734,6 +788,7 @@ impl DeliveryLogStore for MemoryStore {
 #[async_trait]
 impl SuppressionStore for MemoryStore {
     async fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
+        request().await;
         let s = self.lock();
         Ok(s.suppressions
             .get(&schema::address_pk(address))
@@ -746,6 +801,7 @@ impl SuppressionStore for MemoryStore {
         feedback: AddressFeedback,
         at: DateTime<Utc>,
     ) -> Result<Option<Suppression>, StoreError> {
+        request().await;
         let k = schema::address_pk(address);
         let at = ms(at);
         let mut s = self.lock();
@@ -797,6 +853,7 @@ impl SuppressionStore for MemoryStore {
 #[async_trait]
 impl CapStore for MemoryStore {
     async fn cap_state(&self, account_id: &str, contact_id: &str) -> Result<CapState, StoreError> {
+        request().await;
         let s = self.lock();
         Ok(s.contacts
             .get(&key(account_id, contact_id))
@@ -815,6 +872,7 @@ impl CapStore for MemoryStore {
         now: DateTime<Utc>,
         expected: &CapState,
     ) -> Result<bool, StoreError> {
+        request().await;
         let mut s = self.lock();
         let k = key(account_id, contact_id);
         let current = s.contacts.get(&k).and_then(|c| c.cap_version);
@@ -843,6 +901,7 @@ impl EngagementStore for MemoryStore {
         r: &MessageRef,
         _at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        request().await;
         self.lock()
             .messages
             .insert(provider_message_id.to_string(), r.clone());
@@ -853,6 +912,7 @@ impl EngagementStore for MemoryStore {
         &self,
         provider_message_id: &str,
     ) -> Result<Option<MessageRef>, StoreError> {
+        request().await;
         Ok(self.lock().messages.get(provider_message_id).cloned())
     }
 
@@ -862,6 +922,7 @@ impl EngagementStore for MemoryStore {
         what: EngagementKind,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        request().await;
         let mut s = self.lock();
         let Some(n) = s.nudges.get_mut(&key(&r.account_id, &r.nudge_id)) else {
             return Ok(false);
@@ -885,11 +946,13 @@ impl EngagementStore for MemoryStore {
     }
 
     async fn count_sent(&self, kind: &str, variant: &str) -> Result<(), StoreError> {
+        request().await;
         self.lock().add_stats(kind, variant, "sent");
         Ok(())
     }
 
     async fn kind_stats(&self) -> Result<Vec<KindStats>, StoreError> {
+        request().await;
         Ok(self.lock().stats.values().cloned().collect())
     }
 }
@@ -897,10 +960,12 @@ impl EngagementStore for MemoryStore {
 #[async_trait]
 impl CheckpointStore for MemoryStore {
     async fn checkpoint(&self, function: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        request().await;
         Ok(self.lock().checkpoints.get(function).copied())
     }
 
     async fn set_checkpoint(&self, function: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        request().await;
         let at = ms(at);
         let mut s = self.lock();
         let c = s.checkpoints.entry(function.to_string()).or_insert(at);

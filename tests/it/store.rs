@@ -18,10 +18,12 @@ macro_rules! conformance_tests {
 conformance_tests!(
     nudges_are_planned_once_and_found_by_bucket_and_time,
     a_lease_decides_who_marks_the_outcome,
+    failing_needs_the_lease_and_the_claim,
     retries_defers_and_cancels_move_only_pending_nudges,
     profiles_are_last_writer_wins,
     cap_reservations_are_versioned,
     suppression_follows_feedback,
     engagement_counts_first_occurrences,
-    deadlines_events_log_and_checkpoints,
+    deadlines_and_raw_events_keep_the_first_or_newest_write,
+    rollups_firsts_log_and_checkpoints_accumulate,
 );

@@ -73,12 +73,14 @@ fn nudge(account: &str, id: &str, send_at: DateTime<Utc>, created: DateTime<Utc>
 pub async fn all(store: &dyn Store) {
     nudges_are_planned_once_and_found_by_bucket_and_time(store).await;
     a_lease_decides_who_marks_the_outcome(store).await;
+    failing_needs_the_lease_and_the_claim(store).await;
     retries_defers_and_cancels_move_only_pending_nudges(store).await;
     profiles_are_last_writer_wins(store).await;
     cap_reservations_are_versioned(store).await;
     suppression_follows_feedback(store).await;
     engagement_counts_first_occurrences(store).await;
-    deadlines_events_log_and_checkpoints(store).await;
+    deadlines_and_raw_events_keep_the_first_or_newest_write(store).await;
+    rollups_firsts_log_and_checkpoints_accumulate(store).await;
 }
 
 pub async fn nudges_are_planned_once_and_found_by_bucket_and_time(store: &dyn Store) {
@@ -170,7 +172,10 @@ pub async fn a_lease_decides_who_marks_the_outcome(store: &dyn Store) {
             .await
             .unwrap()
     );
-    // Failing needs the lease and the claim.
+}
+
+pub async fn failing_needs_the_lease_and_the_claim(store: &dyn Store) {
+    let lease = Duration::minutes(15);
     store
         .put_nudge(&nudge("c-lease", "n2", t(0), t(-60)), 1)
         .await
@@ -515,7 +520,7 @@ pub async fn engagement_counts_first_occurrences(store: &dyn Store) {
     assert_eq!((s.sent, s.delivered, s.opened, s.clicked), (1, 1, 1, 0));
 }
 
-pub async fn deadlines_events_log_and_checkpoints(store: &dyn Store) {
+pub async fn deadlines_and_raw_events_keep_the_first_or_newest_write(store: &dyn Store) {
     let d = DeadlineRecord {
         deadline_id: "d1".into(),
         contact_id: None,
@@ -564,7 +569,9 @@ pub async fn deadlines_events_log_and_checkpoints(store: &dyn Store) {
     assert_eq!(store.insert_raw_event(&ev).await.unwrap(), Inserted::New);
     let raw = store.raw_events("c-misc").await.unwrap();
     assert_eq!((raw.len(), raw[0].occurred_at), (1, stored(0)));
+}
 
+pub async fn rollups_firsts_log_and_checkpoints_accumulate(store: &dyn Store) {
     let day = |d| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
     let delta = RollupDelta {
         events: 2,

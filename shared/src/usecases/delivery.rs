@@ -6,7 +6,7 @@ use chrono::Duration;
 use chrono_tz::Asia::Tokyo;
 
 use super::{CSM_TOPIC, World, email, utc};
-use crate::domain::{LogStatus, NudgeKind, NudgeStatus};
+use crate::domain::{Channel, LogStatus, NudgeKind, NudgeStatus};
 use crate::store::{
     AccountChange, AddressFeedback, CapState, CapStore, NudgeStore, ProfileStore, SuppressionStore,
 };
@@ -162,7 +162,9 @@ async fn a_risk_nudge_due_at_3am_in_tokyo_waits_for_9am_while_a_health_alert_goe
     assert_eq!((first.sent, first.deferred), (1, 1), "{first:?}");
     let sent = w.outbox.sent();
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].to, CSM_TOPIC, "the alert went to the CSM topic");
+    assert_eq!(sent[0].channel, Channel::Sns, "the alert went to the CSM");
+    let alert = w.log().await.into_iter().find(|e| e.nudge_id == "alert");
+    assert_eq!(alert.map(|e| e.to), Some(CSM_TOPIC.to_string()));
     let risk = w.nudge("acme", "risk").await;
     assert_eq!((risk.status, risk.send_at), (NudgeStatus::Pending, nine));
 

@@ -16,11 +16,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use crate::Deps;
-use crate::channels::{Mailer, Notification, Notifier, NotifyTarget, OutgoingEmail, SendError};
+use crate::channels::{Mailer, Notification, Notifier, OutgoingEmail, SendError};
 use crate::config::Config;
 use crate::delivery::RunReport;
 use crate::deps::SigningSecret;
-use crate::domain::{DeliveryLogEntry, Locale, Nudge, NudgeKind, Role};
+use crate::domain::{Channel, DeliveryLogEntry, Locale, Nudge, NudgeKind, Role};
 use crate::events::{AccountProfile, ContactProfile};
 use crate::store::memory::MemoryStore;
 use crate::store::{DeliveryLogStore, NudgeStore, ProfileStore};
@@ -30,7 +30,8 @@ pub(crate) const CSM_TOPIC: &str = "arn:aws:sns:ap-northeast-1:000000000000:nudg
 /// One message the providers accepted.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Sent {
-    /// Email address or topic ARN.
+    pub channel: Channel,
+    /// The email address; empty for SNS (the delivery log names the topic).
     pub to: String,
     pub subject: String,
     pub provider_message_id: String,
@@ -43,10 +44,11 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
-    fn record(&self, to: &str, subject: &str) -> String {
+    fn record(&self, channel: Channel, to: &str, subject: &str) -> String {
         let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
         let id = format!("msg-{}", sent.len() + 1);
         sent.push(Sent {
+            channel,
             to: to.to_string(),
             subject: subject.to_string(),
             provider_message_id: id.clone(),
@@ -64,7 +66,7 @@ impl Mailer for Outbox {
     async fn send_email(&self, email: &OutgoingEmail) -> Result<String, SendError> {
         // A provider call is a suspension point: a concurrent run gets its turn here.
         tokio::task::yield_now().await;
-        Ok(self.record(&email.to, &email.subject))
+        Ok(self.record(Channel::Email, &email.to, &email.subject))
     }
 }
 
@@ -72,11 +74,7 @@ impl Mailer for Outbox {
 impl Notifier for Outbox {
     async fn notify(&self, n: &Notification) -> Result<String, SendError> {
         tokio::task::yield_now().await;
-        let to = match &n.target {
-            NotifyTarget::Topic(arn) => arn,
-            NotifyTarget::Sms(number) => number,
-        };
-        Ok(self.record(to, &n.subject))
+        Ok(self.record(Channel::Sns, "", &n.subject))
     }
 }
 

@@ -61,6 +61,13 @@ const RULES: &[(&str, &[&str])] = &[
             "domain", "events", "config", "store", "channels", "deps", "delivery", "registry",
         ],
     ),
+    // Test-only use cases: run features and delivery together, as the functions do.
+    (
+        "usecases",
+        &[
+            "domain", "events", "config", "store", "channels", "deps", "delivery", "registry",
+        ],
+    ),
 ];
 
 /// The crate modules a source text refers to (`crate::x`, and `crate::Deps` = `deps`).

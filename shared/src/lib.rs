@@ -21,3 +21,5 @@ pub use deps::Deps;
 
 #[cfg(test)]
 mod architecture;
+#[cfg(test)]
+mod usecases;

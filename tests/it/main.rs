@@ -6,4 +6,5 @@ mod ingest;
 mod queue;
 mod reminders;
 mod simulate;
+mod store;
 mod template;

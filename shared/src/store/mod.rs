@@ -1,11 +1,15 @@
 //! The `Store` port: everything Nudge keeps, in domain terms. The DynamoDB adapter lives in
-//! `dynamo`; the single-table key layout in `schema`.
+//! `dynamo`, the single-table key layout in `schema`; `memory` is an in-memory adapter with the
+//! same conditional semantics, for fast use-case tests.
 //!
 //! The port is split by capability (events, profiles, nudges, sends, ...): each trait is small
 //! enough to read at once, each capability's adapter code stays in its own file, and a caller
 //! or a fake names only what it uses. `Store` is the union every handler receives (`Deps`).
 
+#[cfg(any(test, feature = "test-support"))]
+pub mod conformance;
 pub mod dynamo;
+pub mod memory;
 pub mod schema;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -36,6 +36,7 @@ use super::schema::{PK, SK};
 
 pub use deadlines::deadline_item;
 pub use nudge_item::nudge_item;
+
 /// Consumed capacity, summed over every request this adapter made (for benches and the
 /// figures in the docs). Units are stored ×1000 to keep fractional units in an atomic.
 #[derive(Debug, Default)]
@@ -228,10 +229,14 @@ pub(crate) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 pub(crate) fn ts(t: DateTime<Utc>) -> AttributeValue {
-    AttributeValue::S(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    AttributeValue::S(ts_str(t))
 }
 
 pub type Item = HashMap<String, AttributeValue>;
+
+// Readers for the items whose attribute names are data (rollup features `f_<name>`, firsts
+// `first_<key>`) or that are read leniently (cap reservations, checkpoints); every other item
+// is mapped by its item struct (see `item`).
 
 pub(crate) fn get_s<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
     item.get(k).and_then(|v| v.as_s().ok()).map(|s| s.as_str())

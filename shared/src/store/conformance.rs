@@ -1,0 +1,661 @@
+//! The conditional semantics every `Store` adapter must share, as executable checks. The
+//! memory adapter runs them in its unit tests; the DynamoDB adapter runs the same checks
+//! against DynamoDB Local (`tests/it/store.rs`), so the two cannot drift apart unnoticed.
+//!
+//! Test support only (`cfg(test)` or the `test-support` feature): the checks panic on a
+//! mismatch. Each check uses its own accounts and addresses, so all of them can share one
+//! empty store.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+
+use super::{
+    AccountChange, AddressFeedback, Applied, CapState, DeadlineRecord, DeadlineStatus,
+    EngagementKind, Inserted, MessageRef, RawEvent, RollupDelta, Store,
+};
+use crate::domain::{
+    Channel, DeliveryLogEntry, LogStatus, Nudge, NudgeKind, NudgeStatus, SuppressionReason,
+    UNKNOWN_OUTCOME,
+};
+use crate::events::{AccountProfile, ContactProfile, Locale, Role};
+
+/// 2026-11-20 09:00 UTC plus `minutes`, with sub-millisecond noise the store must drop.
+fn t(minutes: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, 0).unwrap()
+        + Duration::minutes(minutes)
+        + Duration::microseconds(250_700)
+}
+
+/// `t(minutes)` at the table's precision (milliseconds).
+fn stored(minutes: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, 0).unwrap()
+        + Duration::minutes(minutes)
+        + Duration::milliseconds(250)
+}
+
+fn bucket(minutes: i64) -> Vec<String> {
+    vec![super::schema::due_bucket(t(minutes))]
+}
+
+/// Ids of `account`'s nudges on the due index in the bucket of `t(minutes)`: the index is
+/// shared by every account, each check looks at its own.
+async fn due(
+    store: &dyn Store,
+    account: &str,
+    minutes: i64,
+    shards: u32,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let due = store
+        .due_nudges(&bucket(minutes), shards, now)
+        .await
+        .unwrap();
+    due.into_iter()
+        .filter(|n| n.account_id == account)
+        .map(|n| n.nudge_id)
+        .collect()
+}
+
+fn nudge(account: &str, id: &str, send_at: DateTime<Utc>, created: DateTime<Utc>) -> Nudge {
+    Nudge::new(
+        id,
+        account,
+        Some("u-1".into()),
+        NudgeKind::RiskNudge,
+        send_at,
+        "test",
+        created,
+    )
+}
+
+/// Every check, one after the other.
+pub async fn all(store: &dyn Store) {
+    nudges_are_planned_once_and_found_by_bucket_and_time(store).await;
+    a_lease_decides_who_marks_the_outcome(store).await;
+    failing_needs_the_lease_and_the_claim(store).await;
+    retries_defers_and_cancels_move_only_pending_nudges(store).await;
+    profiles_are_last_writer_wins(store).await;
+    cap_reservations_are_versioned(store).await;
+    suppression_follows_feedback(store).await;
+    engagement_counts_first_occurrences(store).await;
+    deadlines_and_raw_events_keep_the_first_or_newest_write(store).await;
+    rollups_firsts_log_and_checkpoints_accumulate(store).await;
+}
+
+pub async fn nudges_are_planned_once_and_found_by_bucket_and_time(store: &dyn Store) {
+    let n = nudge("c-plan", "n1", t(0), t(-60));
+    assert!(store.put_nudge(&n, 4).await.unwrap());
+    assert!(!store.put_nudge(&n, 4).await.unwrap(), "planned twice");
+    let got = store.nudge("c-plan", "n1").await.unwrap().unwrap();
+    assert_eq!((got.send_at, got.status), (stored(0), NudgeStatus::Pending));
+    // Not due one minute early; due in its bucket once send_at <= now.
+    assert!(due(store, "c-plan", 0, 4, t(-1)).await.is_empty());
+    assert_eq!(due(store, "c-plan", 0, 4, t(0)).await, ["n1"]);
+    assert!(due(store, "c-plan", -15, 4, t(0)).await.is_empty());
+    // Planned late: its bucket is the creation time's.
+    let late = nudge("c-plan", "n2", t(-120), t(30));
+    store.put_nudge(&late, 4).await.unwrap();
+    assert_eq!(due(store, "c-plan", 30, 4, t(30)).await, ["n2"]);
+    let prefixed = store.nudges_with_prefix("c-plan", "n").await.unwrap();
+    assert_eq!(prefixed.len(), 2);
+    assert_eq!(store.nudges("c-plan").await.unwrap()[0].nudge_id, "n1");
+}
+
+pub async fn a_lease_decides_who_marks_the_outcome(store: &dyn Store) {
+    let lease = Duration::minutes(15);
+    let n = nudge("c-lease", "n1", t(0), t(-60));
+    store.put_nudge(&n, 1).await.unwrap();
+    let claimed = store
+        .claim("c-lease", "n1", "run-a", t(0), lease)
+        .await
+        .unwrap();
+    let claimed = claimed.expect("a pending nudge is claimed");
+    assert_eq!(claimed.status, NudgeStatus::Claimed);
+    assert_eq!(claimed.attempts, 1);
+    assert_eq!(claimed.lease_until, Some(stored(15)));
+    assert!(
+        store
+            .claim("c-lease", "n1", "run-b", t(0), lease)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Still on the due index while claimed (a later run resolves an expired lease).
+    assert_eq!(due(store, "c-lease", 0, 1, t(1)).await.len(), 1);
+    assert!(
+        !store
+            .mark_sent("c-lease", "n1", "run-b", "pm-x", t(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .expire_lease("c-lease", "n1", "run-a", t(15))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .expire_lease("c-lease", "n1", "run-a", t(16))
+            .await
+            .unwrap()
+    );
+    let failed = store.nudge("c-lease", "n1").await.unwrap().unwrap();
+    assert_eq!(failed.status, NudgeStatus::Failed);
+    assert_eq!(failed.reason.as_deref(), Some(UNKNOWN_OUTCOME));
+    assert!(due(store, "c-lease", 0, 1, t(16)).await.is_empty());
+    // A slow owner that did send still records the truth.
+    assert!(
+        store
+            .mark_sent("c-lease", "n1", "run-a", "pm-1", t(17))
+            .await
+            .unwrap()
+    );
+    let sent = store.nudge("c-lease", "n1").await.unwrap().unwrap();
+    assert_eq!(sent.status, NudgeStatus::Sent);
+    assert_eq!(sent.provider_message_id.as_deref(), Some("pm-1"));
+    assert_eq!(
+        (sent.sent_at, sent.lease_until, sent.reason),
+        (Some(stored(17)), None, None)
+    );
+    assert!(
+        store
+            .claim("c-lease", "n1", "run-c", t(20), lease)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        !store
+            .mark_blocked("c-lease", "n1", "paused", t(20))
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn failing_needs_the_lease_and_the_claim(store: &dyn Store) {
+    let lease = Duration::minutes(15);
+    store
+        .put_nudge(&nudge("c-lease", "n2", t(0), t(-60)), 1)
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .mark_failed("c-lease", "n2", "run-a", "x", t(1))
+            .await
+            .unwrap()
+    );
+    store
+        .claim("c-lease", "n2", "run-a", t(0), lease)
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .mark_failed("c-lease", "n2", "run-b", "x", t(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .mark_failed("c-lease", "n2", "run-a", "provider_rejected", t(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .mark_failed("c-lease", "n2", "run-a", "again", t(1))
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn retries_defers_and_cancels_move_only_pending_nudges(store: &dyn Store) {
+    let lease = Duration::minutes(15);
+    for id in ["n1", "n2", "n3"] {
+        store
+            .put_nudge(&nudge("c-move", id, t(0), t(-60)), 2)
+            .await
+            .unwrap();
+    }
+    store
+        .claim("c-move", "n1", "run-a", t(0), lease)
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .mark_retry("c-move", "n1", "run-b", t(30), "e", 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .mark_retry("c-move", "n1", "run-a", t(30), "provider_transient: x", 2)
+            .await
+            .unwrap()
+    );
+    let retried = store.nudge("c-move", "n1").await.unwrap().unwrap();
+    assert_eq!(
+        (retried.status, retried.send_at),
+        (NudgeStatus::Pending, stored(30))
+    );
+    assert_eq!((retried.lease_owner, retried.attempts), (None, 1));
+    assert_eq!(retried.reason.as_deref(), Some("provider_transient: x"));
+    assert_eq!(due(store, "c-move", 30, 2, t(30)).await, ["n1"]);
+    assert!(store.defer_pending("c-move", "n2", t(45), 2).await.unwrap());
+    assert_eq!(due(store, "c-move", 0, 2, t(50)).await, ["n3"]);
+    assert_eq!(due(store, "c-move", 45, 2, t(50)).await, ["n2"]);
+    store
+        .claim("c-move", "n3", "run-a", t(0), lease)
+        .await
+        .unwrap();
+    assert!(!store.defer_pending("c-move", "n3", t(45), 2).await.unwrap());
+    let all: Vec<String> = ["n1", "n2", "n3", "missing"].map(String::from).to_vec();
+    assert_eq!(
+        store
+            .cancel_pending("c-move", &all, "moved", t(1))
+            .await
+            .unwrap(),
+        2
+    );
+    let n2 = store.nudge("c-move", "n2").await.unwrap().unwrap();
+    assert_eq!(
+        (n2.status, n2.reason.as_deref()),
+        (NudgeStatus::Cancelled, Some("moved"))
+    );
+    assert!(due(store, "c-move", 45, 2, t(50)).await.is_empty());
+    assert!(
+        !store
+            .mark_blocked("c-move", "n2", "paused", t(2))
+            .await
+            .unwrap()
+    );
+}
+
+fn account_profile(renewal: NaiveDate) -> AccountProfile {
+    AccountProfile {
+        name: "Acme".into(),
+        plan: "pro".into(),
+        industry: "saas".into(),
+        tier: None,
+        csm: None,
+        timezone: chrono_tz::Asia::Tokyo,
+        locale: Locale::Ja,
+        contract_start: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+        renewal_date: renewal,
+        renewals: 0,
+        arr: 1000.0,
+    }
+}
+
+pub async fn profiles_are_last_writer_wins(store: &dyn Store) {
+    let jan = NaiveDate::from_ymd_opt(2027, 1, 1).unwrap();
+    let feb = NaiveDate::from_ymd_opt(2027, 2, 1).unwrap();
+    assert!(store.account("c-prof").await.unwrap().is_none());
+    let profile = account_profile(jan);
+    let up = |at| store.upsert_account("c-prof", &profile, at);
+    assert_eq!(up(t(10)).await.unwrap(), Applied::Applied);
+    assert_eq!(up(t(5)).await.unwrap(), Applied::Stale);
+    assert_eq!(
+        up(t(10)).await.unwrap(),
+        Applied::Stale,
+        "same time is not newer"
+    );
+    let change = |c: AccountChange, at| async move { store.change_account("c-prof", &c, at).await };
+    assert_eq!(
+        change(AccountChange::Paused, t(20)).await.unwrap(),
+        Applied::Applied
+    );
+    assert_eq!(
+        change(AccountChange::Resumed, t(15)).await.unwrap(),
+        Applied::Stale
+    );
+    let renewed = AccountChange::Renewed {
+        renewal_date: Some(feb),
+    };
+    assert_eq!(
+        change(renewed, t(1)).await.unwrap(),
+        Applied::Applied,
+        "own clock"
+    );
+    let a = store.account("c-prof").await.unwrap().unwrap();
+    assert!(a.paused);
+    assert_eq!(
+        (a.paused_at, a.profile_at, a.renewed_at),
+        (Some(stored(20)), Some(stored(10)), Some(stored(1)))
+    );
+    assert_eq!(a.profile.map(|p| p.renewal_date), Some(feb));
+    assert_eq!(
+        change(AccountChange::Resumed, t(25)).await.unwrap(),
+        Applied::Applied
+    );
+    assert!(!store.account("c-prof").await.unwrap().unwrap().paused);
+
+    assert!(store.contact("c-prof", "u-1").await.unwrap().is_none());
+    let contact = ContactProfile {
+        email: "u1@example.test".into(),
+        phone: None,
+        name: "U".into(),
+        role: Role::Admin,
+        timezone: None,
+        locale: None,
+    };
+    let upc = |at| store.upsert_contact("c-prof", "u-1", &contact, at);
+    assert_eq!(upc(t(10)).await.unwrap(), Applied::Applied);
+    assert_eq!(upc(t(9)).await.unwrap(), Applied::Stale);
+    store
+        .unsubscribe("c-prof", "u-1", "reminders")
+        .await
+        .unwrap();
+    store.unsubscribe("c-prof", "u-2", "all").await.unwrap();
+    let c = store.contact("c-prof", "u-1").await.unwrap().unwrap();
+    assert_eq!((c.profile_at, c.unsubscribed.len()), (Some(stored(10)), 1));
+    let bare = store.contact("c-prof", "u-2").await.unwrap().unwrap();
+    assert!(bare.profile.is_none() && bare.unsubscribed.contains("all"));
+}
+
+pub async fn cap_reservations_are_versioned(store: &dyn Store) {
+    let fresh = store.cap_state("c-cap", "u-1").await.unwrap();
+    assert_eq!(fresh, CapState::default());
+    assert!(
+        store
+            .reserve_cap("c-cap", "u-1", "old", t(0) - Duration::days(9), &fresh)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .reserve_cap("c-cap", "u-1", "n1", t(0), &fresh)
+            .await
+            .unwrap(),
+        "stale version"
+    );
+    let v1 = store.cap_state("c-cap", "u-1").await.unwrap();
+    assert_eq!(v1.version, 1);
+    assert!(
+        store
+            .reserve_cap("c-cap", "u-1", "n1", t(0), &v1)
+            .await
+            .unwrap()
+    );
+    let v2 = store.cap_state("c-cap", "u-1").await.unwrap();
+    // Pruned to the last 8 days.
+    assert_eq!(v2.version, 2);
+    assert_eq!(v2.sends, BTreeMap::from([("n1".to_string(), stored(0))]));
+    assert!(
+        !store
+            .reserve_cap("c-cap", "u-1", "n2", t(1), &v1)
+            .await
+            .unwrap()
+    );
+    // A reservation alone makes the contact exist (without a profile).
+    assert!(
+        store
+            .contact("c-cap", "u-1")
+            .await
+            .unwrap()
+            .is_some_and(|c| c.profile.is_none())
+    );
+}
+
+pub async fn suppression_follows_feedback(store: &dyn Store) {
+    let a = "Complainer@Example.test";
+    assert!(store.suppression(a).await.unwrap().is_none());
+    let s = store
+        .record_address_feedback(a, AddressFeedback::Complaint, t(0))
+        .await
+        .unwrap();
+    assert_eq!(s.and_then(|s| s.reason), Some(SuppressionReason::Complaint));
+    let hb = store
+        .record_address_feedback(a, AddressFeedback::HardBounce, t(1))
+        .await
+        .unwrap();
+    assert!(hb.is_none(), "a complaint is never downgraded");
+    let s = store
+        .suppression(" complainer@example.TEST ")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (s.reason, s.updated_at),
+        (Some(SuppressionReason::Complaint), Some(stored(0)))
+    );
+
+    let b = "soft@example.test";
+    let soft = AddressFeedback::SoftBounce { limit: 2 };
+    let s1 = store
+        .record_address_feedback(b, soft, t(0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((s1.reason, s1.soft_streak), (None, 1));
+    let s2 = store
+        .record_address_feedback(b, soft, t(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (s2.reason, s2.soft_streak),
+        (Some(SuppressionReason::SoftBounce), 2)
+    );
+    let s3 = store
+        .record_address_feedback(b, soft, t(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (s3.reason, s3.soft_streak),
+        (Some(SuppressionReason::SoftBounce), 3)
+    );
+    let d = store
+        .record_address_feedback(b, AddressFeedback::Delivered, t(3))
+        .await
+        .unwrap();
+    assert_eq!(d.map(|d| d.soft_streak), Some(0));
+    let again = store
+        .record_address_feedback(b, AddressFeedback::Delivered, t(4))
+        .await
+        .unwrap();
+    assert!(again.is_none(), "nothing to reset");
+    let nobody =
+        store.record_address_feedback("new@example.test", AddressFeedback::Delivered, t(0));
+    assert!(nobody.await.unwrap().is_none());
+    assert!(
+        store
+            .suppression("new@example.test")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn engagement_counts_first_occurrences(store: &dyn Store) {
+    let n = nudge("c-eng", "n1", t(0), t(-60));
+    store.put_nudge(&n, 1).await.unwrap();
+    let r = MessageRef {
+        account_id: "c-eng".into(),
+        nudge_id: "n1".into(),
+        kind: "risk_nudge".into(),
+        variant: "a".into(),
+    };
+    assert!(store.message_ref("pm-eng").await.unwrap().is_none());
+    store.record_message("pm-eng", &r, t(0)).await.unwrap();
+    assert_eq!(store.message_ref("pm-eng").await.unwrap(), Some(r.clone()));
+    store.count_sent("risk_nudge", "a").await.unwrap();
+    assert!(
+        store
+            .record_engagement(&r, EngagementKind::Opened, t(5))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_engagement(&r, EngagementKind::Opened, t(6))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_engagement(&r, EngagementKind::Delivered, t(1))
+            .await
+            .unwrap()
+    );
+    let unknown = MessageRef {
+        nudge_id: "missing".into(),
+        ..r.clone()
+    };
+    assert!(
+        !store
+            .record_engagement(&unknown, EngagementKind::Opened, t(5))
+            .await
+            .unwrap()
+    );
+    let got = store.nudge("c-eng", "n1").await.unwrap().unwrap();
+    assert_eq!(got.engagement.opened_at, Some(stored(5)));
+    let stats = store.kind_stats().await.unwrap();
+    let s = stats
+        .iter()
+        .find(|s| s.kind == "risk_nudge" && s.variant == "a")
+        .unwrap();
+    assert_eq!((s.sent, s.delivered, s.opened, s.clicked), (1, 1, 1, 0));
+}
+
+pub async fn deadlines_and_raw_events_keep_the_first_or_newest_write(store: &dyn Store) {
+    let d = DeadlineRecord {
+        deadline_id: "d1".into(),
+        contact_id: None,
+        due_at: t(600),
+        title: "Report".into(),
+        kind: None,
+        link: None,
+        status: DeadlineStatus::Active,
+        updated_at: t(0),
+    };
+    assert_eq!(
+        store.put_deadline("c-misc", &d).await.unwrap(),
+        Applied::Applied
+    );
+    let older = DeadlineRecord {
+        updated_at: t(-1),
+        status: DeadlineStatus::Cancelled,
+        ..d.clone()
+    };
+    assert_eq!(
+        store.put_deadline("c-misc", &older).await.unwrap(),
+        Applied::Stale
+    );
+    let got = store.deadline("c-misc", "d1").await.unwrap().unwrap();
+    assert_eq!(
+        (got.status, got.updated_at, got.due_at),
+        (DeadlineStatus::Active, stored(0), stored(600))
+    );
+
+    let ev = RawEvent {
+        account_id: "c-misc".into(),
+        event_id: "e1".into(),
+        event_type: "login",
+        contact_id: Some("u-1".into()),
+        occurred_at: t(0),
+        received_at: t(1),
+        body: "{}".into(),
+        expires_at: 1_900_000_000,
+    };
+    assert_eq!(store.insert_raw_event(&ev).await.unwrap(), Inserted::New);
+    assert_eq!(
+        store.insert_raw_event(&ev).await.unwrap(),
+        Inserted::Duplicate
+    );
+    store.delete_raw_event("c-misc", "e1").await.unwrap();
+    assert_eq!(store.insert_raw_event(&ev).await.unwrap(), Inserted::New);
+    let raw = store.raw_events("c-misc").await.unwrap();
+    assert_eq!((raw.len(), raw[0].occurred_at), (1, stored(0)));
+}
+
+pub async fn rollups_firsts_log_and_checkpoints_accumulate(store: &dyn Store) {
+    let day = |d| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+    let delta = RollupDelta {
+        events: 2,
+        logins: 1,
+        features: BTreeMap::from([("dashboard".to_string(), 2)]),
+        contacts: ["u-1".to_string()].into(),
+        ..Default::default()
+    };
+    store.add_rollup("c-misc", day(20), &delta).await.unwrap();
+    store.add_rollup("c-misc", day(20), &delta).await.unwrap();
+    store.add_rollup("c-misc", day(22), &delta).await.unwrap();
+    store
+        .add_rollup("c-misc", day(21), &RollupDelta::default())
+        .await
+        .unwrap();
+    let r = store.rollups("c-misc", day(20), day(21)).await.unwrap();
+    assert_eq!(
+        r.len(),
+        1,
+        "an empty delta writes nothing; the range is inclusive"
+    );
+    assert_eq!((r[0].events, r[0].logins, r[0].reports), (4, 2, 0));
+    assert_eq!(r[0].features.get("dashboard"), Some(&4));
+    assert_eq!(
+        store
+            .rollups("c-misc", day(20), day(22))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let first = BTreeMap::from([("report".to_string(), t(5))]);
+    store.record_firsts("c-misc", &first).await.unwrap();
+    store
+        .record_firsts("c-misc", &BTreeMap::from([("report".to_string(), t(1))]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.firsts("c-misc").await.unwrap().get("report"),
+        Some(&stored(5))
+    );
+
+    for (id, at) in [("n2", t(2)), ("n1", t(1))] {
+        store
+            .append_log(&log_entry("c-misc", id, at))
+            .await
+            .unwrap();
+    }
+    let log = store.delivery_log("c-misc").await.unwrap();
+    assert_eq!(
+        log.iter().map(|e| e.nudge_id.as_str()).collect::<Vec<_>>(),
+        ["n1", "n2"]
+    );
+    // The entry keeps whole seconds.
+    assert_eq!(
+        log[0].at,
+        Utc.with_ymd_and_hms(2026, 11, 20, 9, 1, 0).unwrap()
+    );
+    assert!(store.all_delivery_log().await.unwrap().len() >= 2);
+
+    assert_eq!(store.checkpoint("misc").await.unwrap(), None);
+    store.set_checkpoint("misc", t(10)).await.unwrap();
+    store.set_checkpoint("misc", t(5)).await.unwrap();
+    assert_eq!(store.checkpoint("misc").await.unwrap(), Some(stored(10)));
+    store.set_checkpoint("misc", t(11)).await.unwrap();
+    assert_eq!(store.checkpoint("misc").await.unwrap(), Some(stored(11)));
+}
+
+fn log_entry(account: &str, nudge_id: &str, at: DateTime<Utc>) -> DeliveryLogEntry {
+    DeliveryLogEntry {
+        at,
+        function: "test".into(),
+        kind: NudgeKind::RiskNudge,
+        stage: None,
+        channel: Channel::Email,
+        account_id: account.into(),
+        contact_id: None,
+        to: String::new(),
+        subject: "s".into(),
+        locale: "en".into(),
+        status: LogStatus::Sent,
+        reason: None,
+        nudge_id: nudge_id.into(),
+        variant: "a".into(),
+        provider_message_id: None,
+    }
+}

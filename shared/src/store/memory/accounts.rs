@@ -1,0 +1,299 @@
+//! `EventStore`, `ProfileStore` and `DeadlineStore` of the memory adapter (the DynamoDB
+//! adapter's events.rs, profiles.rs and deadlines.rs).
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::{MemoryStore, key, ms, request};
+use crate::events::{AccountProfile, ContactProfile};
+use crate::store::{
+    AccountChange, AccountRecord, Applied, ContactRecord, DayRollup, DeadlineRecord, DeadlineStore,
+    EventStore, Inserted, ProfileStore, RawEvent, RollupDelta, StoreError,
+};
+
+#[async_trait]
+impl EventStore for MemoryStore {
+    async fn insert_raw_event(&self, event: &RawEvent) -> Result<Inserted, StoreError> {
+        request().await;
+        let mut s = self.lock();
+        let k = key(&event.account_id, &event.event_id);
+        if s.raw_events.contains_key(&k) {
+            return Ok(Inserted::Duplicate);
+        }
+        let mut stored = event.clone();
+        stored.occurred_at = ms(stored.occurred_at);
+        stored.received_at = ms(stored.received_at);
+        s.raw_events.insert(k, stored);
+        Ok(Inserted::New)
+    }
+
+    async fn delete_raw_event(&self, account_id: &str, event_id: &str) -> Result<(), StoreError> {
+        request().await;
+        self.lock().raw_events.remove(&key(account_id, event_id));
+        Ok(())
+    }
+
+    async fn add_rollup(
+        &self,
+        account_id: &str,
+        day: NaiveDate,
+        d: &RollupDelta,
+    ) -> Result<(), StoreError> {
+        request().await;
+        let counters = [
+            d.events,
+            d.logins,
+            d.reports,
+            d.tickets_opened,
+            d.tickets_closed,
+            d.nps_sum,
+            d.nps_count,
+        ];
+        // The adapter sends no request when there is nothing to ADD (no item is created).
+        if counters.iter().all(|c| *c == 0) && d.features.is_empty() && d.contacts.is_empty() {
+            return Ok(());
+        }
+        let mut s = self.lock();
+        let r = s
+            .rollups
+            .entry((account_id.to_string(), day))
+            .or_insert_with(|| DayRollup {
+                day,
+                ..Default::default()
+            });
+        r.events += d.events;
+        r.logins += d.logins;
+        r.reports += d.reports;
+        r.tickets_opened += d.tickets_opened;
+        r.tickets_closed += d.tickets_closed;
+        r.nps_sum += d.nps_sum;
+        r.nps_count += d.nps_count;
+        for (f, n) in &d.features {
+            *r.features.entry(f.clone()).or_insert(0) += n;
+        }
+        r.active_contacts.extend(d.contacts.iter().cloned());
+        Ok(())
+    }
+
+    async fn record_firsts(
+        &self,
+        account_id: &str,
+        firsts: &BTreeMap<String, DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        request().await;
+        if firsts.is_empty() {
+            return Ok(());
+        }
+        let mut s = self.lock();
+        let stored = s.firsts.entry(account_id.to_string()).or_default();
+        for (k, at) in firsts {
+            stored.entry(k.clone()).or_insert(ms(*at));
+        }
+        Ok(())
+    }
+
+    async fn firsts(
+        &self,
+        account_id: &str,
+    ) -> Result<BTreeMap<String, DateTime<Utc>>, StoreError> {
+        request().await;
+        Ok(self
+            .lock()
+            .firsts
+            .get(account_id)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn rollups(
+        &self,
+        account_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DayRollup>, StoreError> {
+        request().await;
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let s = self.lock();
+        let range = (account_id.to_string(), from)..=(account_id.to_string(), to);
+        Ok(s.rollups.range(range).map(|(_, r)| r.clone()).collect())
+    }
+
+    async fn raw_events(&self, account_id: &str) -> Result<Vec<RawEvent>, StoreError> {
+        request().await;
+        let s = self.lock();
+        Ok(s.raw_events
+            .iter()
+            .filter(|((a, _), _)| a == account_id)
+            .map(|(_, e)| e.clone())
+            .collect())
+    }
+}
+
+#[async_trait]
+impl ProfileStore for MemoryStore {
+    async fn upsert_account(
+        &self,
+        account_id: &str,
+        profile: &AccountProfile,
+        at: DateTime<Utc>,
+    ) -> Result<Applied, StoreError> {
+        request().await;
+        Ok(self.lock().account_lww(account_id, "profile_at", at, |a| {
+            a.profile = Some(profile.clone());
+        }))
+    }
+
+    async fn upsert_contact(
+        &self,
+        account_id: &str,
+        contact_id: &str,
+        profile: &ContactProfile,
+        at: DateTime<Utc>,
+    ) -> Result<Applied, StoreError> {
+        request().await;
+        let at = ms(at);
+        let mut s = self.lock();
+        let k = key(account_id, contact_id);
+        if s.contacts
+            .get(&k)
+            .is_some_and(|c| c.profile_at.is_some_and(|p| p >= at))
+        {
+            return Ok(Applied::Stale);
+        }
+        let c = s.contacts.entry(k).or_default();
+        c.profile = Some(profile.clone());
+        c.profile_at = Some(at);
+        Ok(Applied::Applied)
+    }
+
+    async fn change_account(
+        &self,
+        account_id: &str,
+        change: &AccountChange,
+        at: DateTime<Utc>,
+    ) -> Result<Applied, StoreError> {
+        request().await;
+        let mut s = self.lock();
+        let stored_at = ms(at);
+        Ok(match change {
+            AccountChange::Paused => s.account_lww(account_id, "paused_clock", at, |a| {
+                a.paused = true;
+                a.paused_at = Some(stored_at);
+            }),
+            AccountChange::Resumed => {
+                s.account_lww(account_id, "paused_clock", at, |a| a.paused = false)
+            }
+            AccountChange::AdminChanged { contact_id } => {
+                s.account_lww(account_id, "admin_clock", at, |a| {
+                    a.admin_contact_id = Some(contact_id.clone());
+                })
+            }
+            AccountChange::Churned => s.account_lww(account_id, "churn_clock", at, |a| {
+                a.churned_at = Some(stored_at);
+            }),
+            AccountChange::Renewed { renewal_date } => {
+                s.account_lww(account_id, "renew_clock", at, |a| {
+                    a.renewed_at = Some(stored_at);
+                    if let Some(d) = renewal_date {
+                        a.renewal_date = Some(*d);
+                    }
+                })
+            }
+        })
+    }
+
+    async fn unsubscribe(
+        &self,
+        account_id: &str,
+        contact_id: &str,
+        category: &str,
+    ) -> Result<(), StoreError> {
+        request().await;
+        self.lock()
+            .contacts
+            .entry(key(account_id, contact_id))
+            .or_default()
+            .unsubscribed
+            .insert(category.to_string());
+        Ok(())
+    }
+
+    async fn account(&self, account_id: &str) -> Result<Option<AccountRecord>, StoreError> {
+        request().await;
+        let s = self.lock();
+        Ok(s.accounts.get(account_id).map(|a| {
+            let mut profile = a.profile.clone();
+            // contract_renewed may carry a new renewal date after the profile was written.
+            if let (Some(p), Some(d)) = (profile.as_mut(), a.renewal_date) {
+                p.renewal_date = p.renewal_date.max(d);
+            }
+            AccountRecord {
+                account_id: account_id.to_string(),
+                profile,
+                profile_at: a.clocks.get("profile_at").copied(),
+                paused: a.paused,
+                paused_at: a.paused_at,
+                admin_contact_id: a.admin_contact_id.clone(),
+                churned_at: a.churned_at,
+                renewed_at: a.renewed_at,
+            }
+        }))
+    }
+
+    async fn contact(
+        &self,
+        account_id: &str,
+        contact_id: &str,
+    ) -> Result<Option<ContactRecord>, StoreError> {
+        request().await;
+        let s = self.lock();
+        Ok(s.contacts
+            .get(&key(account_id, contact_id))
+            .map(|c| ContactRecord {
+                account_id: account_id.to_string(),
+                contact_id: contact_id.to_string(),
+                profile: c.profile.clone(),
+                profile_at: c.profile_at,
+                unsubscribed: c.unsubscribed.clone(),
+            }))
+    }
+}
+
+#[async_trait]
+impl DeadlineStore for MemoryStore {
+    async fn put_deadline(
+        &self,
+        account_id: &str,
+        deadline: &DeadlineRecord,
+    ) -> Result<Applied, StoreError> {
+        request().await;
+        let mut s = self.lock();
+        let k = key(account_id, &deadline.deadline_id);
+        let at = ms(deadline.updated_at);
+        if s.deadlines.get(&k).is_some_and(|d| d.updated_at >= at) {
+            return Ok(Applied::Stale);
+        }
+        let mut stored = deadline.clone();
+        stored.due_at = ms(stored.due_at);
+        stored.updated_at = at;
+        s.deadlines.insert(k, stored);
+        Ok(Applied::Applied)
+    }
+
+    async fn deadline(
+        &self,
+        account_id: &str,
+        deadline_id: &str,
+    ) -> Result<Option<DeadlineRecord>, StoreError> {
+        request().await;
+        Ok(self
+            .lock()
+            .deadlines
+            .get(&key(account_id, deadline_id))
+            .cloned())
+    }
+}

@@ -1,0 +1,231 @@
+//! The delivery sweep: exactly-once sends under concurrency, the policy order, send windows.
+
+use std::collections::BTreeMap;
+
+use chrono::Duration;
+use chrono_tz::Asia::Tokyo;
+
+use super::{CSM_TOPIC, World, email, utc};
+use crate::domain::{Channel, LogStatus, NudgeKind, NudgeStatus};
+use crate::store::{
+    AccountChange, AddressFeedback, CapState, CapStore, NudgeStore, ProfileStore, SuppressionStore,
+};
+
+#[tokio::test]
+async fn two_concurrent_sweeps_send_each_due_nudge_exactly_once() {
+    let w = World::new();
+    // Friday 10:00 in Tokyo.
+    let now = utc("2026-11-20T01:00:00Z");
+    w.account("acme", Tokyo, now - Duration::days(2)).await;
+    let ids: Vec<String> = (0..12).map(|i| format!("n{i:02}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let contact = format!("u{i}");
+        w.contact("acme", &contact, Tokyo, now - Duration::days(2))
+            .await;
+        // Deadline reminders: no send window and no frequency cap in the way.
+        let kind = NudgeKind::DeadlineReminder;
+        let send_at = now - Duration::minutes(5);
+        w.plan("acme", id, Some(&contact), kind, send_at).await;
+    }
+
+    // Every store call and provider call is a suspension point, so the two runs interleave
+    // call by call: both read the same due nudges, then race to claim each one.
+    let (a, b) = tokio::join!(w.sweep(now, "run-a"), w.sweep(now, "run-b"));
+
+    assert_eq!((a.due, b.due), (12, 12), "both runs saw every nudge due");
+    assert_eq!(a.sent + b.sent, 12, "{a:?} {b:?}");
+    assert_eq!(a.skipped + b.skipped, 12, "the loser of each claim skips");
+    assert_eq!(a.errors + b.errors, 0);
+    let mut to: Vec<String> = w.outbox.sent().into_iter().map(|s| s.to).collect();
+    to.sort();
+    let mut want: Vec<String> = (0..12).map(|i| email("acme", &format!("u{i}"))).collect();
+    want.sort();
+    assert_eq!(to, want, "one email per nudge");
+    for id in &ids {
+        assert_eq!(w.nudge("acme", id).await.status, NudgeStatus::Sent);
+    }
+    let log = w.log().await;
+    assert_eq!(log.len(), 12);
+    assert!(log.iter().all(|e| e.status == LogStatus::Sent));
+    // A third run finds nothing left to do.
+    let c = w.sweep(now + Duration::minutes(15), "run-c").await;
+    assert_eq!((c.due, c.sent), (0, 0));
+}
+
+#[tokio::test]
+async fn policy_blocks_in_order_unsubscribed_suppressed_paused_then_cap() {
+    let w = World::new();
+    // Friday 10:00 in Tokyo: inside business hours, so policy decides.
+    let now = utc("2026-11-20T01:00:00Z");
+    let before = now - Duration::days(2);
+    let reserve_earlier = |account: &'static str, contact: &'static str| {
+        let store = w.store.clone();
+        async move {
+            let earlier = now - Duration::hours(1);
+            let reserved = store
+                .reserve_cap(account, contact, "earlier", earlier, &CapState::default())
+                .await;
+            assert!(reserved.expect("reserve"));
+        }
+    };
+    // `acme` is paused; each contact also meets every rule below the one it should hit.
+    w.account("acme", Tokyo, before).await;
+    w.store
+        .change_account("acme", &AccountChange::Paused, before)
+        .await
+        .expect("pause");
+    for c in ["unsub", "supp", "paused"] {
+        w.contact("acme", c, Tokyo, before).await;
+        reserve_earlier("acme", c).await;
+    }
+    w.store
+        .unsubscribe("acme", "unsub", "success")
+        .await
+        .expect("unsubscribe");
+    for c in ["unsub", "supp"] {
+        w.store
+            .record_address_feedback(&email("acme", c), AddressFeedback::HardBounce, before)
+            .await
+            .expect("bounce");
+    }
+    // `beta` is not paused: one contact over the daily cap, one free.
+    w.account("beta", Tokyo, before).await;
+    for c in ["capped", "free"] {
+        w.contact("beta", c, Tokyo, before).await;
+    }
+    reserve_earlier("beta", "capped").await;
+    let cases = [
+        ("acme", "unsub"),
+        ("acme", "supp"),
+        ("acme", "paused"),
+        ("beta", "capped"),
+        ("beta", "free"),
+    ];
+    for (account, contact) in cases {
+        let send_at = now - Duration::minutes(5);
+        w.plan(
+            account,
+            contact,
+            Some(contact),
+            NudgeKind::UpsellOffer,
+            send_at,
+        )
+        .await;
+    }
+
+    let report = w.sweep(now, "run").await;
+
+    assert_eq!((report.blocked, report.sent), (4, 1), "{report:?}");
+    let reasons: BTreeMap<(String, String), Option<String>> = w
+        .log()
+        .await
+        .into_iter()
+        .map(|e| ((e.account_id, e.nudge_id), e.reason))
+        .collect();
+    let want = [
+        ("acme", "unsub", Some("unsubscribed")),
+        ("acme", "supp", Some("suppressed_hard_bounce")),
+        ("acme", "paused", Some("account_paused")),
+        ("beta", "capped", Some("frequency_cap_daily")),
+        ("beta", "free", None),
+    ];
+    let want: BTreeMap<(String, String), Option<String>> = want
+        .into_iter()
+        .map(|(a, n, r)| ((a.into(), n.into()), r.map(String::from)))
+        .collect();
+    assert_eq!(reasons, want);
+    for (account, id) in &cases[..4] {
+        let n = w.nudge(account, id).await;
+        assert_eq!(n.status, NudgeStatus::Blocked);
+    }
+    let sent = w.outbox.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].to, email("beta", "free"));
+}
+
+#[tokio::test]
+async fn a_risk_nudge_due_at_3am_in_tokyo_waits_for_9am_while_a_health_alert_goes_at_once() {
+    let w = World::new();
+    // Friday 03:00 in Tokyo.
+    let night = utc("2026-11-19T18:00:00Z");
+    let nine = utc("2026-11-20T00:00:00Z");
+    w.account("acme", Tokyo, night - Duration::days(2)).await;
+    w.contact("acme", "u1", Tokyo, night - Duration::days(2))
+        .await;
+    w.plan("acme", "risk", Some("u1"), NudgeKind::RiskNudge, night)
+        .await;
+    w.plan("acme", "alert", None, NudgeKind::HealthAlert, night)
+        .await;
+
+    let first = w.sweep(night, "run-0300").await;
+
+    assert_eq!((first.sent, first.deferred), (1, 1), "{first:?}");
+    let sent = w.outbox.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].channel, Channel::Sns, "the alert went to the CSM");
+    let alert = w.log().await.into_iter().find(|e| e.nudge_id == "alert");
+    assert_eq!(alert.map(|e| e.to), Some(CSM_TOPIC.to_string()));
+    let risk = w.nudge("acme", "risk").await;
+    assert_eq!((risk.status, risk.send_at), (NudgeStatus::Pending, nine));
+
+    // The 15-minute cadence through the night sends nothing more.
+    let mut now = night + Duration::minutes(15);
+    while now < nine {
+        let r = w.sweep(now, &format!("run-{now}")).await;
+        assert_eq!(r.sent, 0, "nothing leaves at {now}");
+        now += Duration::minutes(15);
+    }
+    let morning = w.sweep(nine, "run-0900").await;
+
+    assert_eq!(morning.sent, 1, "{morning:?}");
+    let sent = w.outbox.sent();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1].to, email("acme", "u1"));
+    let entry = w
+        .log()
+        .await
+        .into_iter()
+        .find(|e| e.nudge_id == "risk")
+        .expect("logged");
+    assert_eq!((entry.status, entry.at), (LogStatus::Sent, nine));
+    assert_eq!(w.nudge("acme", "risk").await.status, NudgeStatus::Sent);
+    // Nothing else is pending but the risk nudge's own follow-up, days later.
+    let pending: Vec<_> = w
+        .store
+        .nudges("acme")
+        .await
+        .expect("nudges")
+        .into_iter()
+        .filter(|n| n.status == NudgeStatus::Pending)
+        .collect();
+    assert!(
+        pending
+            .iter()
+            .all(|n| n.follow_up_of.as_deref() == Some("risk")),
+        "{pending:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_address_suppressed_meanwhile_blocks_a_pending_nudge_at_send_time() {
+    let w = World::new();
+    let now = utc("2026-11-20T01:00:00Z");
+    w.account("acme", Tokyo, now - Duration::days(2)).await;
+    w.contact("acme", "u1", Tokyo, now - Duration::days(2))
+        .await;
+    let kind = NudgeKind::DeadlineReminder;
+    w.plan("acme", "n1", Some("u1"), kind, now).await;
+    let complaint = AddressFeedback::Complaint;
+    let addr = email("acme", "u1").to_uppercase();
+    w.store
+        .record_address_feedback(&addr, complaint, now - Duration::hours(1))
+        .await
+        .expect("complaint");
+
+    let report = w.sweep(now, "run").await;
+
+    assert_eq!(report.blocked, 1);
+    assert!(w.outbox.sent().is_empty());
+    let n = w.nudge("acme", "n1").await;
+    assert_eq!(n.reason.as_deref(), Some("suppressed_complaint"));
+}

@@ -94,11 +94,13 @@
 pub mod backtest;
 pub mod explain;
 pub mod model;
+pub mod replay;
 pub mod score;
 
 pub use backtest::{BacktestReport, Churn, DEFAULT_HORIZON_DAYS, DailyBand, backtest};
 pub use explain::{Reason, ScoreChange, diff, gaps};
 pub use model::{Band, Factor, Family, HealthModel, ModelError, Phase, Problem, TierSource};
+pub use replay::{ScoreSeries, churn_label, churn_of, daily_bands, replay_account};
 pub use score::{
     DayUsage, Driver, FamilyScore, HealthInputs, HealthScore, NpsResponse, Ticket, local_day, score,
 };

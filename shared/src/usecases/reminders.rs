@@ -45,7 +45,12 @@ fn with_status(stages: &[Nudge], status: NudgeStatus) -> Vec<(String, DateTime<U
     let mut out: Vec<_> = stages
         .iter()
         .filter(|n| n.status == status)
-        .map(|n| (n.stage.clone().unwrap_or_default(), n.send_at))
+        .map(|n| {
+            (
+                n.stage.map(|s| s.to_string()).unwrap_or_default(),
+                n.send_at,
+            )
+        })
         .collect();
     out.sort_by_key(|(_, at)| *at);
     out
@@ -141,7 +146,7 @@ async fn moving_a_deadline_replans_its_unsent_stages_and_never_repeats_a_sent_on
         .into_iter()
         .filter(|e| e.status == LogStatus::Sent)
         .fold(BTreeMap::new(), |mut m, e| {
-            m.entry(e.stage.unwrap_or_default())
+            m.entry(e.stage.map(|s| s.to_string()).unwrap_or_default())
                 .or_insert_with(Vec::new)
                 .push(e.at);
             m

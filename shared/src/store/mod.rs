@@ -6,7 +6,13 @@
 //! or a fake names only what it uses. `Store` is the union every handler receives (`Deps`).
 
 pub mod dynamo;
+pub mod health;
 pub mod schema;
+
+pub use health::{
+    HealthRecord, HealthSnapshot, HealthStore, IndexedAccount, ModelSelection, NpsAnswer,
+    Satisfaction, TicketChange, TicketState,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -359,6 +365,7 @@ pub trait Store:
     + CapStore
     + EngagementStore
     + CheckpointStore
+    + HealthStore
 {
 }
 
@@ -373,6 +380,7 @@ impl<T> Store for T where
         + CapStore
         + EngagementStore
         + CheckpointStore
+        + HealthStore
 {
 }
 

@@ -135,7 +135,7 @@ impl ProfileStore for DynamoStore {
 /// kind of change: `profile_at`, `paused_clock`, `admin_clock`, `churn_clock`, `renew_clock`;
 /// the clocks other than `profile_at` are not read).
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
-struct AccountItem {
+pub(super) struct AccountItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     profile: Option<AccountProfile>,
     #[serde(default, with = "opt_millis", skip_serializing_if = "Option::is_none")]
@@ -156,7 +156,7 @@ struct AccountItem {
 }
 
 impl AccountItem {
-    fn into_record(self, account_id: &str) -> AccountRecord {
+    pub(super) fn into_record(self, account_id: &str) -> AccountRecord {
         let mut profile = self.profile;
         // contract_renewed may carry a new renewal date after the profile was written.
         if let (Some(p), Some(d)) = (profile.as_mut(), self.renewal_date) {

@@ -1,8 +1,13 @@
 //! `ingest` end to end: the real HTTP handler against DynamoDB Local.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{Duration, NaiveDate};
 use nudge_infra::apigw;
-use nudge_shared::store::{EventStore, ProfileStore};
+use nudge_shared::events::Severity;
+use nudge_shared::store::schema;
+use nudge_shared::store::{
+    EventStore, HealthStore, IndexedAccount, NpsAnswer, ProfileStore, TicketState,
+};
 use nudge_tests::{LOCAL_SECRET, TestEnv, at};
 use serde_json::{Value, json};
 
@@ -468,4 +473,149 @@ async fn nothing_stored_because_the_table_is_unreachable_is_503_with_retry_after
     };
     assert_eq!(out["retry"], json!([0, 2]));
     assert_eq!(out["rejected"][0]["index"], 1);
+}
+
+fn ticket(id: &str, kind: &str, ticket: &str, severity: Option<&str>, t: &str) -> Value {
+    let mut properties = json!({"ticket_id": ticket});
+    if let Some(s) = severity {
+        properties["severity"] = json!(s);
+    }
+    json!({"event_id": id, "account_id": "acme", "type": kind, "occurred_at": t,
+           "properties": properties})
+}
+
+fn nps(id: &str, account: &str, score: u8, comment: Option<&str>, t: &str) -> Value {
+    let mut properties = json!({"score": score});
+    if let Some(c) = comment {
+        properties["comment"] = json!(c);
+    }
+    json!({"event_id": id, "account_id": account, "contact_id": "u1", "type": "nps_response",
+           "occurred_at": t, "properties": properties})
+}
+
+#[tokio::test]
+async fn profile_ticket_and_nps_events_keep_the_health_state_and_a_resend_changes_nothing() {
+    let env = TestEnv::new("health_state").await;
+    let now = at("2026-11-20T20:00:00Z");
+    let body = batch(&[
+        account("h1", "acme", "Acme", "2026-11-20T10:00:00-05:00"),
+        // T-1's close arrives before its open, in the same batch.
+        ticket(
+            "h2",
+            "support_ticket_closed",
+            "T-1",
+            None,
+            "2026-11-20T11:00:00-05:00",
+        ),
+        ticket(
+            "h3",
+            "support_ticket_opened",
+            "T-1",
+            Some("high"),
+            "2026-11-20T10:05:00-05:00",
+        ),
+        ticket(
+            "h4",
+            "support_ticket_opened",
+            "T-2",
+            Some("low"),
+            "2026-11-20T11:30:00-05:00",
+        ),
+        nps(
+            "h5",
+            "acme",
+            4,
+            Some("Exports are slow"),
+            "2026-11-20T12:00:00-05:00",
+        ),
+    ]);
+    let (status, out) = env.post_events(&body, now).await;
+    assert_eq!((status, &out["accepted"]), (200, &json!(5)), "{out}");
+    let (_, again) = env.post_events(&body, now).await;
+    assert_eq!(again["duplicates"], 5);
+
+    let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let record = env.store.health_record("acme", day, day).await.unwrap();
+    assert_eq!(
+        record.satisfaction.tickets,
+        vec![
+            TicketState {
+                ticket_id: "T-1".into(),
+                severity: Severity::High,
+                opened_at: at("2026-11-20T15:05:00Z"),
+                closed_at: Some(at("2026-11-20T16:00:00Z")),
+            },
+            TicketState {
+                ticket_id: "T-2".into(),
+                severity: Severity::Low,
+                opened_at: at("2026-11-20T16:30:00Z"),
+                closed_at: None,
+            },
+        ]
+    );
+    assert_eq!(
+        record.satisfaction.nps,
+        vec![NpsAnswer {
+            score: 4,
+            at: at("2026-11-20T17:00:00Z"),
+            comment: Some("Exports are slow".into()),
+        }]
+    );
+    let rollup = &record.days[0];
+    assert_eq!(
+        (
+            rollup.tickets_opened,
+            rollup.tickets_closed,
+            rollup.nps_count
+        ),
+        (2, 1, 1)
+    );
+
+    let shards = env.deps().config.health_index_shards;
+    let shard = schema::account_index_shard("acme", shards);
+    let indexed = env.store.indexed_accounts(shard, shards).await.unwrap();
+    assert_eq!(
+        indexed,
+        vec![IndexedAccount {
+            account_id: "acme".into(),
+            first_seen: at("2026-11-20T15:00:00Z"),
+        }]
+    );
+}
+
+#[tokio::test]
+async fn a_failed_satisfaction_write_puts_the_event_in_retry_and_removes_its_raw_record() {
+    let env = TestEnv::new("health_state_failure").await;
+    let now = at("2026-11-20T20:00:00Z");
+    // A satisfaction item a few bytes under the 400 KB item limit (409,600 bytes, names
+    // included): adding an answer to it fails.
+    env.stack
+        .dynamodb()
+        .put_item()
+        .table_name(&env.table)
+        .item("pk", AttributeValue::S("ACCT#full".into()))
+        .item("sk", AttributeValue::S("SAT".into()))
+        .item("pad", AttributeValue::S("x".repeat(409_575)))
+        .send()
+        .await
+        .unwrap();
+    let body = batch(&[
+        nps("f1", "full", 9, None, "2026-11-20T12:00:00-05:00"),
+        nps("f2", "fine", 9, None, "2026-11-20T12:00:00-05:00"),
+    ]);
+    let (status, out) = env.post_events(&body, now).await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!((&out["accepted"], &out["retry"]), (&json!(1), &json!([0])));
+    assert!(env.store.raw_events("full").await.unwrap().is_empty());
+    let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    assert!(
+        env.store
+            .rollups("full", day, day)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no rollup for an event whose state effect failed"
+    );
+    let fine = env.store.health_record("fine", day, day).await.unwrap();
+    assert_eq!(fine.satisfaction.nps.len(), 1);
 }

@@ -3,7 +3,9 @@
 //! Order of writes per batch, chosen so a retry can never double-count:
 //! 1. the raw event, conditionally (the de-duplication point);
 //! 2. idempotent effects (profiles and account changes are last-writer-wins, firsts are
-//!    `if_not_exists`, unsubscribes are set adds);
+//!    `if_not_exists`, unsubscribes are set adds; the health state: the account index entry,
+//!    ticket opens and closes and NPS answers on the satisfaction item, each keyed so a replay
+//!    writes the same thing);
 //! 3. the only non-idempotent effect, the usage rollup, aggregated per (account, UTC day).
 //!
 //! If a step after 1 fails, the raw records of the affected events are deleted again and their
@@ -24,7 +26,9 @@ use tracing::{error, warn};
 use crate::Deps;
 use crate::events::{Event, EventError, EventPayload};
 use crate::registry;
-use crate::store::{AccountChange, Inserted, RawEvent, RollupDelta, StoreError};
+use crate::store::{
+    AccountChange, Inserted, NpsAnswer, RawEvent, RollupDelta, StoreError, TicketChange,
+};
 
 /// Concurrent requests to DynamoDB per batch.
 const CONCURRENCY: usize = 32;
@@ -287,6 +291,10 @@ async fn apply_state_effect(deps: &Deps, e: &Event, now: DateTime<Utc>) -> Resul
     match (&e.payload, contact) {
         (EventPayload::AccountUpserted(p), _) => {
             store.upsert_account(account, p, at).await?;
+            // Even when the profile was stale: the index keeps the first time seen.
+            store
+                .index_account(account, at, deps.config.health_index_shards)
+                .await?;
         }
         (EventPayload::ContactUpserted(p), Some(c)) => {
             store.upsert_contact(account, c, p, at).await?;
@@ -318,6 +326,38 @@ async fn apply_state_effect(deps: &Deps, e: &Event, now: DateTime<Utc>) -> Resul
                 renewal_date: *renewal_date,
             };
             store.change_account(account, &change, at).await?;
+        }
+        (
+            EventPayload::SupportTicketOpened {
+                ticket_id,
+                severity,
+            },
+            _,
+        ) => {
+            let change = TicketChange::Opened {
+                severity: *severity,
+            };
+            store.record_ticket(account, ticket_id, &change, at).await?;
+        }
+        (
+            EventPayload::SupportTicketClosed {
+                ticket_id,
+                severity,
+            },
+            _,
+        ) => {
+            let change = TicketChange::Closed {
+                severity: *severity,
+            };
+            store.record_ticket(account, ticket_id, &change, at).await?;
+        }
+        (EventPayload::NpsResponse { score, comment }, _) => {
+            let answer = NpsAnswer {
+                score: *score,
+                at,
+                comment: comment.clone(),
+            };
+            store.record_nps(account, &e.event_id, &answer).await?;
         }
         (EventPayload::Unsubscribed { category }, Some(c)) => {
             store

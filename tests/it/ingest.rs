@@ -619,3 +619,112 @@ async fn a_failed_satisfaction_write_puts_the_event_in_retry_and_removes_its_raw
     let fine = env.store.health_record("fine", day, day).await.unwrap();
     assert_eq!(fine.satisfaction.nps.len(), 1);
 }
+
+/// POSTs a batch through another ingest container (its own caches) on the same table.
+async fn post_through(
+    app: &nudge_shared::ingest::lambda::Ingest,
+    events: &[Value],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Value {
+    let event = apigw::signed_post_events(LOCAL_SECRET.as_bytes(), &batch(events), now);
+    let resp = app.http(apigw::to_request(&event).unwrap()).await;
+    match resp.body() {
+        lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap(),
+        _ => panic!("no body"),
+    }
+}
+
+fn account_in(id: &str, account: &str, tz: &str, t: &str) -> Value {
+    let mut e = self::account(id, account, "Acme", t);
+    e["properties"]["timezone"] = json!(tz);
+    e
+}
+
+/// Logins per rollup day of an account, as the table holds them.
+async fn logins_by_day(env: &TestEnv, account: &str) -> Vec<(String, u64)> {
+    let (from, to) = (
+        NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+        NaiveDate::from_ymd_opt(2026, 11, 30).unwrap(),
+    );
+    env.store
+        .rollups(account, from, to)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.day.to_string(), r.logins))
+        .collect()
+}
+
+#[tokio::test]
+async fn rollups_count_the_account_local_day_from_the_batch_a_profile_read_or_the_cache() {
+    let env = TestEnv::new("local_day").await;
+    let now = at("2026-11-21T06:00:00Z");
+    // Tokyo: the profile comes in the same batch. 23:30 on the 20th in Tokyo is 14:30Z on the
+    // 20th; 00:10 on the 21st is still the 20th in UTC. Times are sent in UTC on purpose: the
+    // sender's offset does not decide the day, the profile's zone does.
+    let (status, out) = env
+        .post_events(
+            &batch(&[
+                login("k1", "tokyo", "u1", "2026-11-20T14:30:00Z"),
+                login("k2", "tokyo", "u1", "2026-11-20T15:10:00Z"),
+                account_in("k0", "tokyo", "Asia/Tokyo", "2026-11-01T00:00:00Z"),
+                account_in("n0", "ny", "America/New_York", "2026-11-01T00:00:00Z"),
+            ]),
+            now,
+        )
+        .await;
+    assert_eq!((status, &out["accepted"]), (200, &json!(4)), "{out}");
+    assert_eq!(
+        logins_by_day(&env, "tokyo").await,
+        vec![("2026-11-20".into(), 1), ("2026-11-21".into(), 1)]
+    );
+
+    // New York, through a fresh container: its zone is read from the stored profile once.
+    // 23:30 on the 20th in New York is 04:30Z on the 21st, 00:10 on the 21st is 05:10Z.
+    let (deps, store) = env.stack.deps(env.deps().config.clone());
+    let fresh = nudge_shared::ingest::lambda::Ingest::new(deps);
+    let meter = store.meter();
+    let before = meter.snapshot();
+    let out = post_through(
+        &fresh,
+        &[
+            login("n1", "ny", "u1", "2026-11-21T04:30:00Z"),
+            login("n2", "ny", "u1", "2026-11-21T05:10:00Z"),
+            // No profile yet: UTC days.
+            login("b1", "bare", "u1", "2026-11-21T04:30:00Z"),
+        ],
+        now,
+    )
+    .await;
+    let read = meter.snapshot();
+    assert_eq!(out["accepted"], 3, "{out}");
+    assert!(
+        read.read_units > before.read_units,
+        "the profiles were read"
+    );
+    // The same container again: both zones (and "no profile") are remembered.
+    let out = post_through(
+        &fresh,
+        &[
+            login("n3", "ny", "u2", "2026-11-21T04:45:00Z"),
+            login("b2", "bare", "u2", "2026-11-21T04:45:00Z"),
+        ],
+        now,
+    )
+    .await;
+    assert_eq!(out["accepted"], 2, "{out}");
+    assert_eq!(
+        meter.snapshot().read_units,
+        read.read_units,
+        "no read this time"
+    );
+
+    assert_eq!(
+        logins_by_day(&env, "ny").await,
+        vec![("2026-11-20".into(), 2), ("2026-11-21".into(), 1)]
+    );
+    assert_eq!(
+        logins_by_day(&env, "bare").await,
+        vec![("2026-11-21".into(), 2)]
+    );
+}

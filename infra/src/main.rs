@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Parser, Subcommand};
 use nudge_infra::local::{LOCAL_SECRET, LocalStack, repo_root};
 use nudge_infra::simulate::{SimulateOptions, simulate};
-use nudge_infra::{bench, report, send};
+use nudge_infra::{bench, health_cli, report, send};
 
 #[derive(Parser)]
 #[command(
@@ -57,6 +57,31 @@ enum Command {
         #[arg(long, default_value = "nudge-local")]
         name: String,
     },
+    /// The health model as data: show, list, set, activate, compare, backtest.
+    Model {
+        #[command(subcommand)]
+        what: ModelCmd,
+        /// The table (a local one after `eval "$(infra/stack.sh env)"`, or the deployed one).
+        #[arg(
+            long,
+            env = "NUDGE_TABLE",
+            global = true,
+            default_value = "nudge-local"
+        )]
+        table: String,
+    },
+    /// One account's health: score, band, tier, phase, every driver, what changed since the
+    /// day before, and the last 30 days.
+    Explain {
+        account: String,
+        /// The account-local day (default: the latest score).
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, env = "NUDGE_TABLE", default_value = "nudge-local")]
+        table: String,
+    },
     /// Sign and POST events (JSON lines or {"events": [...]}) to an ingest endpoint.
     SendEvents {
         file: PathBuf,
@@ -66,6 +91,48 @@ enum Command {
         /// The signing secret (the deployed one is in Secrets Manager: see the README).
         #[arg(long, env = "NUDGE_SIGNING_SECRET", hide_env_values = true)]
         secret: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelCmd {
+    /// The active model (or VERSION) as JSON, with the active and shadow versions.
+    Show { version: Option<String> },
+    /// Stored versions.
+    List,
+    /// Validate FILE and store it under its "version" (versions never change).
+    Set { file: PathBuf },
+    /// Score with VERSION from the next daily run (`default`: the built-in model).
+    Activate {
+        version: String,
+        /// Run it beside the active model instead (its scores are stored too).
+        #[arg(long)]
+        shadow: bool,
+    },
+    /// Accounts whose band the shadow model moves, on DATE (default: today).
+    Compare {
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        #[arg(long, env = "NUDGE_HEALTH_INDEX_SHARDS", default_value_t = 8)]
+        index_shards: u32,
+    },
+    /// Replay the kept raw events of every account over FROM..TO with each model and report
+    /// precision and recall of the red band against `churned` within the horizon.
+    Backtest {
+        #[arg(long)]
+        from: NaiveDate,
+        #[arg(long)]
+        to: NaiveDate,
+        /// Days before a churn in which a red band counts as a warning.
+        #[arg(long, default_value_t = 90)]
+        horizon: i64,
+        /// Versions to compare (default: the active and the shadow one); `default` = built-in.
+        #[arg(long = "model")]
+        models: Vec<String>,
+        #[arg(long, env = "NUDGE_HEALTH_INDEX_SHARDS", default_value_t = 8)]
+        index_shards: u32,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -195,6 +262,67 @@ async fn main() -> Result<()> {
             stack.create_table(&name).await?;
             stack.prepare_messaging().await?;
             println!("created table {name} in {}", stack.dynamodb_url);
+        }
+        Command::Model { what, table } => {
+            let store = health_cli::store(&table).await;
+            let out = match what {
+                ModelCmd::Show { version } => {
+                    health_cli::model_show(&store, version.as_deref()).await?
+                }
+                ModelCmd::List => health_cli::model_list(&store).await?,
+                ModelCmd::Set { file } => health_cli::model_set(&store, &file, Utc::now()).await?,
+                ModelCmd::Activate { version, shadow } => {
+                    health_cli::model_activate(&store, &version, shadow).await?
+                }
+                ModelCmd::Compare { date, index_shards } => {
+                    let accounts: Vec<String> = health_cli::all_accounts(&store, index_shards)
+                        .await?
+                        .into_iter()
+                        .map(|a| a.account_id)
+                        .collect();
+                    let day = date.unwrap_or_else(|| Utc::now().date_naive());
+                    health_cli::model_compare(&store, &accounts, day).await?
+                }
+                ModelCmd::Backtest {
+                    from,
+                    to,
+                    horizon,
+                    models,
+                    index_shards,
+                    json,
+                } => {
+                    let models = health_cli::backtest_models(&store, &models).await?;
+                    let (text, value) = health_cli::model_backtest(
+                        &store,
+                        &models,
+                        index_shards,
+                        from,
+                        to,
+                        horizon,
+                    )
+                    .await?;
+                    if json {
+                        serde_json::to_string_pretty(&value)?
+                    } else {
+                        text
+                    }
+                }
+            };
+            println!("{}", out.trim_end());
+        }
+        Command::Explain {
+            account,
+            date,
+            json,
+            table,
+        } => {
+            let store = health_cli::store(&table).await;
+            println!(
+                "{}",
+                health_cli::explain(&store, &account, date, json)
+                    .await?
+                    .trim_end()
+            );
         }
         Command::SendEvents { file, url, secret } => {
             let events = send::read_events(&file)?;

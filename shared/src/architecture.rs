@@ -38,7 +38,11 @@ const RULES: &[(&str, &[&str])] = &[
         "reminders",
         &["domain", "events", "config", "store", "deps"],
     ),
-    ("health", &["domain", "events", "config", "store", "deps"]),
+    // A feature may hand work to its own queue (`channels::Queue`), never send.
+    (
+        "health",
+        &["domain", "events", "config", "store", "channels", "deps"],
+    ),
     // Above the features.
     (
         "registry",

@@ -48,6 +48,9 @@ pub struct Config {
     pub public_base_url: String,
     /// Shards of each due-time bucket in the `due` GSI (spreads hot buckets).
     pub due_shards: u32,
+    /// Shards of the account index the daily health run walks (`ACCOUNTS#<shard>`). Fixed
+    /// once deployed: an account stays in the shard it was indexed under.
+    pub health_index_shards: u32,
     pub cap: FrequencyCap,
     /// Provider failures before a nudge is marked failed.
     pub max_attempts: u32,
@@ -113,13 +116,18 @@ impl Config {
                 })?;
             queue_urls.insert(name.trim().to_string(), url.trim().to_string());
         }
-        let due_shards = num("NUDGE_DUE_SHARDS", 4)?;
-        if !(1..=64).contains(&due_shards) {
-            return Err(ConfigError::Invalid {
-                name: "NUDGE_DUE_SHARDS",
-                message: "must be between 1 and 64".into(),
-            });
-        }
+        let shards = |name: &'static str, default: u32| -> Result<u32, ConfigError> {
+            let n = num(name, default)?;
+            if !(1..=64).contains(&n) {
+                return Err(ConfigError::Invalid {
+                    name,
+                    message: "must be between 1 and 64".into(),
+                });
+            }
+            Ok(n)
+        };
+        let due_shards = shards("NUDGE_DUE_SHARDS", 4)?;
+        let health_index_shards = shards("NUDGE_HEALTH_INDEX_SHARDS", 8)?;
         Ok(Config {
             table,
             sender: get("NUDGE_SENDER").unwrap_or_else(|| "nudge@example.com".into()),
@@ -140,6 +148,7 @@ impl Config {
                 .trim_end_matches('/')
                 .to_string(),
             due_shards,
+            health_index_shards,
             cap: FrequencyCap {
                 per_day: num("NUDGE_CAP_PER_DAY", 1)?,
                 per_week: num("NUDGE_CAP_PER_WEEK", 3)?,
@@ -195,6 +204,20 @@ mod tests {
         assert_eq!(c.company_name, None, "no company name unless configured");
         let c = cfg(&[("NUDGE_TABLE", "t"), ("NUDGE_COMPANY_NAME", " Acme ")]).unwrap();
         assert_eq!(c.company_name.as_deref(), Some("Acme"));
+    }
+
+    #[test]
+    fn health_index_shards_default_to_8_and_must_be_1_to_64() {
+        assert_eq!(cfg(&[("NUDGE_TABLE", "t")]).unwrap().health_index_shards, 8);
+        let c = cfg(&[("NUDGE_TABLE", "t"), ("NUDGE_HEALTH_INDEX_SHARDS", " 64 ")]).unwrap();
+        assert_eq!(c.health_index_shards, 64);
+        for bad in ["0", "65", "eight"] {
+            let e = cfg(&[("NUDGE_TABLE", "t"), ("NUDGE_HEALTH_INDEX_SHARDS", bad)]).unwrap_err();
+            assert!(
+                e.to_string().contains("NUDGE_HEALTH_INDEX_SHARDS"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

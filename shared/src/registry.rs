@@ -23,6 +23,7 @@ use crate::channels::MemoryQueue;
 use crate::delivery;
 use crate::domain::{Nudge, NudgeKind, RecipientContext};
 use crate::events::Event;
+use crate::health;
 use crate::reminders;
 use crate::store::StoreError;
 
@@ -40,6 +41,8 @@ pub enum ScheduledError {
     BadWorkItem(String),
     #[error("could not enqueue work: {0}")]
     Enqueue(#[from] crate::channels::SendError),
+    #[error(transparent)]
+    Health(#[from] health::service::HealthError),
 }
 
 impl ScheduledError {
@@ -51,6 +54,7 @@ impl ScheduledError {
             ScheduledError::Delivery(e) => e.is_retryable(),
             ScheduledError::NoWorker(_) | ScheduledError::BadWorkItem(_) => false,
             ScheduledError::Enqueue(e) => matches!(e, crate::channels::SendError::Transient(_)),
+            ScheduledError::Health(e) => e.is_retryable(),
         }
     }
 }
@@ -121,13 +125,33 @@ const REMINDERS: Feature = Feature {
     )),
 };
 
+/// The daily health score: the run walks the account index and queues work items; the queue
+/// worker scores the accounts (`health::service`). 03:00 in Tokyo.
+const HEALTH: Feature = Feature {
+    name: health::service::FUNCTION,
+    schedule: Some("cron(0 18 * * ? *)"),
+    run: Some(health_run),
+    sweeps: false,
+    queue_worker: Some(health_worker),
+    ingest_hook: None,
+    render_vars: None,
+};
+
+fn health_run<'a>(deps: &'a Deps, now: DateTime<Utc>, _run_id: &'a str) -> RunFuture<'a> {
+    Box::pin(async move { Ok(health::service::plan(deps, now).await?) })
+}
+
+fn health_worker<'a>(deps: &'a Deps, body: &'a str) -> RunFuture<'a> {
+    Box::pin(async move { Ok(health::service::score_item(deps, body).await?) })
+}
+
 fn reminders_hook<'a>(deps: &'a Deps, event: &'a Event, now: DateTime<Utc>) -> HookFuture<'a> {
     Box::pin(reminders::service::on_deadline_event(deps, event, now))
 }
 
 /// Every function, in the order simulate runs them when they fire at the same minute.
 pub fn registry() -> &'static [Feature] {
-    &[INGEST, REMINDERS]
+    &[INGEST, HEALTH, REMINDERS]
 }
 
 pub fn find(name: &str) -> Option<&'static Feature> {
@@ -233,6 +257,25 @@ async fn drain_with(
             ran += 1;
         }
     }
+}
+
+/// The Lambda entry of a function invoked both on its schedule and by its queue: SQS events
+/// (`Records`) go to the queue worker, anything else is a scheduled event.
+pub async fn handle_any(
+    feature: &Feature,
+    deps: &Deps,
+    event: LambdaEvent<Value>,
+) -> Result<Value, ScheduledError> {
+    let LambdaEvent { payload, context } = event;
+    if payload.get("Records").is_some() {
+        let sqs: SqsEvent = serde_json::from_value(payload)
+            .map_err(|e| ScheduledError::BadWorkItem(format!("not an SQS event: {e}")))?;
+        let out = handle_queue(feature, deps, LambdaEvent::new(sqs, context)).await?;
+        return Ok(serde_json::to_value(out).unwrap_or_default());
+    }
+    let scheduled: EventBridgeEvent<Value> = serde_json::from_value(payload)
+        .map_err(|e| ScheduledError::BadWorkItem(format!("not a scheduled event: {e}")))?;
+    handle_scheduled(feature, deps, LambdaEvent::new(scheduled, context)).await
 }
 
 /// "Now" of a scheduled invocation: the event's `time` (the slot's scheduled time).

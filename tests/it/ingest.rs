@@ -1,8 +1,13 @@
 //! `ingest` end to end: the real HTTP handler against DynamoDB Local.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{Duration, NaiveDate};
 use nudge_infra::apigw;
-use nudge_shared::store::{EventStore, ProfileStore};
+use nudge_shared::events::Severity;
+use nudge_shared::store::schema;
+use nudge_shared::store::{
+    EventStore, HealthStore, IndexedAccount, NpsAnswer, ProfileStore, TicketState,
+};
 use nudge_tests::{LOCAL_SECRET, TestEnv, at};
 use serde_json::{Value, json};
 
@@ -468,4 +473,258 @@ async fn nothing_stored_because_the_table_is_unreachable_is_503_with_retry_after
     };
     assert_eq!(out["retry"], json!([0, 2]));
     assert_eq!(out["rejected"][0]["index"], 1);
+}
+
+fn ticket(id: &str, kind: &str, ticket: &str, severity: Option<&str>, t: &str) -> Value {
+    let mut properties = json!({"ticket_id": ticket});
+    if let Some(s) = severity {
+        properties["severity"] = json!(s);
+    }
+    json!({"event_id": id, "account_id": "acme", "type": kind, "occurred_at": t,
+           "properties": properties})
+}
+
+fn nps(id: &str, account: &str, score: u8, comment: Option<&str>, t: &str) -> Value {
+    let mut properties = json!({"score": score});
+    if let Some(c) = comment {
+        properties["comment"] = json!(c);
+    }
+    json!({"event_id": id, "account_id": account, "contact_id": "u1", "type": "nps_response",
+           "occurred_at": t, "properties": properties})
+}
+
+#[tokio::test]
+async fn profile_ticket_and_nps_events_keep_the_health_state_and_a_resend_changes_nothing() {
+    let env = TestEnv::new("health_state").await;
+    let now = at("2026-11-20T20:00:00Z");
+    let body = batch(&[
+        account("h1", "acme", "Acme", "2026-11-20T10:00:00-05:00"),
+        // T-1's close arrives before its open, in the same batch.
+        ticket(
+            "h2",
+            "support_ticket_closed",
+            "T-1",
+            None,
+            "2026-11-20T11:00:00-05:00",
+        ),
+        ticket(
+            "h3",
+            "support_ticket_opened",
+            "T-1",
+            Some("high"),
+            "2026-11-20T10:05:00-05:00",
+        ),
+        ticket(
+            "h4",
+            "support_ticket_opened",
+            "T-2",
+            Some("low"),
+            "2026-11-20T11:30:00-05:00",
+        ),
+        nps(
+            "h5",
+            "acme",
+            4,
+            Some("Exports are slow"),
+            "2026-11-20T12:00:00-05:00",
+        ),
+    ]);
+    let (status, out) = env.post_events(&body, now).await;
+    assert_eq!((status, &out["accepted"]), (200, &json!(5)), "{out}");
+    let (_, again) = env.post_events(&body, now).await;
+    assert_eq!(again["duplicates"], 5);
+
+    let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let record = env.store.health_record("acme", day, day).await.unwrap();
+    assert_eq!(
+        record.satisfaction.tickets,
+        vec![
+            TicketState {
+                ticket_id: "T-1".into(),
+                severity: Severity::High,
+                opened_at: at("2026-11-20T15:05:00Z"),
+                closed_at: Some(at("2026-11-20T16:00:00Z")),
+            },
+            TicketState {
+                ticket_id: "T-2".into(),
+                severity: Severity::Low,
+                opened_at: at("2026-11-20T16:30:00Z"),
+                closed_at: None,
+            },
+        ]
+    );
+    assert_eq!(
+        record.satisfaction.nps,
+        vec![NpsAnswer {
+            score: 4,
+            at: at("2026-11-20T17:00:00Z"),
+            comment: Some("Exports are slow".into()),
+        }]
+    );
+    let rollup = &record.days[0];
+    assert_eq!(
+        (
+            rollup.tickets_opened,
+            rollup.tickets_closed,
+            rollup.nps_count
+        ),
+        (2, 1, 1)
+    );
+
+    let shards = env.deps().config.health_index_shards;
+    let shard = schema::account_index_shard("acme", shards);
+    let indexed = env.store.indexed_accounts(shard, shards).await.unwrap();
+    assert_eq!(
+        indexed,
+        vec![IndexedAccount {
+            account_id: "acme".into(),
+            first_seen: at("2026-11-20T15:00:00Z"),
+        }]
+    );
+}
+
+#[tokio::test]
+async fn a_failed_satisfaction_write_puts_the_event_in_retry_and_removes_its_raw_record() {
+    let env = TestEnv::new("health_state_failure").await;
+    let now = at("2026-11-20T20:00:00Z");
+    // A satisfaction item a few bytes under the 400 KB item limit (409,600 bytes, names
+    // included): adding an answer to it fails.
+    env.stack
+        .dynamodb()
+        .put_item()
+        .table_name(&env.table)
+        .item("pk", AttributeValue::S("ACCT#full".into()))
+        .item("sk", AttributeValue::S("SAT".into()))
+        .item("pad", AttributeValue::S("x".repeat(409_575)))
+        .send()
+        .await
+        .unwrap();
+    let body = batch(&[
+        nps("f1", "full", 9, None, "2026-11-20T12:00:00-05:00"),
+        nps("f2", "fine", 9, None, "2026-11-20T12:00:00-05:00"),
+    ]);
+    let (status, out) = env.post_events(&body, now).await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!((&out["accepted"], &out["retry"]), (&json!(1), &json!([0])));
+    assert!(env.store.raw_events("full").await.unwrap().is_empty());
+    let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    assert!(
+        env.store
+            .rollups("full", day, day)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no rollup for an event whose state effect failed"
+    );
+    let fine = env.store.health_record("fine", day, day).await.unwrap();
+    assert_eq!(fine.satisfaction.nps.len(), 1);
+}
+
+/// POSTs a batch through another ingest container (its own caches) on the same table.
+async fn post_through(
+    app: &nudge_shared::ingest::lambda::Ingest,
+    events: &[Value],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Value {
+    let event = apigw::signed_post_events(LOCAL_SECRET.as_bytes(), &batch(events), now);
+    let resp = app.http(apigw::to_request(&event).unwrap()).await;
+    match resp.body() {
+        lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap(),
+        _ => panic!("no body"),
+    }
+}
+
+fn account_in(id: &str, account: &str, tz: &str, t: &str) -> Value {
+    let mut e = self::account(id, account, "Acme", t);
+    e["properties"]["timezone"] = json!(tz);
+    e
+}
+
+/// Logins per rollup day of an account, as the table holds them.
+async fn logins_by_day(env: &TestEnv, account: &str) -> Vec<(String, u64)> {
+    let (from, to) = (
+        NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+        NaiveDate::from_ymd_opt(2026, 11, 30).unwrap(),
+    );
+    env.store
+        .rollups(account, from, to)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.day.to_string(), r.logins))
+        .collect()
+}
+
+#[tokio::test]
+async fn rollups_count_the_account_local_day_from_the_batch_a_profile_read_or_the_cache() {
+    let env = TestEnv::new("local_day").await;
+    let now = at("2026-11-21T06:00:00Z");
+    // Tokyo: the profile comes in the same batch. 23:30 on the 20th in Tokyo is 14:30Z on the
+    // 20th; 00:10 on the 21st is still the 20th in UTC. Times are sent in UTC on purpose: the
+    // sender's offset does not decide the day, the profile's zone does.
+    let (status, out) = env
+        .post_events(
+            &batch(&[
+                login("k1", "tokyo", "u1", "2026-11-20T14:30:00Z"),
+                login("k2", "tokyo", "u1", "2026-11-20T15:10:00Z"),
+                account_in("k0", "tokyo", "Asia/Tokyo", "2026-11-01T00:00:00Z"),
+                account_in("n0", "ny", "America/New_York", "2026-11-01T00:00:00Z"),
+            ]),
+            now,
+        )
+        .await;
+    assert_eq!((status, &out["accepted"]), (200, &json!(4)), "{out}");
+    assert_eq!(
+        logins_by_day(&env, "tokyo").await,
+        vec![("2026-11-20".into(), 1), ("2026-11-21".into(), 1)]
+    );
+
+    // New York, through a fresh container: its zone is read from the stored profile once.
+    // 23:30 on the 20th in New York is 04:30Z on the 21st, 00:10 on the 21st is 05:10Z.
+    let (deps, store) = env.stack.deps(env.deps().config.clone());
+    let fresh = nudge_shared::ingest::lambda::Ingest::new(deps);
+    let meter = store.meter();
+    let before = meter.snapshot();
+    let out = post_through(
+        &fresh,
+        &[
+            login("n1", "ny", "u1", "2026-11-21T04:30:00Z"),
+            login("n2", "ny", "u1", "2026-11-21T05:10:00Z"),
+            // No profile yet: UTC days.
+            login("b1", "bare", "u1", "2026-11-21T04:30:00Z"),
+        ],
+        now,
+    )
+    .await;
+    let read = meter.snapshot();
+    assert_eq!(out["accepted"], 3, "{out}");
+    assert!(
+        read.read_units > before.read_units,
+        "the profiles were read"
+    );
+    // The same container again: both zones (and "no profile") are remembered.
+    let out = post_through(
+        &fresh,
+        &[
+            login("n3", "ny", "u2", "2026-11-21T04:45:00Z"),
+            login("b2", "bare", "u2", "2026-11-21T04:45:00Z"),
+        ],
+        now,
+    )
+    .await;
+    assert_eq!(out["accepted"], 2, "{out}");
+    assert_eq!(
+        meter.snapshot().read_units,
+        read.read_units,
+        "no read this time"
+    );
+
+    assert_eq!(
+        logins_by_day(&env, "ny").await,
+        vec![("2026-11-20".into(), 2), ("2026-11-21".into(), 1)]
+    );
+    assert_eq!(
+        logins_by_day(&env, "bare").await,
+        vec![("2026-11-21".into(), 2)]
+    );
 }

@@ -2,6 +2,8 @@
 //! AWS SDK is linked once. Each test gets its own table; helpers live in `tests/support`.
 
 mod delivery;
+mod health;
+mod health_store;
 mod ingest;
 mod queue;
 mod reminders;

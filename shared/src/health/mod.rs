@@ -96,6 +96,7 @@ pub mod explain;
 pub mod model;
 pub mod replay;
 pub mod score;
+pub mod service;
 
 pub use backtest::{BacktestReport, Churn, DEFAULT_HORIZON_DAYS, DailyBand, backtest};
 pub use explain::{Reason, ScoreChange, diff, gaps};

@@ -8,7 +8,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 use tracing::info;
 
-use super::{IngestOutcome, KnownFirsts, ingest_batch};
+use super::{IngestCache, IngestOutcome, ingest_batch};
 use crate::Deps;
 use crate::events::{self, EnvelopeError, SIGNATURE_HEADER};
 
@@ -40,12 +40,12 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response<Body> {
 }
 
 /// Routes the HTTP API: `POST /events`, `GET`/`POST /unsubscribe`.
-pub async fn handle(deps: &Deps, known: &KnownFirsts, req: Request) -> Response<Body> {
+pub async fn handle(deps: &Deps, cache: &IngestCache, req: Request) -> Response<Body> {
     let path = req.uri().path().trim_end_matches('/').to_string();
     // A stage name may prefix the path (`/prod/events`).
     let route = path.rsplit('/').next().unwrap_or_default();
     match (req.method(), route) {
-        (&Method::POST, "events") => post_events(deps, known, &req).await,
+        (&Method::POST, "events") => post_events(deps, cache, &req).await,
         (_, "events") => error(
             StatusCode::METHOD_NOT_ALLOWED,
             "use POST /events with a JSON body",
@@ -64,7 +64,7 @@ fn body_bytes(body: &Body) -> &[u8] {
     }
 }
 
-async fn post_events(deps: &Deps, known: &KnownFirsts, req: &Request) -> Response<Body> {
+async fn post_events(deps: &Deps, cache: &IngestCache, req: &Request) -> Response<Body> {
     let Some(now) = request_time(req) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -106,7 +106,7 @@ async fn post_events(deps: &Deps, known: &KnownFirsts, req: &Request) -> Respons
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let total = parsed.len();
-    let outcome = ingest_batch(deps, known, parsed, now).await;
+    let outcome = ingest_batch(deps, cache, parsed, now).await;
     info!(
         events = total,
         accepted = outcome.accepted,

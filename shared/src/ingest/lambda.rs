@@ -10,13 +10,14 @@ use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use tracing::Instrument;
 
-use super::KnownFirsts;
+use super::IngestCache;
 use crate::Deps;
 
 /// The ingest function's state for the life of a container.
 pub struct Ingest {
     pub deps: Deps,
-    pub known: KnownFirsts,
+    /// Firsts and zones learned by earlier batches.
+    pub cache: IngestCache,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +34,7 @@ impl Ingest {
     pub fn new(deps: Deps) -> Self {
         Ingest {
             deps,
-            known: KnownFirsts::default(),
+            cache: IngestCache::default(),
         }
     }
 
@@ -55,7 +56,7 @@ impl Ingest {
     }
 
     pub async fn http(&self, req: Request) -> Response<Body> {
-        super::http::handle(&self.deps, &self.known, req).await
+        super::http::handle(&self.deps, &self.cache, req).await
     }
 
     /// SES feedback (bounces, complaints, deliveries, opens, clicks) published through SNS.

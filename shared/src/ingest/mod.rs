@@ -3,8 +3,17 @@
 //! Order of writes per batch, chosen so a retry can never double-count:
 //! 1. the raw event, conditionally (the de-duplication point);
 //! 2. idempotent effects (profiles and account changes are last-writer-wins, firsts are
-//!    `if_not_exists`, unsubscribes are set adds);
-//! 3. the only non-idempotent effect, the usage rollup, aggregated per (account, UTC day).
+//!    `if_not_exists`, unsubscribes are set adds; the health state: the account index entry,
+//!    ticket opens and closes and NPS answers on the satisfaction item, each keyed so a replay
+//!    writes the same thing);
+//! 3. the only non-idempotent effect, the usage rollup, aggregated per (account, local day).
+//!
+//! A rollup's day is the account's local date of `occurred_at`, in the profile's `timezone`
+//! (a login at 23:30 in New York counts for that New York day), so the health score's usage
+//! windows, which count the account's own days, read whole days. The zone comes from the
+//! latest `account_upserted` of the account in the same batch, else from what this container
+//! learned in the last `KnownZones::TTL`, else from one profile read per account per batch
+//! (then remembered); an account without a profile yet counts in UTC days.
 //!
 //! If a step after 1 fails, the raw records of the affected events are deleted again and their
 //! indexes reported in `retry`: the client resends them and nothing is lost or counted twice.
@@ -17,6 +26,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono_tz::Tz;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use tracing::{error, warn};
@@ -24,7 +34,9 @@ use tracing::{error, warn};
 use crate::Deps;
 use crate::events::{Event, EventError, EventPayload};
 use crate::registry;
-use crate::store::{AccountChange, Inserted, RawEvent, RollupDelta, StoreError};
+use crate::store::{
+    AccountChange, Inserted, NpsAnswer, RawEvent, RollupDelta, StoreError, TicketChange,
+};
 
 /// Concurrent requests to DynamoDB per batch.
 const CONCURRENCY: usize = 32;
@@ -73,6 +85,46 @@ impl KnownFirsts {
     }
 }
 
+/// Account time zones this container learned (from `account_upserted` events and profile
+/// reads), so the rollup day costs a profile read only once per account per `TTL`.
+#[derive(Default)]
+pub struct KnownZones {
+    zones: Mutex<HashMap<String, LearnedZone>>,
+}
+
+/// An account's zone (`None`: no profile yet) and when it was learned.
+type LearnedZone = (Option<Tz>, DateTime<Utc>);
+
+impl KnownZones {
+    const LIMIT: usize = 100_000;
+    /// How long a learned zone is trusted: a zone changed (or a first profile stored) through
+    /// another container is picked up within this time.
+    const TTL: Duration = Duration::minutes(15);
+
+    /// The zone learned for `account` (`Some(None)`: it had no profile), if learned recently.
+    fn get(&self, account: &str, now: DateTime<Utc>) -> Option<Option<Tz>> {
+        let zones = self.zones.lock().ok()?;
+        let (zone, at) = zones.get(account)?;
+        (now - *at < Self::TTL).then_some(*zone)
+    }
+
+    fn insert(&self, account: &str, zone: Option<Tz>, now: DateTime<Utc>) {
+        if let Ok(mut zones) = self.zones.lock() {
+            if zones.len() > Self::LIMIT {
+                zones.clear();
+            }
+            zones.insert(account.to_string(), (zone, now));
+        }
+    }
+}
+
+/// What an ingest container remembers between batches.
+#[derive(Default)]
+pub struct IngestCache {
+    pub firsts: KnownFirsts,
+    pub zones: KnownZones,
+}
+
 /// What a first occurrence is called in the `FIRSTS` item.
 pub fn first_key(payload: &EventPayload) -> Option<String> {
     match payload {
@@ -108,6 +160,12 @@ pub fn add_usage(delta: &mut RollupDelta, event: &Event) -> bool {
     true
 }
 
+/// Whether an event counts in the usage rollup.
+fn is_usage(event: &Event) -> bool {
+    // `add_usage` is the one list of usage events: ask it with a scratch delta.
+    add_usage(&mut RollupDelta::default(), event)
+}
+
 /// Raw record of an event (wire shape kept, TTL from config).
 pub fn raw_record(event: &Event, now: DateTime<Utc>, ttl_days: u32) -> RawEvent {
     let occurred = event.occurred_at_utc();
@@ -130,10 +188,11 @@ pub fn raw_record(event: &Event, now: DateTime<Utc>, ttl_days: u32) -> RawEvent 
 /// duplicate, or in `retry`.
 pub async fn ingest_batch(
     deps: &Deps,
-    known: &KnownFirsts,
+    cache: &IngestCache,
     parsed: Vec<Result<Event, EventError>>,
     now: DateTime<Utc>,
 ) -> IngestOutcome {
+    let known = &cache.firsts;
     let mut out = IngestOutcome::default();
     let mut valid: Vec<(usize, Event)> = Vec::new();
     for (index, r) in parsed.into_iter().enumerate() {
@@ -145,6 +204,9 @@ pub async fn ingest_batch(
             }),
         }
     }
+
+    // Zones the batch itself states (duplicates included: the client still says so).
+    let batch_zones = batch_zones(valid.iter().map(|(_, e)| e));
 
     // 1. Raw records: the de-duplication point.
     let ttl = deps.config.raw_event_ttl_days;
@@ -222,17 +284,24 @@ pub async fn ingest_batch(
         .await;
     let mut failed = failed.into_inner().unwrap_or_default();
 
-    // 3. Rollups, one write per (account, UTC day), only for events whose other effects held.
+    // 3. Rollups, one write per (account, local day), only for events whose other effects
+    // held. An account whose zone cannot be read has its usage events retried.
+    let usage: Vec<&(usize, Event)> = fresh
+        .iter()
+        .filter(|(i, e)| !failed.contains(i) && is_usage(e))
+        .collect();
+    let accounts: BTreeSet<&str> = usage.iter().map(|(_, e)| e.account_id.as_str()).collect();
+    let zones = account_zones(deps, &cache.zones, &batch_zones, accounts, now).await;
     let mut rollups: BTreeMap<(&str, NaiveDate), (RollupDelta, Vec<usize>)> = BTreeMap::new();
-    for (i, e) in &fresh {
-        if failed.contains(i) {
+    for (i, e) in usage {
+        let Some(zone) = zones.get(e.account_id.as_str()) else {
+            failed.insert(*i);
             continue;
-        }
-        let key = (e.account_id.as_str(), e.occurred_at_utc().date_naive());
-        let entry = rollups.entry(key).or_default();
-        if add_usage(&mut entry.0, e) {
-            entry.1.push(*i);
-        }
+        };
+        let day = e.occurred_at_utc().with_timezone(zone).date_naive();
+        let entry = rollups.entry((e.account_id.as_str(), day)).or_default();
+        add_usage(&mut entry.0, e);
+        entry.1.push(*i);
     }
     let rollup_results: Vec<Option<Vec<usize>>> = stream::iter(rollups.iter())
         .map(|((account, day), (delta, idx))| async move {
@@ -279,6 +348,71 @@ pub async fn ingest_batch(
     out
 }
 
+/// Per account, the zone of its latest `account_upserted` (by `occurred_at`) among `events`.
+fn batch_zones<'a>(events: impl Iterator<Item = &'a Event>) -> HashMap<String, Tz> {
+    let mut latest: HashMap<&str, (DateTime<Utc>, Tz)> = HashMap::new();
+    for e in events {
+        if let EventPayload::AccountUpserted(p) = &e.payload {
+            let at = e.occurred_at_utc();
+            let slot = latest
+                .entry(e.account_id.as_str())
+                .or_insert((at, p.timezone));
+            if at >= slot.0 {
+                *slot = (at, p.timezone);
+            }
+        }
+    }
+    latest
+        .into_iter()
+        .map(|(a, (_, tz))| (a.to_string(), tz))
+        .collect()
+}
+
+/// The zone of each account's rollup days (UTC while it has no profile); an account whose
+/// profile could not be read is left out.
+async fn account_zones<'a>(
+    deps: &Deps,
+    known: &KnownZones,
+    batch: &HashMap<String, Tz>,
+    accounts: BTreeSet<&'a str>,
+    now: DateTime<Utc>,
+) -> HashMap<&'a str, Tz> {
+    let mut zones = HashMap::new();
+    let mut to_read = Vec::new();
+    for account in accounts {
+        if let Some(tz) = batch.get(account) {
+            known.insert(account, Some(*tz), now);
+            zones.insert(account, *tz);
+        } else if let Some(zone) = known.get(account, now) {
+            zones.insert(account, zone.unwrap_or(Tz::UTC));
+        } else {
+            to_read.push(account);
+        }
+    }
+    let read: Vec<(&str, Option<Tz>)> = stream::iter(to_read)
+        .map(|account| async move {
+            match deps.store.account(account).await {
+                Ok(record) => {
+                    let zone = record.and_then(|r| r.profile).map(|p| p.timezone);
+                    known.insert(account, zone, now);
+                    (account, Some(zone.unwrap_or(Tz::UTC)))
+                }
+                Err(err) => {
+                    warn!(account_id = %account, error = %err, "account zone not read; client will retry");
+                    (account, None)
+                }
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    zones.extend(
+        read.into_iter()
+            .filter_map(|(account, zone)| Some((account, zone?))),
+    );
+    zones
+}
+
 async fn apply_state_effect(deps: &Deps, e: &Event, now: DateTime<Utc>) -> Result<(), StoreError> {
     let store = &deps.store;
     let at = e.occurred_at_utc();
@@ -287,6 +421,10 @@ async fn apply_state_effect(deps: &Deps, e: &Event, now: DateTime<Utc>) -> Resul
     match (&e.payload, contact) {
         (EventPayload::AccountUpserted(p), _) => {
             store.upsert_account(account, p, at).await?;
+            // Even when the profile was stale: the index keeps the first time seen.
+            store
+                .index_account(account, at, deps.config.health_index_shards)
+                .await?;
         }
         (EventPayload::ContactUpserted(p), Some(c)) => {
             store.upsert_contact(account, c, p, at).await?;
@@ -319,6 +457,38 @@ async fn apply_state_effect(deps: &Deps, e: &Event, now: DateTime<Utc>) -> Resul
             };
             store.change_account(account, &change, at).await?;
         }
+        (
+            EventPayload::SupportTicketOpened {
+                ticket_id,
+                severity,
+            },
+            _,
+        ) => {
+            let change = TicketChange::Opened {
+                severity: *severity,
+            };
+            store.record_ticket(account, ticket_id, &change, at).await?;
+        }
+        (
+            EventPayload::SupportTicketClosed {
+                ticket_id,
+                severity,
+            },
+            _,
+        ) => {
+            let change = TicketChange::Closed {
+                severity: *severity,
+            };
+            store.record_ticket(account, ticket_id, &change, at).await?;
+        }
+        (EventPayload::NpsResponse { score, comment }, _) => {
+            let answer = NpsAnswer {
+                score: *score,
+                at,
+                comment: comment.clone(),
+            };
+            store.record_nps(account, &e.event_id, &answer).await?;
+        }
         (EventPayload::Unsubscribed { category }, Some(c)) => {
             store
                 .unsubscribe(account, c, category.as_deref().unwrap_or("all"))
@@ -328,4 +498,63 @@ async fn apply_state_effect(deps: &Deps, e: &Event, now: DateTime<Utc>) -> Resul
     }
     // Features plan from the event now (deadline stages, say), not at their next run.
     registry::on_ingest(deps, e, now).await
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{NaiveDate, TimeZone};
+
+    use super::*;
+    use crate::events::{AccountProfile, Locale};
+
+    fn upserted(id: &str, account: &str, tz: Tz, at: DateTime<Utc>) -> Event {
+        Event {
+            event_id: id.into(),
+            account_id: account.into(),
+            contact_id: None,
+            occurred_at: at.fixed_offset(),
+            payload: EventPayload::AccountUpserted(AccountProfile {
+                name: "Acme".into(),
+                plan: "pro".into(),
+                industry: "retail".into(),
+                tier: None,
+                csm: None,
+                timezone: tz,
+                locale: Locale::En,
+                contract_start: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+                renewal_date: NaiveDate::from_ymd_opt(2027, 1, 1).unwrap(),
+                renewals: 0,
+                arr: 1.0,
+            }),
+        }
+    }
+
+    fn t(h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 20, h, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn the_latest_account_upserted_of_a_batch_decides_the_zone_whatever_its_position() {
+        let events = [
+            upserted("e1", "acme", chrono_tz::Asia::Tokyo, t(10)),
+            upserted("e2", "acme", chrono_tz::America::New_York, t(9)),
+            upserted("e3", "globex", chrono_tz::Europe::London, t(8)),
+        ];
+        let zones = batch_zones(events.iter());
+        assert_eq!(zones["acme"], chrono_tz::Asia::Tokyo);
+        assert_eq!(zones["globex"], chrono_tz::Europe::London);
+        assert_eq!(zones.len(), 2);
+    }
+
+    #[test]
+    fn a_learned_zone_and_a_missing_profile_are_remembered_for_fifteen_minutes() {
+        let known = KnownZones::default();
+        known.insert("acme", Some(chrono_tz::Asia::Tokyo), t(9));
+        known.insert("bare", None, t(9));
+        let later = t(9) + Duration::minutes(14);
+        assert_eq!(known.get("acme", later), Some(Some(chrono_tz::Asia::Tokyo)));
+        assert_eq!(known.get("bare", later), Some(None), "no profile yet: UTC");
+        assert_eq!(known.get("acme", t(9) + Duration::minutes(15)), None);
+        assert_eq!(known.get("globex", t(9)), None);
+    }
 }

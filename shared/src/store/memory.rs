@@ -11,9 +11,10 @@
 //! step, like a request, so concurrent runs interleave as they do against the table.
 //!
 //! Events, profiles and deadlines are in `memory/accounts.rs`, nudges and sends in
-//! `memory/nudges.rs`, the other capabilities here.
+//! `memory/nudges.rs`, the health capabilities in `memory/health.rs`, the others here.
 
 mod accounts;
+mod health;
 mod nudges;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -71,6 +72,7 @@ struct State {
     /// Keyed by `schema::stats_sk`, the table's order.
     stats: BTreeMap<String, KindStats>,
     checkpoints: BTreeMap<String, DateTime<Utc>>,
+    health: health::HealthState,
 }
 
 #[derive(Debug, Default)]

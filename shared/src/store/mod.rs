@@ -9,8 +9,14 @@
 #[cfg(any(test, feature = "test-support"))]
 pub mod conformance;
 pub mod dynamo;
+pub mod health;
 pub mod memory;
 pub mod schema;
+
+pub use health::{
+    HealthRecord, HealthSnapshot, HealthStore, IndexedAccount, ModelSelection, NpsAnswer,
+    Satisfaction, TicketChange, TicketState,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -116,6 +122,9 @@ pub struct AccountRecord {
     pub paused: bool,
     pub paused_at: Option<DateTime<Utc>>,
     pub admin_contact_id: Option<String>,
+    /// When the admin last changed (`admin_changed`'s time): a churn signal for health.
+    #[serde(default)]
+    pub admin_changed_at: Option<DateTime<Utc>>,
     pub churned_at: Option<DateTime<Utc>>,
     pub renewed_at: Option<DateTime<Utc>>,
 }
@@ -363,6 +372,7 @@ pub trait Store:
     + CapStore
     + EngagementStore
     + CheckpointStore
+    + HealthStore
 {
 }
 
@@ -377,6 +387,7 @@ impl<T> Store for T where
         + CapStore
         + EngagementStore
         + CheckpointStore
+        + HealthStore
 {
 }
 

@@ -6,15 +6,24 @@
 //! | `ACCT#<id>` | `PROFILE` | account profile, pause flag, admin, lifecycle |
 //! | `ACCT#<id>` | `CONTACT#<cid>` | contact profile, unsubscribed categories, cap counters |
 //! | `ACCT#<id>` | `EVT#<event_id>` | raw event (TTL `ttl`), the de-duplication key |
-//! | `ACCT#<id>` | `DAY#<yyyy-mm-dd>` | usage rollup of a UTC day |
+//! | `ACCT#<id>` | `DAY#<yyyy-mm-dd>` | usage rollup of an account-local day (the profile's `timezone`) |
 //! | `ACCT#<id>` | `FIRSTS` | first occurrences (feature, report, setup step) |
+//! | `ACCT#<id>` | `SAT` | satisfaction: tickets (`to_<ticket_id>`, `tc_<ticket_id>`), NPS answers (`n_<event_id>`) |
+//! | `ACCT#<id>` | `HEALTH#<yyyy-mm-dd>#<model_version>` | one day's health score under one model (TTL `ttl`) |
+//! | `ACCOUNTS#<shard>` | `ACCT#<id>` | the account index the daily health run walks (`account_id`, `first_seen`) |
 //! | `ACCT#<id>` | `DL#<deadline_id>` | a deadline |
 //! | `ACCT#<id>` | `NUDGE#<nudge_id>` | a nudge: pending/claimed/sent/blocked/failed; GSI keys while pending |
 //! | `ACCT#<id>` | `LOG#<at>#<nudge_id>` | delivery log entry |
 //! | `ADDR#<sha256(email)>` | `SUPPRESSION` | suppressed address (bounce/complaint) |
 //! | `SYS` | `CHECKPOINT#<function>` | last run of a scheduled function |
+//! | `SYS` | `MODEL#<version>` | a health model (JSON text), immutable |
+//! | `SYS` | `MODELS` | which models score accounts (`active`, `shadow`) |
 //! | `MSG#<provider message id>` | `MSG` | → account + nudge, for SES feedback (TTL 400 days) |
 //! | `STATS` | `KIND#<kind>#<variant>` | sent/delivered/opened/clicked counters (ADD) |
+//!
+//! `PROFILE` and `SAT` are neighbours in sort-key order (nothing else in an account's partition
+//! sorts between them), so the daily health read gets both with one Query: a new sort key of
+//! the account partition must not fall in `PROFILE..=SAT` (the test below lists them).
 //!
 //! GSI `due`: `gsi1pk = DUE#<yyyy-mm-ddThh:mm>#<shard>` (15-minute bucket), `gsi1sk = <send_at>#<pk>#<sk>`.
 
@@ -58,6 +67,48 @@ pub const SYS_PK: &str = "SYS";
 pub fn checkpoint_sk(function: &str) -> String {
     format!("CHECKPOINT#{function}")
 }
+
+/// The satisfaction item (open tickets, NPS answers) ingest keeps for the health score.
+pub const SAT_SK: &str = "SAT";
+/// Prefixes of the satisfaction item's flat attributes: a ticket's open and close facts and
+/// one NPS answer, each a small map set whole (a nested path cannot be SET on a missing map).
+pub const TICKET_OPEN_PREFIX: &str = "to_";
+pub const TICKET_CLOSE_PREFIX: &str = "tc_";
+pub const NPS_PREFIX: &str = "n_";
+
+pub fn snapshot_sk(day: NaiveDate, model_version: &str) -> String {
+    format!("HEALTH#{}#{model_version}", day.format("%Y-%m-%d"))
+}
+/// The lowest sort key of `day`'s snapshots.
+pub fn snapshots_from(day: NaiveDate) -> String {
+    format!("HEALTH#{}", day.format("%Y-%m-%d"))
+}
+/// Just above every snapshot of `day`: `$` sorts right after the `#` that follows the date.
+pub fn snapshots_through(day: NaiveDate) -> String {
+    format!("HEALTH#{}$", day.format("%Y-%m-%d"))
+}
+
+/// The account index partition of an account: the FNV-1a shard of its id, as the `due` GSI
+/// spreads nudges, so no single partition holds every account.
+pub fn account_index_pk(account_id: &str, shards: u32) -> String {
+    accounts_pk(account_index_shard(account_id, shards))
+}
+pub fn account_index_shard(account_id: &str, shards: u32) -> u32 {
+    // The modulus is at most u32::MAX, so the remainder fits.
+    (fnv1a(account_id.as_bytes()) % u64::from(shards.max(1))) as u32
+}
+pub fn accounts_pk(shard: u32) -> String {
+    format!("ACCOUNTS#{shard}")
+}
+pub fn account_index_sk(account_id: &str) -> String {
+    format!("ACCT#{account_id}")
+}
+
+pub fn model_sk(version: &str) -> String {
+    format!("MODEL#{version}")
+}
+pub const MODEL_PREFIX: &str = "MODEL#";
+pub const MODELS_SK: &str = "MODELS";
 
 pub fn log_sk(at: DateTime<Utc>, nudge_id: &str) -> String {
     format!(
@@ -171,6 +222,50 @@ mod tests {
         assert_eq!(due_bucket(t), "2026-11-20T09:15");
         let t = Utc.with_ymd_and_hms(2026, 11, 20, 23, 59, 0).unwrap();
         assert_eq!(due_bucket(t), "2026-11-20T23:45");
+    }
+
+    #[test]
+    fn account_index_shards_are_stable_bounded_and_spread() {
+        assert_eq!(
+            account_index_pk("acme", 8),
+            account_index_pk("acme", 8),
+            "the same account always lands in the same shard"
+        );
+        let shards: std::collections::BTreeSet<u32> = (0..200)
+            .map(|i| account_index_shard(&format!("acct-{i}"), 8))
+            .collect();
+        assert_eq!(
+            shards,
+            (0..8).collect(),
+            "200 accounts use every one of 8 shards"
+        );
+        assert_eq!(account_index_shard("acme", 1), 0);
+        assert_eq!(account_index_sk("acme"), "ACCT#acme");
+    }
+
+    /// Every sort key (or prefix) of the account partition; add new ones here.
+    const ACCOUNT_SORT_KEYS: &[&str] = &[
+        "CONTACT#", "DAY#", "DL#", "EVT#", FIRSTS_SK, "HEALTH#", "LOG#", "NUDGE#", PROFILE_SK,
+        SAT_SK,
+    ];
+
+    #[test]
+    fn only_profile_and_sat_lie_in_the_range_the_health_read_queries() {
+        let inside: Vec<&str> = ACCOUNT_SORT_KEYS
+            .iter()
+            .copied()
+            .filter(|k| (PROFILE_SK..=SAT_SK).contains(k))
+            .collect();
+        assert_eq!(inside, vec![PROFILE_SK, SAT_SK]);
+    }
+
+    #[test]
+    fn snapshot_range_bounds_cover_every_version_of_the_last_day_only() {
+        let d = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        let next = NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
+        let sk = snapshot_sk(d, "v2~shadow");
+        assert!(snapshots_from(d) <= sk && sk <= snapshots_through(d));
+        assert!(snapshots_through(d) < snapshot_sk(next, ""));
     }
 
     #[test]

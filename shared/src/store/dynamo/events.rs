@@ -128,16 +128,7 @@ impl EventStore for DynamoStore {
         let item = self
             .get_item(&schema::account_pk(account_id), schema::FIRSTS_SK)
             .await?;
-        Ok(item
-            .map(|item| {
-                item.keys()
-                    .filter_map(|k| {
-                        let key = k.strip_prefix("first_")?;
-                        Some((key.to_string(), get_ts(&item, k)?))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(item.as_ref().map(firsts_from_item).unwrap_or_default())
     }
 
     async fn rollups(
@@ -228,6 +219,16 @@ impl RawEventItem {
             expires_at: self.ttl,
         })
     }
+}
+
+/// The `FIRSTS` item: `first_<key>` = time.
+pub(super) fn firsts_from_item(item: &Item) -> BTreeMap<String, DateTime<Utc>> {
+    item.keys()
+        .filter_map(|k| {
+            let key = k.strip_prefix("first_")?;
+            Some((key.to_string(), get_ts(item, k)?))
+        })
+        .collect()
 }
 
 /// A `DAY#` item; `None` for an item whose sort key is not a day.

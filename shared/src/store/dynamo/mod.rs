@@ -7,6 +7,7 @@ mod checkpoints;
 mod deadlines;
 mod engagement;
 mod events;
+mod health;
 mod item;
 mod log;
 mod nudge_item;

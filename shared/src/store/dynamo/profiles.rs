@@ -133,9 +133,9 @@ impl ProfileStore for DynamoStore {
 
 /// The account item (`PROFILE`) as read. It is written piecewise by `lww_set` (one clock per
 /// kind of change: `profile_at`, `paused_clock`, `admin_clock`, `churn_clock`, `renew_clock`;
-/// the clocks other than `profile_at` are not read).
+/// `profile_at` and `admin_clock` (when the admin changed) are also read).
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
-struct AccountItem {
+pub(super) struct AccountItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     profile: Option<AccountProfile>,
     #[serde(default, with = "opt_millis", skip_serializing_if = "Option::is_none")]
@@ -147,6 +147,8 @@ struct AccountItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     admin_contact_id: Option<String>,
     #[serde(default, with = "opt_millis", skip_serializing_if = "Option::is_none")]
+    admin_clock: Option<DateTime<Utc>>,
+    #[serde(default, with = "opt_millis", skip_serializing_if = "Option::is_none")]
     churned_at: Option<DateTime<Utc>>,
     #[serde(default, with = "opt_millis", skip_serializing_if = "Option::is_none")]
     renewed_at: Option<DateTime<Utc>>,
@@ -156,7 +158,7 @@ struct AccountItem {
 }
 
 impl AccountItem {
-    fn into_record(self, account_id: &str) -> AccountRecord {
+    pub(super) fn into_record(self, account_id: &str) -> AccountRecord {
         let mut profile = self.profile;
         // contract_renewed may carry a new renewal date after the profile was written.
         if let (Some(p), Some(d)) = (profile.as_mut(), self.renewal_date) {
@@ -169,6 +171,7 @@ impl AccountItem {
             paused: self.paused,
             paused_at: self.paused_at,
             admin_contact_id: self.admin_contact_id,
+            admin_changed_at: self.admin_clock,
             churned_at: self.churned_at,
             renewed_at: self.renewed_at,
         }
@@ -283,6 +286,7 @@ mod tests {
             paused: r.paused,
             paused_at: r.paused_at,
             admin_contact_id: r.admin_contact_id.clone(),
+            admin_clock: r.admin_changed_at,
             churned_at: r.churned_at,
             renewed_at: r.renewed_at,
             renewal_date: None,
@@ -298,6 +302,7 @@ mod tests {
             paused: true,
             paused_at: Some(t(2)),
             admin_contact_id: Some("u-1".into()),
+            admin_changed_at: Some(t(2)),
             churned_at: Some(t(3)),
             renewed_at: Some(t(4)),
         };
@@ -327,6 +332,7 @@ mod tests {
                     paused: false,
                     paused_at: None,
                     admin_contact_id: None,
+                    admin_changed_at: None,
                     churned_at: None,
                     renewed_at: None,
                 })

@@ -238,6 +238,7 @@ impl ProfileStore for MemoryStore {
                 paused: a.paused,
                 paused_at: a.paused_at,
                 admin_contact_id: a.admin_contact_id.clone(),
+                admin_changed_at: a.clocks.get("admin_clock").copied(),
                 churned_at: a.churned_at,
                 renewed_at: a.renewed_at,
             }

@@ -1,0 +1,735 @@
+//! `HealthStore`: the account index (`ACCOUNTS#<shard>`), the satisfaction item (`SAT`), daily
+//! score snapshots (`HEALTH#<day>#<model>`) and the scoring models (`SYS/MODEL#<version>`,
+//! `SYS/MODELS`). Keys are in `schema`.
+//!
+//! The satisfaction item holds flat attributes, each a small map written whole in one
+//! UpdateItem: `to_<ticket_id>` (the first open: severity, opened_at), `tc_<ticket_id>` (the
+//! close: closed_at, severity if the event had one) and `n_<event_id>` (one NPS answer).
+//! DynamoDB cannot SET a path inside a map that does not exist yet, so nested maps would need
+//! a second request to create them; flat attributes need none, and open and close of a ticket
+//! land in different attributes, so either order and any replay give the same item.
+//!
+//! Growth: nothing is removed on write. A ticket costs about 100 bytes plus twice its id, an
+//! NPS answer about 60 bytes plus its id and comment (at most `NPS_COMMENT_CHARS` characters).
+//! The item's size is what each ticket or NPS write costs (1 WCU per KB) and what the daily
+//! read costs (0.5 RCU per 4 KB): an account with 200 tickets and 50 answers a year grows by
+//! about 30 KB a year. `health_record` prunes on read (`TICKET_DAYS_READ`, `NPS_ANSWERS_READ`).
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::events::firsts_from_item;
+use super::item::{from_item, millis, to_item};
+use super::profiles::AccountItem;
+use super::{DynamoStore, Item, corrupt, get_s, s, ts};
+use crate::events::Severity;
+use crate::store::health::{NPS_ANSWERS_READ, NPS_COMMENT_CHARS, TICKET_DAYS_READ};
+use crate::store::schema::{self, PK, SK};
+use crate::store::{
+    EventStore, HealthRecord, HealthSnapshot, HealthStore, IndexedAccount, ModelSelection,
+    NpsAnswer, Satisfaction, StoreError, TicketChange, TicketState,
+};
+
+/// `ACCOUNTS#<shard>/ACCT#<id>`, written by `index_account`'s UpdateItem (these names).
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct IndexItem {
+    account_id: String,
+    #[serde(with = "millis")]
+    first_seen: DateTime<Utc>,
+}
+
+/// `SAT.to_<ticket_id>`: the ticket's first open.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct TicketOpen {
+    severity: Severity,
+    #[serde(with = "millis")]
+    opened_at: DateTime<Utc>,
+}
+
+/// `SAT.tc_<ticket_id>`: the ticket's close.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct TicketClose {
+    #[serde(with = "millis")]
+    closed_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    severity: Option<Severity>,
+}
+
+/// `SAT.n_<event_id>`: one NPS answer.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct NpsEntry {
+    score: u8,
+    #[serde(with = "millis")]
+    at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    comment: Option<String>,
+}
+
+impl NpsEntry {
+    fn new(answer: &NpsAnswer) -> NpsEntry {
+        NpsEntry {
+            score: answer.score,
+            at: answer.at,
+            comment: answer
+                .comment
+                .as_ref()
+                .map(|c| c.chars().take(NPS_COMMENT_CHARS).collect()),
+        }
+    }
+}
+
+/// `ACCT#<id>/HEALTH#<day>#<model_version>`. Account, day and model are read back from the
+/// keys: every byte is paid for on each daily write.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct SnapshotItem {
+    pk: String,
+    sk: String,
+    #[serde(default)]
+    shadow: bool,
+    score: u8,
+    band: String,
+    #[serde(default)]
+    provisional: bool,
+    detail: String,
+    /// `schema::TTL`: epoch seconds.
+    ttl: i64,
+}
+
+impl SnapshotItem {
+    fn new(snap: &HealthSnapshot, expires_at: i64) -> SnapshotItem {
+        SnapshotItem {
+            pk: schema::account_pk(&snap.account_id),
+            sk: schema::snapshot_sk(snap.day, &snap.model_version),
+            shadow: snap.shadow,
+            score: snap.score,
+            band: snap.band.clone(),
+            provisional: snap.provisional,
+            detail: snap.detail.clone(),
+            ttl: expires_at,
+        }
+    }
+
+    fn into_snapshot(self) -> Result<HealthSnapshot, StoreError> {
+        let bad_key = || corrupt("health snapshot", format!("sort key {}", self.sk));
+        let account_id = self.pk.strip_prefix("ACCT#").ok_or_else(bad_key)?;
+        // `HEALTH#<yyyy-mm-dd>#<model_version>`: the date is fixed width, the version is the
+        // rest (it may contain `#`).
+        let rest = self.sk.strip_prefix("HEALTH#").ok_or_else(bad_key)?;
+        let (day, version) = rest
+            .split_at_checked(10)
+            .and_then(|(d, v)| Some((d, v.strip_prefix('#')?)))
+            .ok_or_else(bad_key)?;
+        let day = NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| bad_key())?;
+        Ok(HealthSnapshot {
+            account_id: account_id.to_string(),
+            day,
+            model_version: version.to_string(),
+            shadow: self.shadow,
+            score: self.score,
+            band: self.band,
+            provisional: self.provisional,
+            detail: self.detail,
+        })
+    }
+}
+
+/// `SYS/MODEL#<version>`: immutable once written.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct ModelItem {
+    pk: String,
+    sk: String,
+    json: String,
+    #[serde(with = "millis")]
+    created_at: DateTime<Utc>,
+}
+
+/// `SYS/MODELS`: the selection; an absent attribute selects nothing (the built-in default).
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct SelectionItem {
+    pk: String,
+    sk: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    active: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shadow: Option<String>,
+}
+
+/// The satisfaction item as `health_record` returns it: tickets opened at or after `since`
+/// or still open (oldest first; a close seen without its open is left out until the open
+/// arrives), the newest `NPS_ANSWERS_READ` answers (newest first).
+fn satisfaction_from_item(item: &Item, since: DateTime<Utc>) -> Result<Satisfaction, StoreError> {
+    let mut tickets = Vec::new();
+    let mut nps = Vec::new();
+    for (key, value) in item {
+        if let Some(id) = key.strip_prefix(schema::TICKET_OPEN_PREFIX) {
+            let open: TicketOpen = serde_dynamo::from_attribute_value(value.clone())
+                .map_err(|e| corrupt("satisfaction", format!("{key}: {e}")))?;
+            let close_key = format!("{}{id}", schema::TICKET_CLOSE_PREFIX);
+            let closed_at = match item.get(&close_key) {
+                Some(v) => Some(
+                    serde_dynamo::from_attribute_value::<_, TicketClose>(v.clone())
+                        .map_err(|e| corrupt("satisfaction", format!("{close_key}: {e}")))?
+                        .closed_at,
+                ),
+                None => None,
+            };
+            if closed_at.is_none() || open.opened_at >= since {
+                tickets.push(TicketState {
+                    ticket_id: id.to_string(),
+                    severity: open.severity,
+                    opened_at: open.opened_at,
+                    closed_at,
+                });
+            }
+        } else if let Some(event_id) = key.strip_prefix(schema::NPS_PREFIX) {
+            let entry: NpsEntry = serde_dynamo::from_attribute_value(value.clone())
+                .map_err(|e| corrupt("satisfaction", format!("{key}: {e}")))?;
+            nps.push((event_id, entry));
+        }
+    }
+    tickets.sort_by(|a, b| (a.opened_at, &a.ticket_id).cmp(&(b.opened_at, &b.ticket_id)));
+    nps.sort_by(|(ia, a), (ib, b)| (b.at, ib).cmp(&(a.at, ia)));
+    Ok(Satisfaction {
+        tickets,
+        nps: nps
+            .into_iter()
+            .take(NPS_ANSWERS_READ)
+            .map(|(_, e)| NpsAnswer {
+                score: e.score,
+                at: e.at,
+                comment: e.comment,
+            })
+            .collect(),
+    })
+}
+
+impl DynamoStore {
+    /// Sets one attribute of the satisfaction item to `value` (`keep`: only if it is absent).
+    async fn set_sat_attribute(
+        &self,
+        account_id: &str,
+        name: String,
+        value: aws_sdk_dynamodb::types::AttributeValue,
+        keep: bool,
+    ) -> Result<(), StoreError> {
+        let update = if keep {
+            "SET #e = if_not_exists(#e, :v)"
+        } else {
+            "SET #e = :v"
+        };
+        let req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(schema::account_pk(account_id)))
+            .key(SK, s(schema::SAT_SK))
+            .update_expression(update)
+            .expression_attribute_names("#e", name)
+            .expression_attribute_values(":v", value)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        self.written(req.send().await)?;
+        Ok(())
+    }
+}
+
+fn attribute<T: Serialize>(
+    what: &str,
+    value: &T,
+) -> Result<aws_sdk_dynamodb::types::AttributeValue, StoreError> {
+    serde_dynamo::to_attribute_value(value)
+        .map_err(|e| StoreError::Backend(format!("serialising {what}: {e}")))
+}
+
+#[async_trait]
+impl HealthStore for DynamoStore {
+    async fn index_account(
+        &self,
+        account_id: &str,
+        seen_at: DateTime<Utc>,
+        shards: u32,
+    ) -> Result<(), StoreError> {
+        let req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(schema::account_index_pk(account_id, shards)))
+            .key(SK, s(schema::account_index_sk(account_id)))
+            .update_expression("SET account_id = :id, first_seen = if_not_exists(first_seen, :t)")
+            .expression_attribute_values(":id", s(account_id))
+            .expression_attribute_values(":t", ts(seen_at))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        self.written(req.send().await)?;
+        Ok(())
+    }
+
+    async fn indexed_accounts(
+        &self,
+        shard: u32,
+        shards: u32,
+    ) -> Result<Vec<IndexedAccount>, StoreError> {
+        if shard >= shards {
+            return Err(StoreError::Backend(format!(
+                "account index shard {shard} is not in 0..{shards}"
+            )));
+        }
+        self.query_prefix(&schema::accounts_pk(shard), "ACCT#")
+            .await?
+            .iter()
+            .map(|item| {
+                let i = from_item::<IndexItem>("account index", item)?;
+                Ok(IndexedAccount {
+                    account_id: i.account_id,
+                    first_seen: i.first_seen,
+                })
+            })
+            .collect()
+    }
+
+    async fn record_ticket(
+        &self,
+        account_id: &str,
+        ticket_id: &str,
+        change: &TicketChange,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        match change {
+            // The first open wins: a replay (or a second open) never moves opened_at.
+            TicketChange::Opened { severity } => {
+                let open = TicketOpen {
+                    severity: *severity,
+                    opened_at: at,
+                };
+                let name = format!("{}{ticket_id}", schema::TICKET_OPEN_PREFIX);
+                self.set_sat_attribute(account_id, name, attribute("ticket", &open)?, true)
+                    .await
+            }
+            TicketChange::Closed { severity } => {
+                let close = TicketClose {
+                    closed_at: at,
+                    severity: *severity,
+                };
+                let name = format!("{}{ticket_id}", schema::TICKET_CLOSE_PREFIX);
+                self.set_sat_attribute(account_id, name, attribute("ticket", &close)?, false)
+                    .await
+            }
+        }
+    }
+
+    async fn record_nps(
+        &self,
+        account_id: &str,
+        event_id: &str,
+        answer: &NpsAnswer,
+    ) -> Result<(), StoreError> {
+        let name = format!("{}{event_id}", schema::NPS_PREFIX);
+        let value = attribute("NPS answer", &NpsEntry::new(answer))?;
+        self.set_sat_attribute(account_id, name, value, true).await
+    }
+
+    async fn health_record(
+        &self,
+        account_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<HealthRecord, StoreError> {
+        let pk = schema::account_pk(account_id);
+        // Three reads in parallel, all eventually consistent (the run scores days long since
+        // written): the day range; `PROFILE` and `SAT` in one Query (nothing sorts between
+        // them, see `schema`); `FIRSTS`. A Query is billed on the summed size of what it
+        // returns, a BatchGetItem on each item rounded up to 4 KB, so with small items this
+        // costs 0.5 RCU less than one batch of the three.
+        let profile_and_sat = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :a AND :b")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":a", s(schema::PROFILE_SK))
+            .expression_attribute_values(":b", s(schema::SAT_SK));
+        let (days, mut items, firsts) = futures::try_join!(
+            EventStore::rollups(self, account_id, from, to),
+            self.query_all(profile_and_sat),
+            self.get_item(&pk, schema::FIRSTS_SK),
+        )?;
+        items.extend(firsts);
+        let mut record = HealthRecord {
+            days,
+            ..HealthRecord::default()
+        };
+        // The ticket window is counted in whole UTC days before the last day asked for; the
+        // score filters its own (shorter) window precisely.
+        let since = (to - Duration::days(TICKET_DAYS_READ))
+            .and_time(NaiveTime::MIN)
+            .and_utc();
+        for item in &items {
+            match get_s(item, SK) {
+                Some(schema::PROFILE_SK) => {
+                    record.account =
+                        Some(from_item::<AccountItem>("account", item)?.into_record(account_id));
+                }
+                Some(schema::FIRSTS_SK) => record.firsts = firsts_from_item(item),
+                Some(schema::SAT_SK) => record.satisfaction = satisfaction_from_item(item, since)?,
+                _ => {}
+            }
+        }
+        Ok(record)
+    }
+
+    async fn put_snapshot(
+        &self,
+        snapshot: &HealthSnapshot,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let item = to_item("health snapshot", &SnapshotItem::new(snapshot, expires_at))?;
+        let req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        self.written(req.send().await)?;
+        Ok(())
+    }
+
+    async fn snapshots(
+        &self,
+        account_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<HealthSnapshot>, StoreError> {
+        let req = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :a AND :b")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(schema::account_pk(account_id)))
+            .expression_attribute_values(":a", s(schema::snapshots_from(from)))
+            .expression_attribute_values(":b", s(schema::snapshots_through(to)));
+        self.query_all(req)
+            .await?
+            .iter()
+            .map(|item| from_item::<SnapshotItem>("health snapshot", item)?.into_snapshot())
+            .collect()
+    }
+
+    async fn put_model(
+        &self,
+        version: &str,
+        json: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let item = ModelItem {
+            pk: schema::SYS_PK.to_string(),
+            sk: schema::model_sk(version),
+            json: json.to_string(),
+            created_at: at,
+        };
+        let req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item("health model", &item)?))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        Ok(self.conditional(req.send().await)?.is_some())
+    }
+
+    async fn model(&self, version: &str) -> Result<Option<String>, StoreError> {
+        self.get_item(schema::SYS_PK, &schema::model_sk(version))
+            .await?
+            .map(|item| Ok(from_item::<ModelItem>("health model", &item)?.json))
+            .transpose()
+    }
+
+    async fn model_versions(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .query_prefix(schema::SYS_PK, schema::MODEL_PREFIX)
+            .await?
+            .iter()
+            .filter_map(|item| get_s(item, SK)?.strip_prefix(schema::MODEL_PREFIX))
+            .map(str::to_string)
+            .collect())
+    }
+
+    async fn model_selection(&self) -> Result<ModelSelection, StoreError> {
+        Ok(self
+            .get_item(schema::SYS_PK, schema::MODELS_SK)
+            .await?
+            .map(|item| from_item::<SelectionItem>("model selection", &item))
+            .transpose()?
+            .map(|i| ModelSelection {
+                active: i.active,
+                shadow: i.shadow,
+            })
+            .unwrap_or_default())
+    }
+
+    async fn select_models(&self, selection: &ModelSelection) -> Result<(), StoreError> {
+        let item = SelectionItem {
+            pk: schema::SYS_PK.to_string(),
+            sk: schema::MODELS_SK.to_string(),
+            active: selection.active.clone(),
+            shadow: selection.shadow.clone(),
+        };
+        let req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item("model selection", &item)?))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        self.written(req.send().await)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn t(d: u32, h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, d, h, 0, 0).unwrap()
+    }
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, d).unwrap()
+    }
+
+    /// The SAT item as record_ticket / record_nps leave it (the attribute values they write).
+    fn sat(entries: Vec<(String, AttributeValue)>) -> Item {
+        let mut item = Item::from([
+            (PK.to_string(), s("ACCT#acme")),
+            (SK.to_string(), s(schema::SAT_SK)),
+        ]);
+        item.extend(entries);
+        item
+    }
+
+    fn open(id: &str, severity: Severity, at: DateTime<Utc>) -> (String, AttributeValue) {
+        let v = attribute(
+            "t",
+            &TicketOpen {
+                severity,
+                opened_at: at,
+            },
+        )
+        .unwrap();
+        (format!("to_{id}"), v)
+    }
+
+    fn close(id: &str, at: DateTime<Utc>) -> (String, AttributeValue) {
+        let v = attribute(
+            "t",
+            &TicketClose {
+                closed_at: at,
+                severity: None,
+            },
+        )
+        .unwrap();
+        (format!("tc_{id}"), v)
+    }
+
+    fn answer(id: &str, score: u8, at: DateTime<Utc>) -> (String, AttributeValue) {
+        let v = attribute(
+            "n",
+            &NpsEntry::new(&NpsAnswer {
+                score,
+                at,
+                comment: None,
+            }),
+        )
+        .unwrap();
+        (format!("n_{id}"), v)
+    }
+
+    #[test]
+    fn an_index_entry_round_trips_with_a_millisecond_first_seen() {
+        let entry = IndexItem {
+            account_id: "acme".into(),
+            first_seen: t(20, 9),
+        };
+        let item = to_item("account index", &entry).unwrap();
+        assert_eq!(
+            item["first_seen"],
+            AttributeValue::S("2026-11-20T09:00:00.000Z".into())
+        );
+        assert_eq!(item["account_id"], AttributeValue::S("acme".into()));
+        assert_eq!(from_item::<IndexItem>("i", &item).unwrap(), entry);
+    }
+
+    #[test]
+    fn ticket_facts_and_nps_answers_are_small_maps_with_string_times() {
+        let (name, v) = open("T-1", Severity::High, t(20, 9));
+        assert_eq!(name, "to_T-1");
+        let m = v.as_m().unwrap();
+        assert_eq!(m["severity"], AttributeValue::S("high".into()));
+        assert_eq!(
+            m["opened_at"],
+            AttributeValue::S("2026-11-20T09:00:00.000Z".into())
+        );
+        let (_, v) = close("T-1", t(21, 9));
+        assert!(
+            !v.as_m().unwrap().contains_key("severity"),
+            "absent, not NULL"
+        );
+        let (name, v) = answer("e-9", 7, t(20, 9));
+        assert_eq!(name, "n_e-9");
+        assert_eq!(v.as_m().unwrap()["score"], AttributeValue::N("7".into()));
+    }
+
+    #[test]
+    fn a_closed_ticket_reads_with_its_close_whatever_order_they_arrived_in() {
+        let item = sat(vec![
+            close("T-1", t(21, 9)),
+            open("T-1", Severity::Urgent, t(20, 9)),
+            open("T-2", Severity::Low, t(22, 9)),
+        ]);
+        let s = satisfaction_from_item(&item, t(1, 0)).unwrap();
+        assert_eq!(
+            s.tickets,
+            vec![
+                TicketState {
+                    ticket_id: "T-1".into(),
+                    severity: Severity::Urgent,
+                    opened_at: t(20, 9),
+                    closed_at: Some(t(21, 9)),
+                },
+                TicketState {
+                    ticket_id: "T-2".into(),
+                    severity: Severity::Low,
+                    opened_at: t(22, 9),
+                    closed_at: None,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn old_closed_tickets_and_closes_without_an_open_are_left_out_but_old_open_ones_stay() {
+        let item = sat(vec![
+            open("old-closed", Severity::Low, t(1, 9)),
+            close("old-closed", t(2, 9)),
+            open("old-open", Severity::High, t(1, 9)),
+            close("never-opened", t(20, 9)),
+        ]);
+        let s = satisfaction_from_item(&item, t(10, 0)).unwrap();
+        let ids: Vec<&str> = s.tickets.iter().map(|t| t.ticket_id.as_str()).collect();
+        assert_eq!(ids, vec!["old-open"]);
+    }
+
+    #[test]
+    fn the_ten_newest_nps_answers_are_read_newest_first() {
+        let item = sat((1..=12)
+            .map(|d| answer(&format!("e{d}"), (d % 11) as u8, t(d, 9)))
+            .collect());
+        let s = satisfaction_from_item(&item, t(1, 0)).unwrap();
+        let days: Vec<DateTime<Utc>> = s.nps.iter().map(|a| a.at).collect();
+        assert_eq!(days, (3..=12).rev().map(|d| t(d, 9)).collect::<Vec<_>>());
+        assert_eq!(s.nps[0].score, 1, "e12: 12 % 11");
+    }
+
+    #[test]
+    fn a_long_nps_comment_is_kept_cut_to_its_limit() {
+        let entry = NpsEntry::new(&NpsAnswer {
+            score: 3,
+            at: t(20, 9),
+            comment: Some("遅い".repeat(NPS_COMMENT_CHARS)),
+        });
+        assert_eq!(
+            entry.comment.map(|c| c.chars().count()),
+            Some(NPS_COMMENT_CHARS)
+        );
+    }
+
+    #[test]
+    fn a_corrupt_satisfaction_entry_is_an_error_naming_it() {
+        let item = sat(vec![("to_T-1".into(), AttributeValue::S("open".into()))]);
+        let err = satisfaction_from_item(&item, t(1, 0)).unwrap_err();
+        assert!(err.to_string().contains("to_T-1"), "{err}");
+    }
+
+    #[test]
+    fn a_snapshot_round_trips_with_its_day_and_model_in_the_sort_key() {
+        let snap = HealthSnapshot {
+            account_id: "acme".into(),
+            day: day(20),
+            model_version: "2026-11#b".into(),
+            shadow: true,
+            score: 72,
+            band: "yellow".into(),
+            provisional: false,
+            detail: r#"{"score":72}"#.into(),
+        };
+        let item = to_item("s", &SnapshotItem::new(&snap, 1_800_000_000)).unwrap();
+        assert_eq!(
+            item["sk"],
+            AttributeValue::S("HEALTH#2026-11-20#2026-11#b".into())
+        );
+        assert_eq!(item[schema::TTL], AttributeValue::N("1800000000".into()));
+        assert_eq!(item["shadow"], AttributeValue::Bool(true));
+        assert!(!item.contains_key("account_id") && !item.contains_key("day"));
+        let back = from_item::<SnapshotItem>("s", &item)
+            .unwrap()
+            .into_snapshot()
+            .unwrap();
+        assert_eq!(back, snap);
+    }
+
+    #[test]
+    fn a_snapshot_with_a_malformed_sort_key_is_corrupt() {
+        let mut item = to_item(
+            "s",
+            &SnapshotItem::new(
+                &HealthSnapshot {
+                    account_id: "acme".into(),
+                    day: day(20),
+                    model_version: "v1".into(),
+                    shadow: false,
+                    score: 1,
+                    band: "red".into(),
+                    provisional: true,
+                    detail: "{}".into(),
+                },
+                0,
+            ),
+        )
+        .unwrap();
+        item.insert("sk".into(), s("HEALTH#2026-11"));
+        let err = from_item::<SnapshotItem>("s", &item)
+            .unwrap()
+            .into_snapshot()
+            .unwrap_err();
+        assert!(err.to_string().contains("corrupt health snapshot"), "{err}");
+    }
+
+    #[test]
+    fn models_and_the_selection_round_trip_and_an_empty_selection_stores_no_names() {
+        let model = ModelItem {
+            pk: "SYS".into(),
+            sk: schema::model_sk("v1"),
+            json: r#"{"version":"v1"}"#.into(),
+            created_at: t(20, 9),
+        };
+        let item = to_item("m", &model).unwrap();
+        assert_eq!(item["sk"], AttributeValue::S("MODEL#v1".into()));
+        assert_eq!(from_item::<ModelItem>("m", &item).unwrap(), model);
+        let sel = SelectionItem {
+            pk: "SYS".into(),
+            sk: schema::MODELS_SK.into(),
+            active: Some("v1".into()),
+            shadow: None,
+        };
+        let item = to_item("sel", &sel).unwrap();
+        assert!(!item.contains_key("shadow"));
+        assert_eq!(from_item::<SelectionItem>("sel", &item).unwrap(), sel);
+    }
+}

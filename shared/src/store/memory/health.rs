@@ -1,0 +1,251 @@
+//! `HealthStore` in memory: the account index, satisfaction state, snapshots and models, with
+//! the DynamoDB adapter's rules (first_seen kept, model versions immutable, a snapshot re-run
+//! overwrites, NPS answers keyed by event).
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+
+use super::{MemoryStore, request};
+use crate::store::health::{NPS_ANSWERS_READ, NPS_COMMENT_CHARS, TICKET_DAYS_READ};
+use crate::store::schema;
+use crate::store::{
+    HealthRecord, HealthSnapshot, HealthStore, IndexedAccount, ModelSelection, NpsAnswer,
+    ProfileStore, Satisfaction, StoreError, TicketChange, TicketState,
+};
+
+/// Health state, beside the rest of `State`.
+#[derive(Debug, Default)]
+pub(super) struct HealthState {
+    /// (shard, account id) -> first seen.
+    index: BTreeMap<(u32, String), DateTime<Utc>>,
+    /// account -> ticket -> (severity, opened_at) of its first open.
+    opens: BTreeMap<String, BTreeMap<String, (crate::events::Severity, DateTime<Utc>)>>,
+    /// account -> ticket -> closed_at of its latest close.
+    closes: BTreeMap<String, BTreeMap<String, DateTime<Utc>>>,
+    nps: BTreeMap<String, BTreeMap<String, NpsAnswer>>,
+    /// (account, day, model version) -> snapshot.
+    snapshots: BTreeMap<(String, NaiveDate, String), HealthSnapshot>,
+    models: BTreeMap<String, String>,
+    selection: ModelSelection,
+}
+
+#[async_trait]
+impl HealthStore for MemoryStore {
+    async fn index_account(
+        &self,
+        account_id: &str,
+        seen_at: DateTime<Utc>,
+        shards: u32,
+    ) -> Result<(), StoreError> {
+        request().await;
+        let shard = schema::account_index_shard(account_id, shards);
+        self.lock()
+            .health
+            .index
+            .entry((shard, account_id.to_string()))
+            .or_insert(seen_at);
+        Ok(())
+    }
+
+    async fn indexed_accounts(
+        &self,
+        shard: u32,
+        _shards: u32,
+    ) -> Result<Vec<IndexedAccount>, StoreError> {
+        request().await;
+        Ok(self
+            .lock()
+            .health
+            .index
+            .iter()
+            .filter(|((s, _), _)| *s == shard)
+            .map(|((_, a), t)| IndexedAccount {
+                account_id: a.clone(),
+                first_seen: *t,
+            })
+            .collect())
+    }
+
+    async fn record_ticket(
+        &self,
+        account_id: &str,
+        ticket_id: &str,
+        change: &TicketChange,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        request().await;
+        let mut s = self.lock();
+        let account = account_id.to_string();
+        match change {
+            // The first open wins (a replay never moves opened_at), like the table's item.
+            TicketChange::Opened { severity } => {
+                s.health
+                    .opens
+                    .entry(account)
+                    .or_default()
+                    .entry(ticket_id.to_string())
+                    .or_insert((*severity, at));
+            }
+            TicketChange::Closed { .. } => {
+                s.health
+                    .closes
+                    .entry(account)
+                    .or_default()
+                    .insert(ticket_id.to_string(), at);
+            }
+        }
+        Ok(())
+    }
+
+    async fn record_nps(
+        &self,
+        account_id: &str,
+        event_id: &str,
+        answer: &NpsAnswer,
+    ) -> Result<(), StoreError> {
+        request().await;
+        self.lock()
+            .health
+            .nps
+            .entry(account_id.to_string())
+            .or_default()
+            .entry(event_id.to_string())
+            .or_insert_with(|| NpsAnswer {
+                comment: answer
+                    .comment
+                    .as_ref()
+                    .map(|c| c.chars().take(NPS_COMMENT_CHARS).collect()),
+                ..answer.clone()
+            });
+        Ok(())
+    }
+
+    async fn health_record(
+        &self,
+        account_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<HealthRecord, StoreError> {
+        let account = self.account(account_id).await?;
+        let firsts = crate::store::EventStore::firsts(self, account_id).await?;
+        let days = crate::store::EventStore::rollups(self, account_id, from, to).await?;
+        request().await;
+        let s = self.lock();
+        let since = to
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc() - Duration::days(TICKET_DAYS_READ));
+        let no_closes = BTreeMap::new();
+        let closes = s.health.closes.get(account_id).unwrap_or(&no_closes);
+        // A close seen without its open is left out until the open arrives.
+        let mut tickets: Vec<TicketState> = s
+            .health
+            .opens
+            .get(account_id)
+            .map(|m| {
+                m.iter()
+                    .map(|(id, (severity, opened_at))| TicketState {
+                        ticket_id: id.clone(),
+                        severity: *severity,
+                        opened_at: *opened_at,
+                        closed_at: closes.get(id).copied(),
+                    })
+                    .filter(|t| t.closed_at.is_none() || since.is_none_or(|h| t.opened_at >= h))
+                    .collect()
+            })
+            .unwrap_or_default();
+        tickets.sort_by(|a, b| (a.opened_at, &a.ticket_id).cmp(&(b.opened_at, &b.ticket_id)));
+        let mut nps: Vec<(&String, &NpsAnswer)> = s
+            .health
+            .nps
+            .get(account_id)
+            .map(|m| m.iter().collect())
+            .unwrap_or_default();
+        // Newest first; equal times by event id, descending, as the table's reader orders them.
+        nps.sort_by(|(ia, a), (ib, b)| (b.at, ib).cmp(&(a.at, ia)));
+        let nps: Vec<NpsAnswer> = nps
+            .into_iter()
+            .take(NPS_ANSWERS_READ)
+            .map(|(_, a)| a.clone())
+            .collect();
+        Ok(HealthRecord {
+            account,
+            days,
+            firsts,
+            satisfaction: Satisfaction { tickets, nps },
+        })
+    }
+
+    async fn put_snapshot(
+        &self,
+        snapshot: &HealthSnapshot,
+        _expires_at: i64,
+    ) -> Result<(), StoreError> {
+        request().await;
+        self.lock().health.snapshots.insert(
+            (
+                snapshot.account_id.clone(),
+                snapshot.day,
+                snapshot.model_version.clone(),
+            ),
+            snapshot.clone(),
+        );
+        Ok(())
+    }
+
+    async fn snapshots(
+        &self,
+        account_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<HealthSnapshot>, StoreError> {
+        request().await;
+        Ok(self
+            .lock()
+            .health
+            .snapshots
+            .iter()
+            .filter(|((a, d, _), _)| a == account_id && *d >= from && *d <= to)
+            .map(|(_, s)| s.clone())
+            .collect())
+    }
+
+    async fn put_model(
+        &self,
+        version: &str,
+        json: &str,
+        _at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        request().await;
+        let mut s = self.lock();
+        if s.health.models.contains_key(version) {
+            return Ok(false);
+        }
+        s.health
+            .models
+            .insert(version.to_string(), json.to_string());
+        Ok(true)
+    }
+
+    async fn model(&self, version: &str) -> Result<Option<String>, StoreError> {
+        request().await;
+        Ok(self.lock().health.models.get(version).cloned())
+    }
+
+    async fn model_versions(&self) -> Result<Vec<String>, StoreError> {
+        request().await;
+        Ok(self.lock().health.models.keys().cloned().collect())
+    }
+
+    async fn model_selection(&self) -> Result<ModelSelection, StoreError> {
+        request().await;
+        Ok(self.lock().health.selection.clone())
+    }
+
+    async fn select_models(&self, selection: &ModelSelection) -> Result<(), StoreError> {
+        request().await;
+        self.lock().health.selection = selection.clone();
+        Ok(())
+    }
+}

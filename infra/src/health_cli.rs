@@ -15,7 +15,7 @@ use serde_json::json;
 
 /// The store of the table `table`, through the standard AWS environment.
 pub async fn store(table: &str) -> DynamoStore {
-    let sdk = aws_config::load_from_env().await;
+    let sdk = nudge_shared::deps::sdk_config_from_env().await;
     DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table)
 }
 

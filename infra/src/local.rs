@@ -86,6 +86,7 @@ impl LocalStack {
     pub fn sdk_config(&self) -> SdkConfig {
         SdkConfig::builder()
             .behavior_version(BehaviorVersion::latest())
+            .http_client(nudge_shared::deps::https_client())
             .region(Region::new("us-east-1"))
             .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
                 Credentials::new("test", "test", None, None, "nudge-local"),

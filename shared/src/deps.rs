@@ -62,7 +62,7 @@ impl Deps {
 
     async fn load() -> Result<(Deps, aws_config::SdkConfig), ConfigError> {
         let config = Config::from_env()?;
-        let sdk = aws_config::load_from_env().await;
+        let sdk = sdk_config_from_env().await;
         let secret = load_secret(&sdk).await?;
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone());
         let deps = Deps::new(
@@ -101,6 +101,24 @@ impl Deps {
         self.queue = queue;
         self
     }
+}
+
+/// The HTTPS client of every SDK client: hyper 1 + rustls with ring (the SDK's default
+/// client uses aws-lc, which makes every bootstrap much larger for the same TLS).
+pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
+/// The SDK configuration from the standard AWS environment (region, credentials,
+/// `AWS_ENDPOINT_URL_*`), with [`https_client`].
+pub async fn sdk_config_from_env() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https_client())
+        .load()
+        .await
 }
 
 async fn load_secret(sdk: &aws_config::SdkConfig) -> Result<SigningSecret, ConfigError> {

@@ -160,6 +160,14 @@ enum BenchWhat {
         #[arg(long, default_value_t = 9)]
         runs: usize,
     },
+    /// Read/write units per account and accounts/s of the daily health run, pure scoring
+    /// accounts/s on one core, backtest replay time.
+    Health {
+        #[arg(long, default_value_t = 1_000)]
+        accounts: usize,
+        #[arg(long, default_value_t = 1_000)]
+        backtest_accounts: usize,
+    },
     /// (internal) the peak-RSS child process of `bench ingest`.
     #[command(hide = true)]
     IngestRss,
@@ -254,6 +262,18 @@ async fn main() -> Result<()> {
                         runs: runs.max(1),
                     };
                     bench::reminders(&stack, opts).await?
+                }
+                BenchWhat::Health {
+                    accounts,
+                    backtest_accounts,
+                } => {
+                    let figures = nudge_infra::bench_health::bench_health(
+                        &stack,
+                        accounts,
+                        backtest_accounts,
+                    )
+                    .await?;
+                    println!("{}", serde_json::to_string_pretty(&figures)?);
                 }
             }
         }

@@ -77,27 +77,36 @@ pub struct HealthInputs<'a> {
     pub now: DateTime<Utc>,
 }
 
-/// How one factor made the score.
+/// How one factor made the score (serialized without its empty fields).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Driver {
     pub factor: Factor,
     pub family: Family,
     /// The input is not known (no NPS yet, no ticket activity, a window Nudge has not observed):
     /// the factor earns nothing and its weight went to the known factors.
+    #[serde(default, skip_serializing_if = "is_false")]
     pub missing: bool,
     /// Risk signals: the signal fired. Always false for the other factors.
+    #[serde(default, skip_serializing_if = "is_false")]
     pub triggered: bool,
     /// The raw value (what it is for each factor: `Factor`'s documentation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
     /// What `value` is measured against: a (pro-rated) target, the previous window, a threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub versus: Option<f64>,
     /// 0-100 for weighted factors (1 decimal); `None` for risk signals and missing factors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscore: Option<f64>,
     /// The factor's share of the score after redistribution (4 decimals); 0 for risk signals.
     pub weight: f64,
     /// Points this factor adds (weight x subscore) or, for a risk signal, takes off (negative);
     /// rounded to 0.01. All drivers' points add up to the score, up to rounding.
     pub points: f64,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// A family's subtotal.
@@ -137,6 +146,29 @@ pub struct HealthScore {
 }
 
 impl HealthScore {
+    /// Restores what a compact encoding may leave out: each driver's family (implied by its
+    /// factor) and the family subtotals (sums of their drivers, to 0.01 points).
+    pub fn restored(mut self) -> HealthScore {
+        for d in &mut self.drivers {
+            d.family = d.factor.family();
+        }
+        if self.families.is_empty() {
+            self.families = Family::ALL
+                .iter()
+                .map(|&family| {
+                    let of = || self.drivers.iter().filter(move |d| d.family == family);
+                    FamilyScore {
+                        family,
+                        weight: round_to(of().map(|d| d.weight).sum(), 4),
+                        points: round_to(of().map(|d| d.points).sum(), 2),
+                        missing: family != Family::Risk && of().all(|d| d.missing),
+                    }
+                })
+                .collect();
+        }
+        self
+    }
+
     pub fn driver(&self, factor: Factor) -> Option<&Driver> {
         self.drivers.iter().find(|d| d.factor == factor)
     }

@@ -13,8 +13,8 @@ use thiserror::Error;
 use tracing::{info, warn};
 
 use super::model::HISTORY_DAYS;
+use super::score;
 use super::{DayUsage, HealthInputs, HealthModel, HealthScore, ModelError, NpsResponse, Ticket};
-use super::{local_day, score};
 use crate::Deps;
 use crate::channels::SendError;
 use crate::store::{
@@ -141,14 +141,13 @@ pub async fn score_account(
     account: &IndexedAccount,
     now: DateTime<Utc>,
 ) -> Result<Option<HealthScore>, HealthError> {
-    let Some(tz) = profile_tz(deps, &account.account_id).await? else {
-        return Ok(None);
-    };
-    let today = local_day(now, tz);
-    let from = today - Duration::days(HISTORY_DAYS);
+    // Days wide enough for any zone's local today (UTC-14 to UTC+14): the score itself counts
+    // only the complete local days before today, so no profile read is needed to pick them.
+    let from = now.date_naive() - Duration::days(HISTORY_DAYS + 1);
+    let to = now.date_naive() + Duration::days(1);
     let record = deps
         .store
-        .health_record(&account.account_id, from, today)
+        .health_record(&account.account_id, from, to)
         .await?;
     let Some(current) = score_record(active, &record, account.first_seen, now) else {
         warn!(account_id = %account.account_id, "indexed account without a profile; not scored");
@@ -166,15 +165,6 @@ pub async fn score_account(
             .await?;
     }
     Ok(Some(current))
-}
-
-async fn profile_tz(deps: &Deps, account_id: &str) -> Result<Option<chrono_tz::Tz>, HealthError> {
-    Ok(deps
-        .store
-        .account(account_id)
-        .await?
-        .and_then(|a| a.profile)
-        .map(|p| p.timezone))
 }
 
 /// The score of a stored record under `model`: the pure core over the store's shapes.
@@ -241,6 +231,105 @@ pub fn score_record(
     Some(score(model, &inputs))
 }
 
+/// A score as its snapshot keeps it: one row per driver, families left to be recomputed. A day's
+/// snapshot is written for every account every day, and DynamoDB bills a write unit per KB.
+#[derive(Serialize, Deserialize)]
+struct StoredScore {
+    model: String,
+    at: DateTime<Utc>,
+    day: chrono::NaiveDate,
+    score: u8,
+    band: super::Band,
+    tier: crate::domain::Tier,
+    tier_source: super::TierSource,
+    phase: super::Phase,
+    active: bool,
+    provisional: bool,
+    /// (factor, value, versus, subscore, weight, points, missing, triggered).
+    drivers: Vec<StoredDriver>,
+}
+
+type StoredDriver = (
+    super::Factor,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    f64,
+    f64,
+    bool,
+    bool,
+);
+
+fn encode(s: &HealthScore) -> String {
+    let stored = StoredScore {
+        model: s.model_version.clone(),
+        at: s.at,
+        day: s.day,
+        score: s.score,
+        band: s.band,
+        tier: s.tier,
+        tier_source: s.tier_source,
+        phase: s.phase,
+        active: s.active,
+        provisional: s.provisional,
+        drivers: s
+            .drivers
+            .iter()
+            .map(|d| {
+                (
+                    d.factor,
+                    d.value,
+                    d.versus,
+                    d.subscore,
+                    d.weight,
+                    d.points,
+                    d.missing,
+                    d.triggered,
+                )
+            })
+            .collect(),
+    };
+    serde_json::to_string(&stored).unwrap_or_default()
+}
+
+fn decode(detail: &str) -> Option<HealthScore> {
+    let s: StoredScore = serde_json::from_str(detail).ok()?;
+    let drivers = s
+        .drivers
+        .into_iter()
+        .map(
+            |(factor, value, versus, subscore, weight, points, missing, triggered)| super::Driver {
+                factor,
+                family: factor.family(),
+                missing,
+                triggered,
+                value,
+                versus,
+                subscore,
+                weight,
+                points,
+            },
+        )
+        .collect();
+    Some(
+        HealthScore {
+            model_version: s.model,
+            at: s.at,
+            day: s.day,
+            score: s.score,
+            band: s.band,
+            tier: s.tier,
+            tier_source: s.tier_source,
+            phase: s.phase,
+            active: s.active,
+            provisional: s.provisional,
+            families: Vec::new(),
+            drivers,
+        }
+        .restored(),
+    )
+}
+
 fn snapshot(account_id: &str, s: &HealthScore, shadow: bool) -> HealthSnapshot {
     HealthSnapshot {
         account_id: account_id.to_string(),
@@ -250,11 +339,80 @@ fn snapshot(account_id: &str, s: &HealthScore, shadow: bool) -> HealthSnapshot {
         score: s.score,
         band: s.band.as_str().to_string(),
         provisional: s.provisional,
-        detail: serde_json::to_string(s).unwrap_or_default(),
+        detail: encode(s),
     }
 }
 
 /// The stored score of a snapshot.
 pub fn parse_snapshot(s: &HealthSnapshot) -> Option<HealthScore> {
-    serde_json::from_str(&s.detail).ok()
+    decode(&s.detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{AccountProfile, Locale};
+    use crate::store::{AccountRecord, DayRollup};
+
+    #[test]
+    fn a_snapshot_is_under_1_5_kb_and_reads_back_the_same_score() {
+        let t = |d: i64| {
+            DateTime::parse_from_rfc3339("2026-11-30T18:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc)
+                - Duration::days(d)
+        };
+        let profile = AccountProfile {
+            name: "Acme".into(),
+            plan: "premium".into(),
+            industry: "retail".into(),
+            tier: None,
+            csm: None,
+            timezone: chrono_tz::Asia::Tokyo,
+            locale: Locale::Ja,
+            contract_start: chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
+            renewal_date: chrono::NaiveDate::from_ymd_opt(2027, 1, 1).unwrap(),
+            renewals: 1,
+            arr: 30000.0,
+        };
+        let days = (1..=40)
+            .map(|d| DayRollup {
+                day: (t(d) + Duration::hours(9)).date_naive(),
+                logins: 2,
+                reports: 1,
+                features: [("dashboard".to_string(), 3)].into(),
+                active_contacts: ["u1".to_string()].into(),
+                ..Default::default()
+            })
+            .collect();
+        let record = HealthRecord {
+            account: Some(AccountRecord {
+                account_id: "acme".into(),
+                profile: Some(profile),
+                profile_at: None,
+                paused: false,
+                paused_at: None,
+                admin_contact_id: None,
+                admin_changed_at: Some(t(3)),
+                churned_at: None,
+                renewed_at: None,
+            }),
+            days,
+            ..Default::default()
+        };
+        let score = score_record(&HealthModel::default(), &record, t(100), t(0)).unwrap();
+        let snap = snapshot("acme", &score, false);
+        assert!(snap.detail.len() < 1500, "{} bytes", snap.detail.len());
+        let back = parse_snapshot(&snap).unwrap();
+        assert_eq!(back.drivers, score.drivers);
+        assert_eq!(
+            (back.score, back.band, back.day),
+            (score.score, score.band, score.day)
+        );
+        for (a, b) in back.families.iter().zip(&score.families) {
+            assert_eq!((a.family, a.missing), (b.family, b.missing));
+            assert!((a.points - b.points).abs() < 0.1, "{a:?} {b:?}");
+        }
+        assert_eq!(back.families.len(), score.families.len());
+    }
 }

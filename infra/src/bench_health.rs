@@ -1,0 +1,207 @@
+//! `nudge bench health`: the daily health run's figures, printed, never asserted: read and
+//! write units per account (DynamoDB Local's ConsumedCapacity), accounts/s of the run (plan,
+//! queue drained in process, score, snapshot), pure scoring accounts/s on one core, and the
+//! backtest replay time.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use nudge_shared::channels::MemoryQueue;
+use nudge_shared::events::{AccountProfile, Event, EventPayload, Locale};
+use nudge_shared::health::replay::replay_account;
+use nudge_shared::health::service::score_record;
+use nudge_shared::health::{HealthModel, local_day};
+use nudge_shared::registry;
+use nudge_shared::store::{EventStore, HealthStore, NpsAnswer, ProfileStore, RollupDelta};
+use serde_json::{Value, json};
+
+use crate::local::LocalStack;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 30, 18, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+fn profile(i: usize) -> AccountProfile {
+    AccountProfile {
+        name: format!("Account {i}"),
+        plan: ["starter", "standard", "premium"][i % 3].into(),
+        industry: "retail".into(),
+        tier: None,
+        csm: None,
+        timezone: chrono_tz::Asia::Tokyo,
+        locale: Locale::Ja,
+        contract_start: NaiveDate::from_ymd_opt(2025, 10, 1).unwrap_or_default(),
+        renewal_date: NaiveDate::from_ymd_opt(2027, 3, 31).unwrap_or_default(),
+        renewals: 1,
+        arr: (i % 50) as f64 * 2_000.0,
+    }
+}
+
+/// One account with 30 days of usage, an NPS answer and onboarding firsts.
+async fn seed_account(
+    store: &nudge_shared::store::dynamo::DynamoStore,
+    i: usize,
+    shards: u32,
+) -> Result<()> {
+    let id = format!("acct-{i:05}");
+    let start = now() - Duration::days(60);
+    store.upsert_account(&id, &profile(i), start).await?;
+    store.index_account(&id, start, shards).await?;
+    let today = local_day(now(), chrono_tz::Asia::Tokyo);
+    for d in 1..=30 {
+        let day = today - Duration::days(d);
+        let mut delta = RollupDelta {
+            events: 6,
+            logins: 3,
+            ..Default::default()
+        };
+        delta.features.insert("dashboard".into(), 2);
+        delta.features.insert("report_builder".into(), 1);
+        delta.contacts = BTreeSet::from(["u1".to_string(), "u2".to_string()]);
+        store.add_rollup(&id, day, &delta).await?;
+    }
+    let firsts = BTreeMap::from([
+        ("step_invite_users".to_string(), start),
+        ("report".to_string(), start),
+    ]);
+    store.record_firsts(&id, &firsts).await?;
+    let answer = NpsAnswer {
+        score: (i % 11) as u8,
+        at: now() - Duration::days(10),
+        comment: None,
+    };
+    store.record_nps(&id, &format!("nps-{i}"), &answer).await?;
+    Ok(())
+}
+
+/// Events of one account over `days` (a profile, two logins and a feature use a day).
+fn synthetic_events(i: usize, days: i64) -> Vec<Event> {
+    let start = now() - Duration::days(days);
+    let mut out = Vec::new();
+    let mut push = |n: usize, at: DateTime<Utc>, payload: EventPayload| {
+        out.push(Event {
+            event_id: format!("e{i}-{n}"),
+            account_id: format!("acct-{i:05}"),
+            contact_id: Some("u1".into()),
+            occurred_at: at.fixed_offset(),
+            payload,
+        });
+    };
+    push(0, start, EventPayload::AccountUpserted(profile(i)));
+    for d in 0..days {
+        let t = start + Duration::days(d) + Duration::hours(1);
+        let n = d as usize * 3;
+        push(n + 1, t, EventPayload::Login);
+        push(n + 2, t + Duration::hours(2), EventPayload::Login);
+        push(
+            n + 3,
+            t + Duration::hours(3),
+            EventPayload::FeatureUsed {
+                feature: "dashboard".into(),
+            },
+        );
+    }
+    out
+}
+
+pub async fn bench_health(
+    stack: &LocalStack,
+    accounts: usize,
+    backtest_accounts: usize,
+) -> Result<Value> {
+    let table = format!("bench-health-{}", std::process::id());
+    stack.create_table(&table).await?;
+    let topic = stack.prepare_messaging().await?;
+    let (deps, store) = stack.deps(stack.config(&table, &topic)?);
+    let queue = Arc::new(MemoryQueue::default());
+    let deps = deps.with_queue(queue.clone());
+    let shards = deps.config.health_index_shards;
+
+    eprintln!("bench health: seeding {accounts} accounts x 30 days of rollups ...");
+    let t = Instant::now();
+    stream::iter(0..accounts)
+        .map(|i| {
+            let store = store.clone();
+            async move { seed_account(&store, i, shards).await }
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await
+        .context("seeding")?;
+    eprintln!(
+        "bench health: seeded in {:.1} s; daily run ...",
+        t.elapsed().as_secs_f64()
+    );
+
+    let meter = store.meter();
+    let before = meter.snapshot();
+    let t = Instant::now();
+    let health = registry::find("health").context("health is registered")?;
+    registry::run_scheduled(health, &deps, now(), "bench").await?;
+    let items = registry::drain(&deps, &queue).await?;
+    let wall = t.elapsed().as_secs_f64();
+    let after = meter.snapshot();
+    let n = accounts.max(1) as f64;
+
+    // Pure scoring on one core: the same stored record, scored repeatedly.
+    let record = store
+        .health_record(
+            "acct-00001",
+            now().date_naive() - Duration::days(60),
+            now().date_naive(),
+        )
+        .await?;
+    let model = HealthModel::default();
+    let reps = 20_000;
+    let t = Instant::now();
+    let mut checksum = 0u64;
+    for _ in 0..reps {
+        if let Some(s) = score_record(&model, &record, now() - Duration::days(60), now()) {
+            checksum += u64::from(s.score);
+        }
+    }
+    let pure_per_s = reps as f64 / t.elapsed().as_secs_f64();
+
+    // Backtest replay: synthetic raw histories, 90 days each, one model.
+    let histories: Vec<Vec<Event>> = (0..backtest_accounts)
+        .map(|i| synthetic_events(i, 120))
+        .collect();
+    let from = now().date_naive() - Duration::days(90);
+    let to = now().date_naive();
+    let t = Instant::now();
+    let mut days = 0;
+    for events in &histories {
+        days += replay_account(&[&model], events, from, to)
+            .iter()
+            .map(|s| s.scores.len())
+            .sum::<usize>();
+    }
+    let backtest_s = t.elapsed().as_secs_f64();
+    stack.delete_table(&table).await?;
+
+    Ok(json!({
+        "accounts": accounts,
+        "work_items": items,
+        "daily_run": {
+            "read_units_per_account": (after.read_units - before.read_units) / n,
+            "write_units_per_account": (after.write_units - before.write_units) / n,
+            "requests_per_account": (after.requests - before.requests) as f64 / n,
+            "accounts_per_s": n / wall,
+            "wall_s": wall,
+        },
+        "pure_scoring_accounts_per_s_one_core": pure_per_s,
+        "backtest": {
+            "accounts": backtest_accounts,
+            "days": 90,
+            "scores": days,
+            "wall_s": backtest_s,
+        },
+        "checksum": checksum,
+    }))
+}

@@ -249,3 +249,76 @@ impl HealthStore for MemoryStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Severity;
+
+    fn t(h: i64) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-20T00:00:00Z")
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default()
+            + Duration::hours(h)
+    }
+
+    #[tokio::test]
+    async fn the_memory_health_store_keeps_the_tables_rules() {
+        let s = MemoryStore::new();
+        // The first sighting stays first_seen.
+        s.index_account("acme", t(0), 8).await.unwrap();
+        s.index_account("acme", t(5), 8).await.unwrap();
+        let shard = schema::account_index_shard("acme", 8);
+        let listed = s.indexed_accounts(shard, 8).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].first_seen, t(0));
+        // A close before its open is held back until the open arrives; the first open wins.
+        let closed = TicketChange::Closed { severity: None };
+        s.record_ticket("acme", "T-1", &closed, t(3)).await.unwrap();
+        let day = t(0).date_naive();
+        assert!(
+            s.health_record("acme", day, day)
+                .await
+                .unwrap()
+                .satisfaction
+                .tickets
+                .is_empty()
+        );
+        let opened = TicketChange::Opened {
+            severity: Severity::High,
+        };
+        s.record_ticket("acme", "T-1", &opened, t(1)).await.unwrap();
+        s.record_ticket("acme", "T-1", &opened, t(2)).await.unwrap();
+        let tickets = s
+            .health_record("acme", day, day)
+            .await
+            .unwrap()
+            .satisfaction
+            .tickets;
+        assert_eq!(
+            (tickets[0].opened_at, tickets[0].closed_at),
+            (t(1), Some(t(3)))
+        );
+        // NPS answers newest first; a replay adds nothing.
+        let answer = |score, h| NpsAnswer {
+            score,
+            at: t(h),
+            comment: None,
+        };
+        s.record_nps("acme", "e1", &answer(3, 1)).await.unwrap();
+        s.record_nps("acme", "e2", &answer(9, 2)).await.unwrap();
+        s.record_nps("acme", "e1", &answer(10, 1)).await.unwrap();
+        let nps = s
+            .health_record("acme", day, day)
+            .await
+            .unwrap()
+            .satisfaction
+            .nps;
+        let scores: Vec<u8> = nps.iter().map(|a| a.score).collect();
+        assert_eq!(scores, [9, 3]);
+        // Model versions are immutable.
+        assert!(s.put_model("m-1", "{}", t(0)).await.unwrap());
+        assert!(!s.put_model("m-1", "{\"x\":1}", t(1)).await.unwrap());
+        assert_eq!(s.model("m-1").await.unwrap().as_deref(), Some("{}"));
+    }
+}

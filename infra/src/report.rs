@@ -100,15 +100,20 @@ mod tests {
             "subject": "<script>alert(1)</script>", "locale": "en", "status": "sent",
             "nudge_id": "n", "variant": "a"}))
             .unwrap();
-        let r = SimulationReport {
+        let mut r = SimulationReport {
             deliveries: vec![entry],
             ..Default::default()
         };
+        // Maps render as rows (a simulation always has runs and stored items).
+        r.runs.insert("reminders".into(), 96);
+        r.stored.insert("nudges".into(), 3);
         let out = html("Acme & <b>Co</b>", &r).unwrap();
         assert!(out.contains("&lt;script&gt;"));
         assert!(!out.contains("<script>"));
         assert!(out.contains("<title>Acme &amp; &lt;b&gt;Co&lt;&#x2f;b&gt;</title>"));
         assert!(out.contains("<tr><th>events read</th><td>0</td></tr>"));
+        assert!(out.contains("<tr><th>reminders</th><td>96</td></tr>"), "{out}");
+        assert!(out.contains("<tr><th>nudges</th><td>3</td></tr>"), "{out}");
         assert!(out.contains("<tr><td>deadline_reminder</td><td>sent</td><td>1</td></tr>"));
         assert!(out.contains("<tr class=\"sent\"><td>2026-11-20T00:00:00Z</td><td>reminders</td>"));
         assert!(!out.contains("Rejected events"));

@@ -112,7 +112,10 @@ mod tests {
         assert!(!out.contains("<script>"));
         assert!(out.contains("<title>Acme &amp; &lt;b&gt;Co&lt;&#x2f;b&gt;</title>"));
         assert!(out.contains("<tr><th>events read</th><td>0</td></tr>"));
-        assert!(out.contains("<tr><th>reminders</th><td>96</td></tr>"), "{out}");
+        assert!(
+            out.contains("<tr><th>reminders</th><td>96</td></tr>"),
+            "{out}"
+        );
         assert!(out.contains("<tr><th>nudges</th><td>3</td></tr>"), "{out}");
         assert!(out.contains("<tr><td>deadline_reminder</td><td>sent</td><td>1</td></tr>"));
         assert!(out.contains("<tr class=\"sent\"><td>2026-11-20T00:00:00Z</td><td>reminders</td>"));

@@ -7,10 +7,12 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use nudge_shared::health::service::parse_snapshot;
+use nudge_shared::health::service::{HealthError, load_model, parse_snapshot};
 use nudge_shared::health::{HealthModel, HealthScore, diff};
 use nudge_shared::store::dynamo::DynamoStore;
-use nudge_shared::store::{HealthSnapshot, HealthStore, ModelSelection, ProfileStore};
+use nudge_shared::store::{
+    HealthSnapshot, HealthStore, IndexedAccount, ModelSelection, ProfileStore,
+};
 use serde_json::json;
 
 /// The store of the table `table`, through the standard AWS environment.
@@ -23,15 +25,7 @@ pub async fn store(table: &str) -> DynamoStore {
 pub async fn model_show(store: &DynamoStore, version: Option<&str>) -> Result<String> {
     let selection = store.model_selection().await?;
     let (name, model) = match version.or(selection.active.as_deref()) {
-        Some(v) => {
-            let json = store
-                .model(v)
-                .await?
-                .with_context(|| format!("model {v} is not stored (see `nudge model list`)"))?;
-            let model = HealthModel::parse(&json)
-                .map_err(|e| anyhow::anyhow!("stored model {v} is not valid any more: {e}"))?;
-            (v.to_string(), model)
-        }
+        Some(v) => (v.to_string(), stored_model(store, v).await?),
         None => ("built-in default".to_string(), HealthModel::default()),
     };
     let out = json!({
@@ -88,11 +82,7 @@ pub async fn model_activate(store: &DynamoStore, version: &str, shadow: bool) ->
     let chosen = if version == "default" {
         None
     } else {
-        let json = store.model(version).await?.with_context(|| {
-            format!("model {version} is not stored: `nudge model set FILE` first")
-        })?;
-        HealthModel::parse(&json)
-            .map_err(|e| anyhow::anyhow!("stored model {version} is not valid any more: {e}"))?;
+        stored_model(store, version).await?;
         Some(version.to_string())
     };
     if shadow {
@@ -238,17 +228,19 @@ pub fn sparkline(history: &[HealthSnapshot]) -> String {
         .collect()
 }
 
+/// A stored model, validated again; a missing one says how to find or store one.
+async fn stored_model(store: &DynamoStore, version: &str) -> Result<HealthModel> {
+    load_model(store, version).await.map_err(|e| match e {
+        HealthError::MissingModel(_) => anyhow::anyhow!(
+            "{e} (`nudge model list` shows the stored versions, `nudge model set FILE` stores one)"
+        ),
+        e => anyhow::Error::new(e),
+    })
+}
+
 /// Every account of the index.
-pub async fn all_accounts(
-    store: &DynamoStore,
-    shards: u32,
-) -> Result<Vec<nudge_shared::store::IndexedAccount>> {
-    let mut out = Vec::new();
-    for shard in 0..shards {
-        out.extend(store.indexed_accounts(shard, shards).await?);
-    }
-    out.sort_by(|a, b| a.account_id.cmp(&b.account_id));
-    Ok(out)
+pub async fn all_accounts(store: &DynamoStore, shards: u32) -> Result<Vec<IndexedAccount>> {
+    Ok(nudge_shared::health::service::all_accounts(store, shards).await?)
 }
 
 /// The models a backtest compares: the versions asked for, else the active one and the
@@ -269,14 +261,7 @@ pub async fn backtest_models(store: &DynamoStore, versions: &[String]) -> Result
     for v in wanted {
         out.push(match v {
             None => HealthModel::default(),
-            Some(v) => {
-                let json = store
-                    .model(&v)
-                    .await?
-                    .with_context(|| format!("model {v} is not stored"))?;
-                HealthModel::parse(&json)
-                    .map_err(|e| anyhow::anyhow!("stored model {v} is not valid any more: {e}"))?
-            }
+            Some(v) => stored_model(store, &v).await?,
         });
     }
     Ok(out)

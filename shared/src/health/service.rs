@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use thiserror::Error;
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 use super::model::HISTORY_DAYS;
 use super::score;
@@ -18,7 +18,8 @@ use super::{DayUsage, HealthInputs, HealthModel, HealthScore, ModelError, NpsRes
 use crate::Deps;
 use crate::channels::SendError;
 use crate::store::{
-    HealthRecord, HealthSnapshot, IndexedAccount, ModelSelection, StoreError, TicketState,
+    HealthRecord, HealthSnapshot, HealthStore, IndexedAccount, ModelSelection, StoreError,
+    TicketState,
 };
 
 /// The function that runs the daily score.
@@ -35,7 +36,7 @@ pub enum HealthError {
     Queue(#[from] SendError),
     #[error("stored model {version} is not usable: {error}")]
     Model { version: String, error: ModelError },
-    #[error("selected model {0} is not stored")]
+    #[error("model {0} is not stored")]
     MissingModel(String),
     #[error("bad health work item: {0}")]
     BadWorkItem(String),
@@ -61,12 +62,7 @@ pub struct WorkItem {
 
 /// The daily run: every account of the index, in work items on the health queue.
 pub async fn plan(deps: &Deps, now: DateTime<Utc>) -> Result<Value, HealthError> {
-    let shards = deps.config.health_index_shards;
-    let mut accounts = Vec::new();
-    for shard in 0..shards {
-        accounts.extend(deps.store.indexed_accounts(shard, shards).await?);
-    }
-    accounts.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+    let accounts = all_accounts(deps.store.as_ref(), deps.config.health_index_shards).await?;
     let items: Vec<String> = accounts
         .chunks(ACCOUNTS_PER_ITEM)
         .map(|chunk| {
@@ -86,15 +82,30 @@ pub async fn plan(deps: &Deps, now: DateTime<Utc>) -> Result<Value, HealthError>
     Ok(json!({ "accounts": accounts.len(), "work_items": items.len() }))
 }
 
+/// Every account of the account index, by id.
+pub async fn all_accounts<S: HealthStore + ?Sized>(
+    store: &S,
+    shards: u32,
+) -> Result<Vec<IndexedAccount>, HealthError> {
+    let mut accounts = Vec::new();
+    for shard in 0..shards {
+        accounts.extend(store.indexed_accounts(shard, shards).await?);
+    }
+    accounts.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+    Ok(accounts)
+}
+
 /// The active and shadow models, validated; the built-in default when none is selected.
-pub async fn models(deps: &Deps) -> Result<(HealthModel, Option<HealthModel>), HealthError> {
-    let ModelSelection { active, shadow } = deps.store.model_selection().await?;
+pub async fn models<S: HealthStore + ?Sized>(
+    store: &S,
+) -> Result<(HealthModel, Option<HealthModel>), HealthError> {
+    let ModelSelection { active, shadow } = store.model_selection().await?;
     let active = match active {
-        Some(v) => load_model(deps, &v).await?,
+        Some(v) => load_model(store, &v).await?,
         None => HealthModel::default(),
     };
     let shadow = match shadow {
-        Some(v) => Some(load_model(deps, &v).await?),
+        Some(v) => Some(load_model(store, &v).await?),
         None => None,
     };
     Ok((active, shadow))
@@ -102,9 +113,11 @@ pub async fn models(deps: &Deps) -> Result<(HealthModel, Option<HealthModel>), H
 
 /// A stored model, parsed and validated again (a model is data: the code that reads it may be
 /// newer than the code that stored it).
-pub async fn load_model(deps: &Deps, version: &str) -> Result<HealthModel, HealthError> {
-    let json = deps
-        .store
+pub async fn load_model<S: HealthStore + ?Sized>(
+    store: &S,
+    version: &str,
+) -> Result<HealthModel, HealthError> {
+    let json = store
         .model(version)
         .await?
         .ok_or_else(|| HealthError::MissingModel(version.to_string()))?;
@@ -118,12 +131,12 @@ pub async fn load_model(deps: &Deps, version: &str) -> Result<HealthModel, Healt
 pub async fn score_item(deps: &Deps, body: &str) -> Result<Value, HealthError> {
     let item: WorkItem =
         serde_json::from_str(body).map_err(|e| HealthError::BadWorkItem(e.to_string()))?;
-    let (active, shadow) = models(deps).await?;
+    let (active, shadow) = models(deps.store.as_ref()).await?;
     let mut scored = 0;
     for account in &item.accounts {
         let span = tracing::info_span!("health_account", account_id = %account.account_id);
-        let _guard = span.enter();
         if score_account(deps, &active, shadow.as_ref(), account, item.now)
+            .instrument(span)
             .await?
             .is_some()
         {

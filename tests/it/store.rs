@@ -26,4 +26,5 @@ conformance_tests!(
     engagement_counts_first_occurrences,
     deadlines_and_raw_events_keep_the_first_or_newest_write,
     rollups_firsts_log_and_checkpoints_accumulate,
+    index_pages_contacts_and_the_pulse_read_back,
 );

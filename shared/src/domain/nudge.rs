@@ -200,6 +200,11 @@ pub enum Stage {
     FirstReport,
     /// Every onboarding step done.
     OnboardingComplete,
+    /// Health plays (`health_alert`, `risk_nudge`, ...): what set them off.
+    TurnsRed,
+    TurnsYellow,
+    AdminChanged,
+    RenewalUpsell,
 }
 
 impl Stage {

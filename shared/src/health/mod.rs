@@ -91,6 +91,7 @@
 //! [`gaps`] gives where today's missing points went. `backtest.rs` measures how well red
 //! predicts churn.
 
+pub mod actions;
 pub mod backtest;
 pub mod explain;
 pub mod model;

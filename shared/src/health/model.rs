@@ -14,7 +14,9 @@
 //! - day counts and counts are whole numbers, at least 1;
 //! - targets are the value that earns a factor its full 100 (or, for ticket loads, the load at
 //!   which the factor reaches 0);
-//! - plan names are matched ignoring ASCII case and surrounding spaces.
+//! - plan names are matched ignoring ASCII case and surrounding spaces;
+//! - `playbooks` lists, per touch tier and trigger, the actions taken (`playbook.rs`); an
+//!   action a trigger cannot take (a welcome without a new admin) is refused.
 //!
 //! The default model (`version` "default-1"), as JSON:
 //!
@@ -49,7 +51,19 @@
 //!                    "plans": {}},
 //!   "onboarding_steps": {"default": ["invite_users", "import_data", "first_report"],
 //!                        "plans": {}},
-//!   "tiers": {"high_touch_from_arr": 50000, "low_touch_from_arr": 10000, "plans": {}}
+//!   "tiers": {"high_touch_from_arr": 50000, "low_touch_from_arr": 10000, "plans": {}},
+//!   "playbooks": {
+//!     "tech_touch": {"turns_red": ["health_alert", "risk_nudge"], "turns_yellow": ["risk_nudge"],
+//!                    "admin_changed": ["admin_welcome", "health_alert"],
+//!                    "renewal_upsell": ["upsell_offer"]},
+//!     "low_touch": {"turns_red": ["health_alert"], "turns_yellow": [],
+//!                   "admin_changed": ["admin_welcome", "health_alert"],
+//!                   "renewal_upsell": ["upsell_offer"]},
+//!     "high_touch": {"turns_red": ["health_alert"], "turns_yellow": [],
+//!                    "admin_changed": ["admin_welcome", "health_alert"],
+//!                    "renewal_upsell": ["upsell_offer"]},
+//!     "upsell": {"min_feature_uses": 60, "within_days": 60}
+//!   }
 //! }
 //! ```
 
@@ -528,6 +542,8 @@ pub struct HealthModel {
     pub key_features: PlanLists,
     pub onboarding_steps: PlanLists,
     pub tiers: TierRules,
+    /// What happens when health moves; not part of the score.
+    pub playbooks: Playbooks,
 }
 
 fn strings(items: &[&str]) -> Vec<String> {
@@ -637,11 +653,15 @@ impl Default for HealthModel {
                 low_touch_from_arr: 10_000.0,
                 plans: BTreeMap::new(),
             },
+            playbooks: Playbooks::defaults(),
         }
     }
 }
 
+mod playbook;
 mod validate;
+
+pub use playbook::{Action, Playbook, Playbooks, Trigger, UpsellRule};
 
 use validate::lookup;
 pub use validate::{ModelError, Problem};

@@ -81,6 +81,7 @@ pub async fn all(store: &dyn Store) {
     engagement_counts_first_occurrences(store).await;
     deadlines_and_raw_events_keep_the_first_or_newest_write(store).await;
     rollups_firsts_log_and_checkpoints_accumulate(store).await;
+    index_pages_contacts_and_the_pulse_read_back(store).await;
 }
 
 pub async fn nudges_are_planned_once_and_found_by_bucket_and_time(store: &dyn Store) {
@@ -658,4 +659,103 @@ fn log_entry(account: &str, nudge_id: &str, at: DateTime<Utc>) -> DeliveryLogEnt
         variant: "a".into(),
         provider_message_id: None,
     }
+}
+
+pub async fn index_pages_contacts_and_the_pulse_read_back(store: &dyn Store) {
+    use crate::store::HealthPulse;
+    // One shard, so every account lands in it.
+    for id in ["p-c", "p-a", "p-e", "p-b", "p-d"] {
+        store.index_account(id, t(1), 1).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .indexed_accounts_page(0, 1, after.as_deref(), 2)
+            .await
+            .unwrap();
+        assert!(page.accounts.len() <= 2);
+        seen.extend(page.accounts.iter().map(|a| a.account_id.clone()));
+        pages += 1;
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+        assert!(pages < 10, "paging ends");
+    }
+    let ids: Vec<&str> = seen.iter().map(String::as_str).collect();
+    assert!(ids.starts_with(&["p-a", "p-b", "p-c", "p-d", "p-e"]));
+    assert_eq!(ids.len(), 5, "each account once: {ids:?}");
+    assert!(store.indexed_accounts_page(1, 1, None, 2).await.is_err());
+
+    let contact = |role| ContactProfile {
+        email: "x@example.test".into(),
+        phone: None,
+        name: "X".into(),
+        role,
+        timezone: None,
+        locale: None,
+    };
+    store
+        .upsert_contact("c-pulse", "boss", &contact(Role::Executive), t(1))
+        .await
+        .unwrap();
+    store
+        .upsert_contact("c-pulse", "adm", &contact(Role::Admin), t(1))
+        .await
+        .unwrap();
+    store
+        .upsert_contact("c-other", "zed", &contact(Role::User), t(1))
+        .await
+        .unwrap();
+    let contacts = store.contacts("c-pulse").await.unwrap();
+    let listed: Vec<(&str, Option<Role>)> = contacts
+        .iter()
+        .map(|c| (c.contact_id.as_str(), c.profile.as_ref().map(|p| p.role)))
+        .collect();
+    assert_eq!(
+        listed,
+        [("adm", Some(Role::Admin)), ("boss", Some(Role::Executive))]
+    );
+
+    let day = |d| NaiveDate::from_ymd_opt(2026, 12, d).unwrap();
+    let from = day(1);
+    assert_eq!(
+        store
+            .health_record("c-pulse", from, from)
+            .await
+            .unwrap()
+            .pulse,
+        HealthPulse::default()
+    );
+    let pulse = HealthPulse {
+        band: Some("red".into()),
+        since: Some(day(2)),
+        previous_band: Some("yellow".into()),
+        upsell_for: Some(day(20)),
+    };
+    store.put_pulse("c-pulse", &pulse).await.unwrap();
+    assert_eq!(
+        store
+            .health_record("c-pulse", from, from)
+            .await
+            .unwrap()
+            .pulse,
+        pulse
+    );
+    let moved = HealthPulse {
+        band: Some("green".into()),
+        ..HealthPulse::default()
+    };
+    store.put_pulse("c-pulse", &moved).await.unwrap();
+    assert_eq!(
+        store
+            .health_record("c-pulse", from, from)
+            .await
+            .unwrap()
+            .pulse,
+        moved,
+        "replaced whole"
+    );
 }

@@ -86,6 +86,25 @@ pub struct HealthSnapshot {
     pub detail: String,
 }
 
+/// What the health playbooks last acted on for one account (`PULSE`), so a band change acts
+/// once (a re-run of the same day finds the same change again, and the same nudge ids) and an
+/// upsell once per renewal. Read with the daily record; written only when it changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthPulse {
+    /// The band (`green`, `yellow`, `red`) of the latest non-provisional score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub band: Option<String>,
+    /// The account-local day `band` was first seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<NaiveDate>,
+    /// The band `band` changed from (`None`: the first scored band).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_band: Option<String>,
+    /// The renewal date the upsell offer was last planned for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upsell_for: Option<NaiveDate>,
+}
+
 /// Everything the daily run reads for one account.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HealthRecord {
@@ -94,6 +113,16 @@ pub struct HealthRecord {
     pub days: Vec<DayRollup>,
     pub firsts: BTreeMap<String, DateTime<Utc>>,
     pub satisfaction: Satisfaction,
+    pub pulse: HealthPulse,
+}
+
+/// One page of an account-index shard.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexPage {
+    /// By account id.
+    pub accounts: Vec<IndexedAccount>,
+    /// Where the next page starts (pass it as `after`); `None` = the shard is done.
+    pub next: Option<String>,
 }
 
 /// Which stored models score accounts.
@@ -120,6 +149,15 @@ pub trait HealthStore: Send + Sync {
         shard: u32,
         shards: u32,
     ) -> Result<Vec<IndexedAccount>, StoreError>;
+    /// At most `limit` accounts of one shard with ids after `after`, by id: a worker walks a
+    /// shard page by page and hands the rest on when its time is up.
+    async fn indexed_accounts_page(
+        &self,
+        shard: u32,
+        shards: u32,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<IndexPage, StoreError>;
     /// Applies a ticket change (idempotent per ticket and change).
     async fn record_ticket(
         &self,
@@ -142,6 +180,8 @@ pub trait HealthStore: Send + Sync {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<HealthRecord, StoreError>;
+    /// Replaces the account's playbook state.
+    async fn put_pulse(&self, account_id: &str, pulse: &HealthPulse) -> Result<(), StoreError>;
     /// Writes (or overwrites: a re-run of the same day replaces it) one snapshot; kept until
     /// `expires_at` (epoch seconds).
     async fn put_snapshot(

@@ -14,8 +14,8 @@ pub mod memory;
 pub mod schema;
 
 pub use health::{
-    HealthRecord, HealthSnapshot, HealthStore, IndexedAccount, ModelSelection, NpsAnswer,
-    Satisfaction, TicketChange, TicketState,
+    HealthPulse, HealthRecord, HealthSnapshot, HealthStore, IndexPage, IndexedAccount,
+    ModelSelection, NpsAnswer, Satisfaction, TicketChange, TicketState,
 };
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -257,6 +257,9 @@ pub trait ProfileStore: Send + Sync {
         account_id: &str,
         contact_id: &str,
     ) -> Result<Option<ContactRecord>, StoreError>;
+    /// Every contact of the account, by id (one Query; for the rare plays that pick
+    /// recipients by role).
+    async fn contacts(&self, account_id: &str) -> Result<Vec<ContactRecord>, StoreError>;
 }
 
 /// Deadlines (`DL#<id>`) and the stage nudges planned for them.

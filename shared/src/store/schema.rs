@@ -8,6 +8,7 @@
 //! | `ACCT#<id>` | `EVT#<event_id>` | raw event (TTL `ttl`), the de-duplication key |
 //! | `ACCT#<id>` | `DAY#<yyyy-mm-dd>` | usage rollup of an account-local day (the profile's `timezone`) |
 //! | `ACCT#<id>` | `FIRSTS` | first occurrences (feature, report, setup step) |
+//! | `ACCT#<id>` | `PULSE` | what the health playbooks last acted on (band, since, upsell renewal) |
 //! | `ACCT#<id>` | `SAT` | satisfaction: tickets (`to_<ticket_id>`, `tc_<ticket_id>`), NPS answers (`n_<event_id>`) |
 //! | `ACCT#<id>` | `HEALTH#<yyyy-mm-dd>#<model_version>` | one day's health score under one model (TTL `ttl`) |
 //! | `ACCOUNTS#<shard>` | `ACCT#<id>` | the account index the daily health run walks (`account_id`, `first_seen`) |
@@ -21,9 +22,10 @@
 //! | `MSG#<provider message id>` | `MSG` | → account + nudge, for SES feedback (TTL 400 days) |
 //! | `STATS` | `KIND#<kind>#<variant>` | sent/delivered/opened/clicked counters (ADD) |
 //!
-//! `PROFILE` and `SAT` are neighbours in sort-key order (nothing else in an account's partition
-//! sorts between them), so the daily health read gets both with one Query: a new sort key of
-//! the account partition must not fall in `PROFILE..=SAT` (the test below lists them).
+//! `PROFILE`, `PULSE` and `SAT` are neighbours in sort-key order (nothing else in an account's
+//! partition sorts between them), so the daily health read gets all three with one Query: a new
+//! sort key of the account partition must not fall in `PROFILE..=SAT` (the test below lists
+//! them).
 //!
 //! GSI `due`: `gsi1pk = DUE#<yyyy-mm-ddThh:mm>#<shard>` (15-minute bucket), `gsi1sk = <send_at>#<pk>#<sk>`.
 
@@ -70,6 +72,9 @@ pub fn checkpoint_sk(function: &str) -> String {
 
 /// The satisfaction item (open tickets, NPS answers) ingest keeps for the health score.
 pub const SAT_SK: &str = "SAT";
+/// What the health playbooks last acted on; between `PROFILE` and `SAT` on purpose, so the
+/// daily read gets it in the same Query.
+pub const PULSE_SK: &str = "PULSE";
 /// Prefixes of the satisfaction item's flat attributes: a ticket's open and close facts and
 /// one NPS answer, each a small map set whole (a nested path cannot be SET on a missing map).
 pub const TICKET_OPEN_PREFIX: &str = "to_";
@@ -246,17 +251,17 @@ mod tests {
     /// Every sort key (or prefix) of the account partition; add new ones here.
     const ACCOUNT_SORT_KEYS: &[&str] = &[
         "CONTACT#", "DAY#", "DL#", "EVT#", FIRSTS_SK, "HEALTH#", "LOG#", "NUDGE#", PROFILE_SK,
-        SAT_SK,
+        PULSE_SK, SAT_SK,
     ];
 
     #[test]
-    fn only_profile_and_sat_lie_in_the_range_the_health_read_queries() {
+    fn only_profile_pulse_and_sat_lie_in_the_range_the_health_read_queries() {
         let inside: Vec<&str> = ACCOUNT_SORT_KEYS
             .iter()
             .copied()
             .filter(|k| (PROFILE_SK..=SAT_SK).contains(k))
             .collect();
-        assert_eq!(inside, vec![PROFILE_SK, SAT_SK]);
+        assert_eq!(inside, vec![PROFILE_SK, PULSE_SK, SAT_SK]);
     }
 
     #[test]

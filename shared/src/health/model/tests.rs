@@ -277,3 +277,30 @@ fn factor_and_family_names_round_trip() {
     assert!(Band::Red < Band::Yellow && Band::Yellow < Band::Green);
     assert_eq!(Phase::PreRenewal.as_str(), "pre_renewal");
 }
+
+#[test]
+fn a_playbook_action_its_trigger_cannot_take_is_refused_with_its_path() {
+    let json = default_with(
+        &["playbooks", "high_touch", "turns_red"],
+        json!(["health_alert", "admin_welcome", "health_alert"]),
+    );
+    assert_eq!(
+        error_of(&json),
+        "playbooks.high_touch.turns_red[1]: turns_red cannot take the action admin_welcome; \
+         playbooks.high_touch.turns_red[2]: health_alert is listed twice"
+    );
+    let json = default_with(&["playbooks", "upsell", "within_days"], json!(0));
+    assert_eq!(
+        error_of(&json),
+        "playbooks.upsell.within_days: must be between 1 and 366 (a renewal cycle), got 0"
+    );
+    let json = default_with(
+        &["playbooks", "low_touch", "turns_red"],
+        json!(["call_them"]),
+    );
+    assert!(
+        error_of(&json).contains("unknown variant `call_them`"),
+        "{}",
+        error_of(&json)
+    );
+}

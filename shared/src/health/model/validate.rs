@@ -343,6 +343,34 @@ impl HealthModel {
             );
         }
         c.plan_keys("tiers.plans", r.plans.keys());
+        let books = &self.playbooks;
+        for (tier, book) in [
+            ("tech_touch", &books.tech_touch),
+            ("low_touch", &books.low_touch),
+            ("high_touch", &books.high_touch),
+        ] {
+            for &trigger in Trigger::ALL {
+                let actions = book.actions(trigger);
+                for (i, action) in actions.iter().enumerate() {
+                    let path = format!("playbooks.{tier}.{trigger}[{i}]");
+                    if !trigger.allows(*action) {
+                        c.fail(path, format!("{trigger} cannot take the action {action}"));
+                    } else if actions[..i].contains(action) {
+                        c.fail(path, format!("{action} is listed twice"));
+                    }
+                }
+            }
+        }
+        c.positive(
+            "playbooks.upsell.min_feature_uses",
+            books.upsell.min_feature_uses,
+        );
+        c.window(
+            "playbooks.upsell.within_days",
+            books.upsell.within_days,
+            366,
+            "a renewal cycle",
+        );
         if c.problems.is_empty() {
             Ok(())
         } else {

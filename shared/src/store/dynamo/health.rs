@@ -28,9 +28,18 @@ use crate::events::Severity;
 use crate::store::health::{NPS_ANSWERS_READ, NPS_COMMENT_CHARS, TICKET_DAYS_READ};
 use crate::store::schema::{self, PK, SK};
 use crate::store::{
-    EventStore, HealthRecord, HealthSnapshot, HealthStore, IndexedAccount, ModelSelection,
-    NpsAnswer, Satisfaction, StoreError, TicketChange, TicketState,
+    EventStore, HealthPulse, HealthRecord, HealthSnapshot, HealthStore, IndexPage, IndexedAccount,
+    ModelSelection, NpsAnswer, Satisfaction, StoreError, TicketChange, TicketState,
 };
+
+/// `ACCT#<id>/PULSE`: the playbook state, its fields flat beside the keys.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct PulseItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    pulse: HealthPulse,
+}
 
 /// `ACCOUNTS#<shard>/ACCT#<id>`, written by `index_account`'s UpdateItem (these names).
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -287,6 +296,76 @@ impl HealthStore for DynamoStore {
             .collect()
     }
 
+    async fn indexed_accounts_page(
+        &self,
+        shard: u32,
+        shards: u32,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<IndexPage, StoreError> {
+        if shard >= shards {
+            return Err(StoreError::Backend(format!(
+                "account index shard {shard} is not in 0..{shards}"
+            )));
+        }
+        let pk = schema::accounts_pk(shard);
+        let mut req = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :p)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":p", s("ACCT#"))
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        if let Some(after) = after {
+            req = req
+                .exclusive_start_key(PK, s(&pk))
+                .exclusive_start_key(SK, s(schema::account_index_sk(after)));
+        }
+        let resp = req.send().await.map_err(super::map_err)?;
+        self.meter.record_read(resp.consumed_capacity());
+        let accounts = resp
+            .items()
+            .iter()
+            .map(|item| {
+                let i = from_item::<IndexItem>("account index", item)?;
+                Ok(IndexedAccount {
+                    account_id: i.account_id,
+                    first_seen: i.first_seen,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        // DynamoDB may stop a page early (1 MB); its last key says where to go on.
+        let next = resp
+            .last_evaluated_key()
+            .and_then(|k| get_s(k, SK))
+            .and_then(|sk| sk.strip_prefix("ACCT#"))
+            .map(str::to_string);
+        Ok(IndexPage { accounts, next })
+    }
+
+    async fn put_pulse(&self, account_id: &str, pulse: &HealthPulse) -> Result<(), StoreError> {
+        let item = to_item(
+            "health pulse",
+            &PulseItem {
+                pk: schema::account_pk(account_id),
+                sk: schema::PULSE_SK.to_string(),
+                pulse: pulse.clone(),
+            },
+        )?;
+        let req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        self.written(req.send().await)?;
+        Ok(())
+    }
+
     async fn record_ticket(
         &self,
         account_id: &str,
@@ -336,7 +415,7 @@ impl HealthStore for DynamoStore {
     ) -> Result<HealthRecord, StoreError> {
         let pk = schema::account_pk(account_id);
         // Three reads in parallel, all eventually consistent (the run scores days long since
-        // written): the day range; `PROFILE` and `SAT` in one Query (nothing sorts between
+        // written): the day range; `PROFILE`, `PULSE` and `SAT` in one Query (nothing sorts between
         // them, see `schema`); `FIRSTS`. A Query is billed on the summed size of what it
         // returns, a BatchGetItem on each item rounded up to 4 KB, so with small items this
         // costs 0.5 RCU less than one batch of the three.
@@ -373,6 +452,9 @@ impl HealthStore for DynamoStore {
                 }
                 Some(schema::FIRSTS_SK) => record.firsts = firsts_from_item(item),
                 Some(schema::SAT_SK) => record.satisfaction = satisfaction_from_item(item, since)?,
+                Some(schema::PULSE_SK) => {
+                    record.pulse = from_item::<PulseItem>("health pulse", item)?.pulse;
+                }
                 _ => {}
             }
         }

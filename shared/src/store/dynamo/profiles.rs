@@ -8,7 +8,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::item::{from_item, opt_millis};
-use super::{DynamoStore, s, ts};
+use super::{DynamoStore, get_s, s, ts};
 use crate::events::{AccountProfile, ContactProfile};
 use crate::store::schema::{self, PK, SK};
 use crate::store::{
@@ -128,6 +128,18 @@ impl ProfileStore for DynamoStore {
             Ok(from_item::<ContactItem>("contact", &item)?.into_record(account_id, contact_id))
         })
         .transpose()
+    }
+
+    async fn contacts(&self, account_id: &str) -> Result<Vec<ContactRecord>, StoreError> {
+        self.query_prefix(&schema::account_pk(account_id), "CONTACT#")
+            .await?
+            .iter()
+            .map(|item| {
+                let sk = get_s(item, SK).unwrap_or_default();
+                let contact_id = sk.strip_prefix("CONTACT#").unwrap_or(sk);
+                Ok(from_item::<ContactItem>("contact", item)?.into_record(account_id, contact_id))
+            })
+            .collect()
     }
 }
 

@@ -262,6 +262,22 @@ impl ProfileStore for MemoryStore {
                 unsubscribed: c.unsubscribed.clone(),
             }))
     }
+
+    async fn contacts(&self, account_id: &str) -> Result<Vec<ContactRecord>, StoreError> {
+        request().await;
+        let s = self.lock();
+        Ok(s.contacts
+            .iter()
+            .filter(|((a, _), _)| a == account_id)
+            .map(|((_, contact_id), c)| ContactRecord {
+                account_id: account_id.to_string(),
+                contact_id: contact_id.clone(),
+                profile: c.profile.clone(),
+                profile_at: c.profile_at,
+                unsubscribed: c.unsubscribed.clone(),
+            })
+            .collect())
+    }
 }
 
 #[async_trait]

@@ -11,8 +11,8 @@ use super::{MemoryStore, request};
 use crate::store::health::{NPS_ANSWERS_READ, NPS_COMMENT_CHARS, TICKET_DAYS_READ};
 use crate::store::schema;
 use crate::store::{
-    HealthRecord, HealthSnapshot, HealthStore, IndexedAccount, ModelSelection, NpsAnswer,
-    ProfileStore, Satisfaction, StoreError, TicketChange, TicketState,
+    HealthPulse, HealthRecord, HealthSnapshot, HealthStore, IndexPage, IndexedAccount,
+    ModelSelection, NpsAnswer, ProfileStore, Satisfaction, StoreError, TicketChange, TicketState,
 };
 
 /// Health state, beside the rest of `State`.
@@ -29,6 +29,7 @@ pub(super) struct HealthState {
     snapshots: BTreeMap<(String, NaiveDate, String), HealthSnapshot>,
     models: BTreeMap<String, String>,
     selection: ModelSelection,
+    pulses: BTreeMap<String, HealthPulse>,
 }
 
 #[async_trait]
@@ -52,9 +53,14 @@ impl HealthStore for MemoryStore {
     async fn indexed_accounts(
         &self,
         shard: u32,
-        _shards: u32,
+        shards: u32,
     ) -> Result<Vec<IndexedAccount>, StoreError> {
         request().await;
+        if shard >= shards {
+            return Err(StoreError::Backend(format!(
+                "account index shard {shard} is not in 0..{shards}"
+            )));
+        }
         Ok(self
             .lock()
             .health
@@ -66,6 +72,35 @@ impl HealthStore for MemoryStore {
                 first_seen: *t,
             })
             .collect())
+    }
+
+    async fn indexed_accounts_page(
+        &self,
+        shard: u32,
+        shards: u32,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<IndexPage, StoreError> {
+        let all = self.indexed_accounts(shard, shards).await?;
+        let rest: Vec<IndexedAccount> = all
+            .into_iter()
+            .filter(|a| after.is_none_or(|after| a.account_id.as_str() > after))
+            .collect();
+        let limit = limit.max(1);
+        let next = (rest.len() > limit).then(|| rest[limit - 1].account_id.clone());
+        Ok(IndexPage {
+            accounts: rest.into_iter().take(limit).collect(),
+            next,
+        })
+    }
+
+    async fn put_pulse(&self, account_id: &str, pulse: &HealthPulse) -> Result<(), StoreError> {
+        request().await;
+        self.lock()
+            .health
+            .pulses
+            .insert(account_id.to_string(), pulse.clone());
+        Ok(())
     }
 
     async fn record_ticket(
@@ -174,6 +209,7 @@ impl HealthStore for MemoryStore {
             days,
             firsts,
             satisfaction: Satisfaction { tickets, nps },
+            pulse: s.health.pulses.get(account_id).cloned().unwrap_or_default(),
         })
     }
 

@@ -70,6 +70,7 @@ const RULES: &[(&str, &[&str])] = &[
         "usecases",
         &[
             "domain", "events", "config", "store", "channels", "deps", "delivery", "registry",
+            "health",
         ],
     ),
 ];

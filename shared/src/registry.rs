@@ -125,15 +125,16 @@ const REMINDERS: Feature = Feature {
     )),
 };
 
-/// The daily health score: the run walks the account index and queues work items; the queue
-/// worker scores the accounts (`health::service`). 03:00 in Tokyo.
+/// The daily health score: the run queues one work item per account-index shard; the queue
+/// worker scores the shard's accounts and plans their playbooks' nudges (`health::service`),
+/// which the sweep delivers; a new admin is acted on at ingest. 03:00 in Tokyo.
 const HEALTH: Feature = Feature {
     name: health::service::FUNCTION,
     schedule: Some("cron(0 18 * * ? *)"),
     run: Some(health_run),
     sweeps: false,
     queue_worker: Some(health_worker),
-    ingest_hook: None,
+    ingest_hook: Some(health_hook),
     render_vars: None,
 };
 
@@ -143,6 +144,10 @@ fn health_run<'a>(deps: &'a Deps, now: DateTime<Utc>, _run_id: &'a str) -> RunFu
 
 fn health_worker<'a>(deps: &'a Deps, body: &'a str) -> RunFuture<'a> {
     Box::pin(async move { Ok(health::service::score_item(deps, body).await?) })
+}
+
+fn health_hook<'a>(deps: &'a Deps, event: &'a Event, now: DateTime<Utc>) -> HookFuture<'a> {
+    Box::pin(health::service::on_admin_changed(deps, event, now))
 }
 
 fn reminders_hook<'a>(deps: &'a Deps, event: &'a Event, now: DateTime<Utc>) -> HookFuture<'a> {

@@ -136,8 +136,12 @@ async fn the_daily_run_scores_every_account_on_its_local_day_and_explains_it() {
     // 03:00 on 12-01 in Tokyo = 13:00 on 11-30 in New York.
     let now = at("2026-11-30T18:00:00Z");
     let (out, items) = daily_run(&deps, &queue, now).await;
-    assert_eq!(out["run"]["accounts"], 3, "{out}");
-    assert_eq!(items, 1, "3 accounts fit one work item");
+    let shards = deps.config.health_index_shards;
+    assert_eq!(out["run"]["work_items"], shards, "{out}");
+    assert_eq!(
+        items, shards as usize,
+        "one per shard; 3 accounts hand nothing on"
+    );
 
     let acme = env
         .store

@@ -25,6 +25,9 @@ pub fn build(email: &OutgoingEmail) -> Vec<u8> {
         .subject(Text::new(one_line(&email.subject)))
         .date(Date::new(email.date.timestamp()))
         .message_id(MessageId::new(one_line(&email.message_id)));
+    if let Some(reply_to) = &email.reply_to {
+        message = message.reply_to(address(reply_to));
+    }
     for (name, value) in &email.headers {
         if !is_field_name(name) {
             warn!(header = %name, "extra header with an invalid name left out");
@@ -109,6 +112,7 @@ mod tests {
         OutgoingEmail {
             from: "nudge@example.com".into(),
             to: "a@example.jp".into(),
+            reply_to: None,
             subject: "期限まであと3日".into(),
             text: "こんにちは\nhttps://x/unsubscribe?t=1\n".into(),
             html: "<p>こんにちは</p>".into(),
@@ -279,6 +283,18 @@ mod tests {
             message_id("a", "b/c", "n@x.com")
         );
         assert!(message_id("a", "b", "no-domain").ends_with("@localhost"));
+    }
+
+    #[test]
+    fn reply_to_names_the_csm_and_only_when_asked() {
+        let mut e = email();
+        assert_eq!(header(&raw(&e), "Reply-To"), None);
+        e.reply_to = Some("Sato Hanako <sato@vendor.example>".into());
+        let got = header(&raw(&e), "Reply-To").expect("a Reply-To header");
+        assert!(got.ends_with("<sato@vendor.example>"), "{got}");
+        assert!(got.contains("Sato Hanako"), "{got}");
+        e.reply_to = Some("x <sato@vendor.example>\r\nBcc: evil@example.com".into());
+        assert!(!head(&raw(&e)).contains("\r\nBcc:"), "no header injection");
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub fn redact(s: &str) -> String {
 pub struct OutgoingEmail {
     pub from: String,
     pub to: String,
+    /// Where replies go instead of `from` (a red account's risk email: the CSM).
+    pub reply_to: Option<String>,
     pub subject: String,
     pub text: String,
     pub html: String,

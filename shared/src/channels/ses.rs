@@ -85,6 +85,7 @@ mod tests {
         OutgoingEmail {
             from: "nudge@example.com".into(),
             to: "a@example.jp".into(),
+            reply_to: None,
             subject: "期限まであと3日".into(),
             text: "hello".into(),
             html: "<p>hello</p>".into(),

@@ -79,6 +79,10 @@ pub(super) fn template_vars(
         }
         if let Some(csm) = &p.csm {
             put("csm_name", json!(csm.name));
+            // A message the planner marked as the CSM's own (`from_csm`): replies reach them.
+            if nudge.vars.get("from_csm") == Some(&Value::Bool(true)) {
+                put("reply_to", json!(format!("{} <{}>", csm.name, csm.email)));
+            }
         }
     } else {
         put("account_name", json!(nudge.account_id));
@@ -151,6 +155,10 @@ pub(super) fn outgoing_email(
     OutgoingEmail {
         from: deps.config.sender.clone(),
         to: to.to_string(),
+        reply_to: vars
+            .get("reply_to")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         subject: rendered.subject.clone(),
         text: rendered.text.clone(),
         html: rendered.html.clone(),

@@ -1,32 +1,48 @@
-//! The `health` feature's I/O: the daily run walks the account index and fans the accounts out
-//! over the function's own queue, in work items of [`ACCOUNTS_PER_ITEM`]; the queue worker
-//! scores each account with the active model (and the shadow model, if one is selected) and
-//! writes one snapshot per account, model and local day. Reads per account: its profile, its
-//! daily rollups, firsts and satisfaction state; never its raw events.
+//! The `health` feature's I/O: the daily run enqueues one work item per account-index shard on
+//! the function's own queue; the queue worker walks its shard page by page, scores each account
+//! with the active model (and the shadow model, if one is selected), writes one snapshot per
+//! account, model and local day, and runs the tier's playbook (`actions`): it plans nudges,
+//! which the one delivery sweep sends (CSM alerts on its next run, customer emails in the
+//! recipient's business hours). A worker that has scored [`ACCOUNTS_PER_MESSAGE`] accounts
+//! hands the rest of its shard on as a new work item, so no invocation nears its timeout.
+//! Reads per account: its profile, playbook state and satisfaction (one Query), its daily
+//! rollups and firsts; never its raw events.
 
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, Utc};
+use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use thiserror::Error;
-use tracing::{Instrument, info, warn};
+use tracing::{Instrument, error, info, warn};
 
+use super::actions::{self, Decider, Facts};
 use super::model::HISTORY_DAYS;
 use super::score;
-use super::{DayUsage, HealthInputs, HealthModel, HealthScore, ModelError, NpsResponse, Ticket};
+use super::{
+    DayUsage, HealthInputs, HealthModel, HealthScore, ModelError, NpsResponse, Ticket, diff,
+};
 use crate::Deps;
 use crate::channels::SendError;
+use crate::domain::Nudge;
+use crate::events::{Event, EventPayload};
 use crate::store::{
-    HealthRecord, HealthSnapshot, HealthStore, IndexedAccount, ModelSelection, StoreError,
-    TicketState,
+    HealthPulse, HealthRecord, HealthSnapshot, HealthStore, IndexedAccount, ModelSelection,
+    StoreError, TicketState,
 };
 
 /// The function that runs the daily score.
 pub const FUNCTION: &str = "health";
-/// Accounts per queued work item: small enough for one invocation to score them well within
-/// its timeout, large enough that the queue is not the cost.
-pub const ACCOUNTS_PER_ITEM: usize = 100;
+/// Accounts one work item scores before it hands the rest of its shard on: at the measured
+/// in-process rate this is seconds of work, far inside the function's timeout.
+pub const ACCOUNTS_PER_MESSAGE: usize = 1_000;
+/// Accounts of a page scored at once: their reads and writes overlap.
+pub const CONCURRENCY: usize = 8;
+/// Accounts per index read.
+const PAGE: usize = 100;
+/// How far back the previous score is looked for when a band changes (for the alert's "was").
+const PREVIOUS_SCORE_DAYS: i64 = 7;
 
 #[derive(Debug, Error)]
 pub enum HealthError {
@@ -52,34 +68,38 @@ impl HealthError {
     }
 }
 
-/// One queued piece of the daily run.
+/// One queued piece of the daily run: a shard of the account index, from `after` on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkItem {
-    /// The daily run's "now" (the scheduled time), for every account of the item.
+    /// The daily run's "now" (the scheduled time), for every account of the shard.
     pub now: DateTime<Utc>,
-    pub accounts: Vec<IndexedAccount>,
+    pub shard: u32,
+    pub shards: u32,
+    /// The last account already scored by an earlier item of this shard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
 }
 
-/// The daily run: every account of the index, in work items on the health queue.
+fn encode_item(item: &WorkItem) -> Result<String, HealthError> {
+    serde_json::to_string(item).map_err(|e| HealthError::BadWorkItem(e.to_string()))
+}
+
+/// The daily run: one work item per account-index shard on the health queue.
 pub async fn plan(deps: &Deps, now: DateTime<Utc>) -> Result<Value, HealthError> {
-    let accounts = all_accounts(deps.store.as_ref(), deps.config.health_index_shards).await?;
-    let items: Vec<String> = accounts
-        .chunks(ACCOUNTS_PER_ITEM)
-        .map(|chunk| {
-            serde_json::to_string(&WorkItem {
+    let shards = deps.config.health_index_shards;
+    let items = (0..shards)
+        .map(|shard| {
+            encode_item(&WorkItem {
                 now,
-                accounts: chunk.to_vec(),
+                shard,
+                shards,
+                after: None,
             })
-            .unwrap_or_default()
         })
-        .collect();
+        .collect::<Result<Vec<_>, _>>()?;
     deps.queue.enqueue(FUNCTION, &items).await?;
-    info!(
-        accounts = accounts.len(),
-        items = items.len(),
-        "health run planned"
-    );
-    Ok(json!({ "accounts": accounts.len(), "work_items": items.len() }))
+    info!(shards, "health run planned");
+    Ok(json!({ "work_items": items.len() }))
 }
 
 /// Every account of the account index, by id.
@@ -127,57 +147,276 @@ pub async fn load_model<S: HealthStore + ?Sized>(
     })
 }
 
-/// The queue worker: scores every account of one work item.
+/// The queue worker: scores one shard from where its item starts, and hands the rest on.
 pub async fn score_item(deps: &Deps, body: &str) -> Result<Value, HealthError> {
     let item: WorkItem =
         serde_json::from_str(body).map_err(|e| HealthError::BadWorkItem(e.to_string()))?;
     let (active, shadow) = models(deps.store.as_ref()).await?;
-    let mut scored = 0;
-    for account in &item.accounts {
-        let span = tracing::info_span!("health_account", account_id = %account.account_id);
-        if score_account(deps, &active, shadow.as_ref(), account, item.now)
-            .instrument(span)
-            .await?
-            .is_some()
-        {
-            scored += 1;
+    let ctx = Run {
+        deps,
+        active: &active,
+        shadow: shadow.as_ref(),
+        now: item.now,
+    };
+    let mut after = item.after.clone();
+    let (mut seen, mut scored, mut planned) = (0usize, 0usize, 0usize);
+    loop {
+        let page = deps
+            .store
+            .indexed_accounts_page(item.shard, item.shards, after.as_deref(), PAGE)
+            .await?;
+        // Futures built first: a stream `map` over borrowed accounts trips the compiler's
+        // `Send` inference for the Lambda handler's future.
+        let scoring: Vec<_> = page
+            .accounts
+            .iter()
+            .map(|account| {
+                let span = tracing::info_span!("health_account", account_id = %account.account_id);
+                ctx.score_account(account).instrument(span)
+            })
+            .collect();
+        let outcomes: Vec<Scored> = futures::stream::iter(scoring)
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        seen += page.accounts.len();
+        scored += outcomes.iter().filter(|o| o.score.is_some()).count();
+        planned += outcomes.iter().map(|o| o.nudges).sum::<usize>();
+        after = page.next;
+        let Some(last) = &after else { break };
+        if seen >= ACCOUNTS_PER_MESSAGE {
+            let rest = encode_item(&WorkItem {
+                after: Some(last.clone()),
+                ..item.clone()
+            })?;
+            deps.queue.enqueue(FUNCTION, &[rest]).await?;
+            break;
         }
     }
-    Ok(json!({ "accounts": item.accounts.len(), "scored": scored }))
+    Ok(json!({
+        "shard": item.shard,
+        "accounts": seen,
+        "scored": scored,
+        "nudges": planned,
+        "handed_on": after.is_some(),
+    }))
 }
 
-/// Scores one account and writes its snapshots; `None` when it has no profile yet.
-pub async fn score_account(
-    deps: &Deps,
-    active: &HealthModel,
-    shadow: Option<&HealthModel>,
-    account: &IndexedAccount,
+/// What scoring one account did.
+struct Scored {
+    score: Option<HealthScore>,
+    /// Nudges its playbook planned (new or found already planned by an earlier try).
+    nudges: usize,
+}
+
+/// One work item's fixed context.
+struct Run<'a> {
+    deps: &'a Deps,
+    active: &'a HealthModel,
+    shadow: Option<&'a HealthModel>,
     now: DateTime<Utc>,
-) -> Result<Option<HealthScore>, HealthError> {
-    // Days wide enough for any zone's local today (UTC-14 to UTC+14): the score itself counts
-    // only the complete local days before today, so no profile read is needed to pick them.
-    let from = now.date_naive() - Duration::days(HISTORY_DAYS + 1);
-    let to = now.date_naive() + Duration::days(1);
-    let record = deps
-        .store
-        .health_record(&account.account_id, from, to)
-        .await?;
-    let Some(current) = score_record(active, &record, account.first_seen, now) else {
-        warn!(account_id = %account.account_id, "indexed account without a profile; not scored");
-        return Ok(None);
-    };
-    let ttl = (now + Duration::days(i64::from(deps.config.raw_event_ttl_days))).timestamp();
-    deps.store
-        .put_snapshot(&snapshot(&account.account_id, &current, false), ttl)
-        .await?;
-    if let Some(shadow) = shadow
-        && let Some(s) = score_record(shadow, &record, account.first_seen, now)
-    {
-        deps.store
-            .put_snapshot(&snapshot(&account.account_id, &s, true), ttl)
+}
+
+impl Run<'_> {
+    /// Scores one account, writes its snapshots, then runs its playbook.
+    async fn score_account(&self, account: &IndexedAccount) -> Result<Scored, HealthError> {
+        let (deps, now) = (self.deps, self.now);
+        // Days wide enough for any zone's local today (UTC-14 to UTC+14): the score itself
+        // counts only the complete local days before today, so no profile read is needed to
+        // pick them.
+        let from = now.date_naive() - Duration::days(HISTORY_DAYS + 1);
+        let to = now.date_naive() + Duration::days(1);
+        let record = deps
+            .store
+            .health_record(&account.account_id, from, to)
             .await?;
+        let Some(current) = score_record(self.active, &record, account.first_seen, now) else {
+            warn!(account_id = %account.account_id, "indexed account without a profile; not scored");
+            return Ok(Scored {
+                score: None,
+                nudges: 0,
+            });
+        };
+        let ttl = (now + Duration::days(i64::from(deps.config.raw_event_ttl_days))).timestamp();
+        deps.store
+            .put_snapshot(&snapshot(&account.account_id, &current, false), ttl)
+            .await?;
+        if let Some(shadow) = self.shadow
+            && let Some(s) = score_record(shadow, &record, account.first_seen, now)
+        {
+            deps.store
+                .put_snapshot(&snapshot(&account.account_id, &s, true), ttl)
+                .await?;
+        }
+        let nudges = self.act(&account.account_id, &record, &current).await?;
+        Ok(Scored {
+            score: Some(current),
+            nudges,
+        })
     }
-    Ok(Some(current))
+
+    /// The playbook of one scored account: plans its nudges (once: deterministic ids), then
+    /// moves its pulse. A crash anywhere before the pulse is written makes the next try find
+    /// the same change and plan the same ids, which the store records once.
+    async fn act(
+        &self,
+        account_id: &str,
+        record: &HealthRecord,
+        score: &HealthScore,
+    ) -> Result<usize, HealthError> {
+        let Some(profile) = record.account.as_ref().and_then(|a| a.profile.as_ref()) else {
+            return Ok(0);
+        };
+        let model = self.active;
+        let (change, mut pulse) = actions::band_change(&record.pulse, score);
+        let change = change.filter(|c| c.trigger().is_some());
+        let moved = match &change {
+            Some(_) => self
+                .previous_score(account_id, score)
+                .await?
+                .map(|before| diff(&before, score)),
+            None => None,
+        };
+        let usage = usage_of(record);
+        let latest_nps = record.satisfaction.nps.first().map(|a| NpsResponse {
+            score: a.score,
+            at: a.at,
+            comment: a.comment.clone(),
+        });
+        let facts = Facts {
+            account_id,
+            profile,
+            score,
+            change: moved.as_ref(),
+            latest_nps: latest_nps.as_ref(),
+            usage: &usage,
+            now: self.now,
+        };
+        let mut nudges: Vec<Nudge> = Vec::new();
+        if let Some(change) = &change {
+            nudges.extend(actions::band_nudges(model, change, &facts));
+        }
+        if let Some(renewal) = actions::upsell_due(model, profile, score, &record.pulse) {
+            let contacts = self.deps.store.contacts(account_id).await?;
+            let deciders: Vec<Decider<'_>> = contacts
+                .iter()
+                .filter_map(|c| {
+                    Some(Decider {
+                        contact_id: &c.contact_id,
+                        role: c.profile.as_ref()?.role,
+                    })
+                })
+                .collect();
+            let admin = record
+                .account
+                .as_ref()
+                .and_then(|a| a.admin_contact_id.as_deref());
+            nudges.extend(actions::upsell_nudges(
+                model, &facts, renewal, admin, &deciders,
+            ));
+            pulse = Some(HealthPulse {
+                upsell_for: Some(renewal),
+                ..pulse.unwrap_or_else(|| record.pulse.clone())
+            });
+        }
+        for nudge in &nudges {
+            self.deps
+                .store
+                .put_nudge(nudge, self.deps.config.due_shards)
+                .await?;
+        }
+        if let Some(pulse) = pulse {
+            self.deps.store.put_pulse(account_id, &pulse).await?;
+        }
+        Ok(nudges.len())
+    }
+
+    /// The latest active-model score before `score`'s day, within a week.
+    async fn previous_score(
+        &self,
+        account_id: &str,
+        score: &HealthScore,
+    ) -> Result<Option<HealthScore>, HealthError> {
+        let day = score.day;
+        let snaps = self
+            .deps
+            .store
+            .snapshots(
+                account_id,
+                day - Duration::days(PREVIOUS_SCORE_DAYS),
+                day - Duration::days(1),
+            )
+            .await?;
+        Ok(snaps
+            .iter()
+            .rev()
+            .find(|s| !s.shadow)
+            .and_then(parse_snapshot))
+    }
+}
+
+/// At ingest, a new admin: the tier's `admin_changed` plays (a welcome to the new admin, an
+/// alert to the CSM), planned once per new admin and delivered by the sweep. Not for the first
+/// admin an account names (that is onboarding, not a change), nor for a provisional account.
+pub async fn on_admin_changed(
+    deps: &Deps,
+    event: &Event,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let (
+        EventPayload::AdminChanged {
+            previous_contact_id: Some(previous),
+        },
+        Some(new_admin),
+    ) = (&event.payload, event.contact_id.as_deref())
+    else {
+        return Ok(());
+    };
+    if previous == new_admin {
+        return Ok(());
+    }
+    let store = deps.store.as_ref();
+    let account_id = event.account_id.as_str();
+    let model = match models(store).await {
+        Ok((active, _)) => active,
+        Err(HealthError::Store(e)) => return Err(e),
+        Err(e) => {
+            // The daily run fails on the same model, loudly; the event itself is kept.
+            error!(account_id, error = %e, "no usable health model; admin change not acted on");
+            return Ok(());
+        }
+    };
+    let Some(profile) = store.account(account_id).await?.and_then(|a| a.profile) else {
+        return Ok(());
+    };
+    let first_seen = store
+        .indexed_account(account_id, deps.config.health_index_shards)
+        .await?
+        .map(|a| a.first_seen);
+    let provisional =
+        first_seen.is_none_or(|t| now - t < Duration::days(model.thresholds.provisional_days));
+    if provisional {
+        return Ok(());
+    }
+    for nudge in actions::admin_nudges(&model, account_id, &profile, new_admin, now) {
+        deps.store.put_nudge(&nudge, deps.config.due_shards).await?;
+    }
+    Ok(())
+}
+
+/// The usage days of a stored record, as the score reads them.
+fn usage_of(record: &HealthRecord) -> Vec<DayUsage> {
+    record
+        .days
+        .iter()
+        .map(|d| DayUsage {
+            day: d.day,
+            logins: d.logins,
+            reports: d.reports,
+            features: d.features.clone(),
+            active_contacts: d.active_contacts.clone(),
+        })
+        .collect()
 }
 
 /// The score of a stored record under `model`: the pure core over the store's shapes.
@@ -189,17 +428,7 @@ pub fn score_record(
 ) -> Option<HealthScore> {
     let account = record.account.as_ref()?;
     let profile = account.profile.as_ref()?;
-    let usage: Vec<DayUsage> = record
-        .days
-        .iter()
-        .map(|d| DayUsage {
-            day: d.day,
-            logins: d.logins,
-            reports: d.reports,
-            features: d.features.clone(),
-            active_contacts: d.active_contacts.clone(),
-        })
-        .collect();
+    let usage = usage_of(record);
     let steps: BTreeSet<String> = record
         .firsts
         .keys()

@@ -688,6 +688,10 @@ pub async fn index_pages_contacts_and_the_pulse_read_back(store: &dyn Store) {
     assert!(ids.starts_with(&["p-a", "p-b", "p-c", "p-d", "p-e"]));
     assert_eq!(ids.len(), 5, "each account once: {ids:?}");
     assert!(store.indexed_accounts_page(1, 1, None, 2).await.is_err());
+    store.index_account("p-a", t(5), 1).await.unwrap();
+    let a = store.indexed_account("p-a", 1).await.unwrap().unwrap();
+    assert_eq!(a.first_seen, stored(1), "the first sighting stays");
+    assert_eq!(store.indexed_account("p-none", 1).await.unwrap(), None);
 
     let contact = |role| ContactProfile {
         email: "x@example.test".into(),

@@ -149,6 +149,12 @@ pub trait HealthStore: Send + Sync {
         shard: u32,
         shards: u32,
     ) -> Result<Vec<IndexedAccount>, StoreError>;
+    /// The account's index entry (its `first_seen`), if it is listed.
+    async fn indexed_account(
+        &self,
+        account_id: &str,
+        shards: u32,
+    ) -> Result<Option<IndexedAccount>, StoreError>;
     /// At most `limit` accounts of one shard with ids after `after`, by id: a worker walks a
     /// shard page by page and hands the rest on when its time is up.
     async fn indexed_accounts_page(

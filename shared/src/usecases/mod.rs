@@ -6,6 +6,7 @@
 //! and delivery the way the Lambda functions do.
 
 mod delivery;
+mod health;
 mod reminders;
 
 use std::collections::HashMap;

@@ -296,6 +296,24 @@ impl HealthStore for DynamoStore {
             .collect()
     }
 
+    async fn indexed_account(
+        &self,
+        account_id: &str,
+        shards: u32,
+    ) -> Result<Option<IndexedAccount>, StoreError> {
+        let pk = schema::account_index_pk(account_id, shards);
+        self.get_item(&pk, &schema::account_index_sk(account_id))
+            .await?
+            .map(|item| {
+                let i = from_item::<IndexItem>("account index", &item)?;
+                Ok(IndexedAccount {
+                    account_id: i.account_id,
+                    first_seen: i.first_seen,
+                })
+            })
+            .transpose()
+    }
+
     async fn indexed_accounts_page(
         &self,
         shard: u32,

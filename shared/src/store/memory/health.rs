@@ -46,7 +46,7 @@ impl HealthStore for MemoryStore {
             .health
             .index
             .entry((shard, account_id.to_string()))
-            .or_insert(seen_at);
+            .or_insert(super::ms(seen_at));
         Ok(())
     }
 
@@ -72,6 +72,24 @@ impl HealthStore for MemoryStore {
                 first_seen: *t,
             })
             .collect())
+    }
+
+    async fn indexed_account(
+        &self,
+        account_id: &str,
+        shards: u32,
+    ) -> Result<Option<IndexedAccount>, StoreError> {
+        request().await;
+        let shard = schema::account_index_shard(account_id, shards);
+        Ok(self
+            .lock()
+            .health
+            .index
+            .get(&(shard, account_id.to_string()))
+            .map(|t| IndexedAccount {
+                account_id: account_id.to_string(),
+                first_seen: *t,
+            }))
     }
 
     async fn indexed_accounts_page(

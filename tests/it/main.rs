@@ -5,6 +5,7 @@ mod delivery;
 mod health;
 mod health_store;
 mod ingest;
+mod priority;
 mod queue;
 mod reminders;
 mod simulate;

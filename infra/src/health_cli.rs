@@ -1,5 +1,5 @@
-//! `nudge model ...` and `nudge explain ...`: the health model as data, and one account's score
-//! explained, against the table named by `--table` (`NUDGE_TABLE`) with the standard AWS
+//! `nudge model ...`, `nudge explain ...` and `nudge queue`: the health model as data, one
+//! account's score explained, and the CSM priority list, against the table named by `--table` (`NUDGE_TABLE`) with the standard AWS
 //! environment (locally: `eval "$(infra/stack.sh env)"`).
 
 use std::fmt::Write as _;
@@ -7,7 +7,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use nudge_shared::health::service::{HealthError, load_model, parse_snapshot};
+use futures::{StreamExt, TryStreamExt};
+use nudge_shared::health::priority::{self, PriorityInput, PriorityRow};
+use nudge_shared::health::service::{HealthError, load_model, models, parse_snapshot};
 use nudge_shared::health::{HealthModel, HealthScore, diff};
 use nudge_shared::store::dynamo::DynamoStore;
 use nudge_shared::store::{
@@ -226,6 +228,134 @@ pub fn sparkline(history: &[HealthSnapshot]) -> String {
         .iter()
         .map(|s| BARS[(usize::from(s.score.min(100)) * 7 + 50) / 100])
         .collect()
+}
+
+/// How far back `nudge queue` looks for an account's latest score: the daily run writes one a
+/// day, so a week covers missed runs; an older score says little about today.
+pub const QUEUE_SCORE_DAYS: i64 = 7;
+
+/// Accounts read at once by `nudge queue` (two reads each): enough to hide the latency, few
+/// enough not to throttle a provisioned table.
+const QUEUE_READS_IN_FLIGHT: usize = 8;
+
+/// `nudge queue`: the CSM priority list at `now`, most at stake first (see
+/// `nudge_shared::health::priority`), as a table or, with `as_json`, an array of rows.
+pub async fn queue(
+    store: &DynamoStore,
+    shards: u32,
+    now: DateTime<Utc>,
+    as_json: bool,
+) -> Result<String> {
+    let (rows, checked) = queue_rows(store, shards, now).await?;
+    if as_json {
+        return Ok(serde_json::to_string_pretty(&rows)?);
+    }
+    Ok(render_queue(&rows, checked))
+}
+
+/// The priority rows at `now` and how many accounts were checked. Ranked with the active model;
+/// each account by its profile, firsts, NPS answers and latest active-model score.
+pub async fn queue_rows(
+    store: &DynamoStore,
+    shards: u32,
+    now: DateTime<Utc>,
+) -> Result<(Vec<PriorityRow>, usize)> {
+    let (model, _) = models(store).await?;
+    let accounts = all_accounts(store, shards).await?;
+    let model_ref = &model;
+    let inputs: Vec<Option<PriorityInput>> = futures::stream::iter(&accounts)
+        .map(|account| async move {
+            // One day of rollups: the queue reads no usage, only the profile, firsts and NPS.
+            let today = now.date_naive();
+            let record = store
+                .health_record(&account.account_id, today, today)
+                .await?;
+            let score = latest_score(store, &account.account_id, now).await?;
+            anyhow::Ok(PriorityInput::from_record(
+                model_ref,
+                &record,
+                account.first_seen,
+                score,
+                now,
+            ))
+        })
+        .buffered(QUEUE_READS_IN_FLIGHT)
+        .try_collect()
+        .await?;
+    let inputs: Vec<PriorityInput> = inputs.into_iter().flatten().collect();
+    Ok((priority::rank(&model, &inputs, now), accounts.len()))
+}
+
+/// The newest active-model score of the last [`QUEUE_SCORE_DAYS`] that is not after `now`.
+async fn latest_score(
+    store: &DynamoStore,
+    account: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<HealthScore>> {
+    // A day past UTC's: a zone ahead of UTC is already on its next local day.
+    let to = now.date_naive() + Duration::days(1);
+    let from = now.date_naive() - Duration::days(QUEUE_SCORE_DAYS);
+    Ok(store
+        .snapshots(account, from, to)
+        .await?
+        .iter()
+        .filter(|s| !s.shadow)
+        .filter_map(parse_snapshot)
+        .filter(|s| s.at <= now)
+        .max_by_key(|s| s.at))
+}
+
+fn render_queue(rows: &[PriorityRow], checked: usize) -> String {
+    let mut out = String::new();
+    if rows.is_empty() {
+        let _ = writeln!(
+            out,
+            "no account needs attention ({checked} account(s) checked)"
+        );
+        return out;
+    }
+    let width = |f: &dyn Fn(&PriorityRow) -> usize, min: usize| {
+        rows.iter().map(f).max().unwrap_or(0).max(min)
+    };
+    let id_w = width(&|r| r.account_id.chars().count(), 7);
+    let arr_w = width(&|r| priority::arr_text(r.arr).len(), 3);
+    let why_w = width(&|r| r.detail.chars().count(), 3);
+    let _ = writeln!(
+        out,
+        "{:>3}  {:<id_w$}  {:>arr_w$}  {:<10}  {:<why_w$}  next step",
+        "#", "account", "ARR", "health", "why"
+    );
+    for (i, r) in rows.iter().enumerate() {
+        let health = match (r.band, r.score) {
+            (Some(b), Some(s)) => format!("{} {s}", b.as_str()),
+            _ => "not scored".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "{:>3}  {:<id_w$}  {:>arr_w$}  {health:<10}  {:<why_w$}  {}",
+            i + 1,
+            r.account_id,
+            priority::arr_text(r.arr),
+            r.detail,
+            r.next_step
+        );
+        if let Some(c) = &r.nps_comment {
+            // One line whatever the customer typed.
+            let c: Vec<&str> = c.split_whitespace().collect();
+            let _ = writeln!(out, "     \"{}\"", c.join(" "));
+        }
+    }
+    let by_reason: Vec<String> = priority::counts(rows)
+        .iter()
+        .map(|(reason, n)| format!("{n} {}", reason.as_str()))
+        .collect();
+    let _ = writeln!(
+        out,
+        "\n{} of {checked} account(s) need attention: {}",
+        rows.len(),
+        by_reason.join(", ")
+    );
+    out
 }
 
 /// A stored model, validated again; a missing one says how to find or store one.

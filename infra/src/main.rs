@@ -82,6 +82,21 @@ enum Command {
         #[arg(long, env = "NUDGE_TABLE", default_value = "nudge-local")]
         table: String,
     },
+    /// The CSM priority list, most at stake first: high-ARR accounts with low or falling NPS
+    /// (with the latest comment), then red accounts by ARR, then stalled onboarding; each row
+    /// says why it is there and a next step.
+    Queue {
+        /// Rank as of this time (RFC 3339; default: now).
+        #[arg(long)]
+        at: Option<DateTime<Utc>>,
+        /// An array of rows instead of the table.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, env = "NUDGE_HEALTH_INDEX_SHARDS", default_value_t = 8)]
+        index_shards: u32,
+        #[arg(long, env = "NUDGE_TABLE", default_value = "nudge-local")]
+        table: String,
+    },
     /// Sign and POST events (JSON lines or {"events": [...]}) to an ingest endpoint.
     SendEvents {
         file: PathBuf,
@@ -340,6 +355,21 @@ async fn main() -> Result<()> {
             println!(
                 "{}",
                 health_cli::explain(&store, &account, date, json)
+                    .await?
+                    .trim_end()
+            );
+        }
+        Command::Queue {
+            at,
+            json,
+            index_shards,
+            table,
+        } => {
+            let store = health_cli::store(&table).await;
+            let now = at.unwrap_or_else(Utc::now);
+            println!(
+                "{}",
+                health_cli::queue(&store, index_shards, now, json)
                     .await?
                     .trim_end()
             );

@@ -112,7 +112,11 @@ async fn ingest_history(env: &TestEnv) {
 }
 
 /// The health function's scheduled run at `now`, then its queued work, in process.
-async fn daily_run(deps: &Deps, queue: &MemoryQueue, now: DateTime<Utc>) -> (Value, usize) {
+pub(crate) async fn daily_run(
+    deps: &Deps,
+    queue: &MemoryQueue,
+    now: DateTime<Utc>,
+) -> (Value, usize) {
     let health = registry::find("health").expect("health is registered");
     let out = registry::run_scheduled(health, deps, now, "run")
         .await

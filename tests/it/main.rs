@@ -6,6 +6,7 @@ mod health;
 mod health_store;
 mod ingest;
 mod playbooks;
+mod priority;
 mod queue;
 mod reminders;
 mod simulate;

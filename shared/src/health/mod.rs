@@ -89,12 +89,13 @@
 //!
 //! [`diff`] gives yesterday-to-today's delta and the factors whose points moved most;
 //! [`gaps`] gives where today's missing points went. `backtest.rs` measures how well red
-//! predicts churn.
+//! predicts churn. [`rank`] (`priority.rs`) orders the accounts a CSM should look at first.
 
 pub mod actions;
 pub mod backtest;
 pub mod explain;
 pub mod model;
+pub mod priority;
 pub mod replay;
 pub mod score;
 pub mod service;
@@ -102,6 +103,7 @@ pub mod service;
 pub use backtest::{BacktestReport, Churn, DEFAULT_HORIZON_DAYS, DailyBand, backtest};
 pub use explain::{Reason, ScoreChange, diff, gaps};
 pub use model::{Band, Factor, Family, HealthModel, ModelError, Phase, Problem, TierSource};
+pub use priority::{OnboardingProgress, PriorityInput, PriorityReason, PriorityRow, rank};
 pub use replay::{ScoreSeries, churn_label, churn_of, daily_bands, replay_account};
 pub use score::{
     DayUsage, Driver, FamilyScore, HealthInputs, HealthScore, NpsResponse, Ticket, local_day, score,

@@ -1,7 +1,8 @@
 //! `nudge bench health`: the daily health run's figures, printed, never asserted: read and
-//! write units per account (DynamoDB Local's ConsumedCapacity), accounts/s of the run (plan,
-//! queue drained in process, score, snapshot), pure scoring accounts/s on one core, and the
-//! backtest replay time.
+//! write units per account (DynamoDB Local's ConsumedCapacity) of the run including its plays,
+//! accounts/s of the run (plan, one work item per shard, the items run concurrently as Lambda
+//! runs them, score, snapshot, plays), the sweeps that deliver the plays through moto
+//! (messages/s), pure scoring accounts/s on one core, and the backtest replay time.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -11,12 +12,15 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use nudge_shared::channels::MemoryQueue;
-use nudge_shared::events::{AccountProfile, Event, EventPayload, Locale};
+use nudge_shared::domain::Role;
+use nudge_shared::events::{AccountProfile, ContactProfile, Event, EventPayload, Locale};
 use nudge_shared::health::replay::replay_account;
 use nudge_shared::health::service::score_record;
 use nudge_shared::health::{HealthModel, local_day};
 use nudge_shared::registry;
-use nudge_shared::store::{EventStore, HealthStore, NpsAnswer, ProfileStore, RollupDelta};
+use nudge_shared::store::{
+    AccountChange, DeliveryLogStore, EventStore, HealthStore, NpsAnswer, ProfileStore, RollupDelta,
+};
 use serde_json::{Value, json};
 
 use crate::local::LocalStack;
@@ -27,20 +31,34 @@ fn now() -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
+/// Every 10th account has gone quiet (it turns red: a CSM alert, and a risk email on tech
+/// touch); every 7th renews within 45 days (heavy users among them get the upsell).
 fn profile(i: usize) -> AccountProfile {
+    let renewal = if i.is_multiple_of(7) {
+        NaiveDate::from_ymd_opt(2027, 1, 10)
+    } else {
+        NaiveDate::from_ymd_opt(2027, 3, 31)
+    };
     AccountProfile {
         name: format!("Account {i}"),
         plan: ["starter", "standard", "premium"][i % 3].into(),
         industry: "retail".into(),
         tier: None,
-        csm: None,
+        csm: Some(nudge_shared::events::Csm {
+            name: "Sato Hanako".into(),
+            email: "sato@vendor.example".into(),
+        }),
         timezone: chrono_tz::Asia::Tokyo,
         locale: Locale::Ja,
         contract_start: NaiveDate::from_ymd_opt(2025, 10, 1).unwrap_or_default(),
-        renewal_date: NaiveDate::from_ymd_opt(2027, 3, 31).unwrap_or_default(),
+        renewal_date: renewal.unwrap_or_default(),
         renewals: 1,
         arr: (i % 50) as f64 * 2_000.0,
     }
+}
+
+fn quiet(i: usize) -> bool {
+    i.is_multiple_of(10)
 }
 
 /// One account with 30 days of usage, an NPS answer and onboarding firsts.
@@ -53,16 +71,31 @@ async fn seed_account(
     let start = now() - Duration::days(60);
     store.upsert_account(&id, &profile(i), start).await?;
     store.index_account(&id, start, shards).await?;
+    let admin = ContactProfile {
+        email: format!("admin-{i}@bench.example"),
+        phone: None,
+        name: "Admin".into(),
+        role: Role::Admin,
+        timezone: None,
+        locale: None,
+    };
+    store.upsert_contact(&id, "u1", &admin, start).await?;
+    let change = AccountChange::AdminChanged {
+        contact_id: "u1".into(),
+    };
+    store.change_account(&id, &change, start).await?;
     let today = local_day(now(), chrono_tz::Asia::Tokyo);
-    for d in 1..=30 {
+    let days = if quiet(i) { 0 } else { 30 };
+    for d in 1..=days {
         let day = today - Duration::days(d);
         let mut delta = RollupDelta {
             events: 6,
             logins: 3,
             ..Default::default()
         };
-        delta.features.insert("dashboard".into(), 2);
-        delta.features.insert("report_builder".into(), 1);
+        for f in ["dashboard", "report_builder", "integration", "workflow"] {
+            delta.features.insert(f.into(), 1);
+        }
         delta.contacts = BTreeSet::from(["u1".to_string(), "u2".to_string()]);
         store.add_rollup(&id, day, &delta).await?;
     }
@@ -110,15 +143,37 @@ fn synthetic_events(i: usize, days: i64) -> Vec<Event> {
     out
 }
 
+/// Runs the queued work as Lambda would: every item in the queue at once (items enqueue their
+/// shard's rest), until the queue is empty. Returns how many items ran.
+async fn drain_concurrently(deps: &nudge_shared::Deps, queue: &MemoryQueue) -> Result<usize> {
+    let worker = registry::find("health")
+        .and_then(|f| f.queue_worker)
+        .context("health has a queue worker")?;
+    let mut ran = 0;
+    loop {
+        let items = queue.take_all();
+        if items.is_empty() {
+            return Ok(ran);
+        }
+        ran += items.len();
+        futures::future::try_join_all(items.iter().map(|item| worker(deps, &item.body))).await?;
+    }
+}
+
 pub async fn bench_health(
     stack: &LocalStack,
     accounts: usize,
     backtest_accounts: usize,
+    shards: Option<u32>,
 ) -> Result<Value> {
     let table = format!("bench-health-{}", std::process::id());
     stack.create_table(&table).await?;
     let topic = stack.prepare_messaging().await?;
-    let (deps, store) = stack.deps(stack.config(&table, &topic)?);
+    let mut config = stack.config(&table, &topic)?;
+    if let Some(shards) = shards {
+        config.health_index_shards = shards;
+    }
+    let (deps, store) = stack.deps(config);
     let queue = Arc::new(MemoryQueue::default());
     let deps = deps.with_queue(queue.clone());
     let shards = deps.config.health_index_shards;
@@ -144,10 +199,52 @@ pub async fn bench_health(
     let t = Instant::now();
     let health = registry::find("health").context("health is registered")?;
     registry::run_scheduled(health, &deps, now(), "bench").await?;
-    let items = registry::drain(&deps, &queue).await?;
+    let items = drain_concurrently(&deps, &queue).await?;
     let wall = t.elapsed().as_secs_f64();
     let after = meter.snapshot();
     let n = accounts.max(1) as f64;
+
+    // The plays leave through the sweep: CSM alerts on the next run, customer emails at 09:00
+    // in Tokyo (the recipients' business hours).
+    eprintln!("bench health: daily run in {wall:.1} s; sweeping the plays ...");
+    let reminders = registry::find("reminders").context("the sweep is registered")?;
+    let mut sweeps = Vec::new();
+    for (at, label) in [
+        (now() + Duration::minutes(15), "csm_alerts"),
+        (now() + Duration::minutes(15 * 25), "customer_emails"),
+    ] {
+        let before = meter.snapshot();
+        let t = Instant::now();
+        let out = registry::run_scheduled(reminders, &deps, at, label).await?;
+        let secs = t.elapsed().as_secs_f64();
+        let u = meter.snapshot();
+        let sent = out["sweep"]["sent"].as_u64().unwrap_or(0);
+        sweeps.push(json!({
+            "sweep": label,
+            "sent": sent,
+            "blocked": out["sweep"]["blocked"],
+            "deferred": out["sweep"]["deferred"],
+            "wall_s": secs,
+            "sent_per_s": sent as f64 / secs.max(1e-9),
+            "read_units": u.read_units - before.read_units,
+            "write_units": u.write_units - before.write_units,
+        }));
+    }
+    let total = meter.snapshot();
+
+    // The next day: every account scored again, the pulse unchanged, nothing to act on.
+    let before_next = meter.snapshot();
+    let t = Instant::now();
+    registry::run_scheduled(health, &deps, now() + Duration::days(1), "bench-2").await?;
+    drain_concurrently(&deps, &queue).await?;
+    let next_wall = t.elapsed().as_secs_f64();
+    let next = meter.snapshot();
+    let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
+    for e in store.all_delivery_log().await? {
+        *by_kind
+            .entry(format!("{} {}", e.kind, e.status.as_str()))
+            .or_default() += 1;
+    }
 
     // Pure scoring on one core: the same stored record, scored repeatedly.
     let record = store
@@ -187,7 +284,20 @@ pub async fn bench_health(
 
     Ok(json!({
         "accounts": accounts,
+        "shards": shards,
         "work_items": items,
+        "delivery_log": by_kind,
+        "sweeps": sweeps,
+        "first_day_with_plays_delivered": {
+            "read_units_per_account": (total.read_units - before.read_units) / n,
+            "write_units_per_account": (total.write_units - before.write_units) / n,
+        },
+        "next_day_steady": {
+            "read_units_per_account": (next.read_units - before_next.read_units) / n,
+            "write_units_per_account": (next.write_units - before_next.write_units) / n,
+            "requests_per_account": (next.requests - before_next.requests) as f64 / n,
+            "accounts_per_s": n / next_wall,
+        },
         "daily_run": {
             "read_units_per_account": (after.read_units - before.read_units) / n,
             "write_units_per_account": (after.write_units - before.write_units) / n,

@@ -182,6 +182,9 @@ enum BenchWhat {
         accounts: usize,
         #[arg(long, default_value_t = 1_000)]
         backtest_accounts: usize,
+        /// Account-index shards (work items); default: NUDGE_HEALTH_INDEX_SHARDS or 8.
+        #[arg(long)]
+        shards: Option<u32>,
     },
     /// (internal) the peak-RSS child process of `bench ingest`.
     #[command(hide = true)]
@@ -281,11 +284,13 @@ async fn main() -> Result<()> {
                 BenchWhat::Health {
                     accounts,
                     backtest_accounts,
+                    shards,
                 } => {
                     let figures = nudge_infra::bench_health::bench_health(
                         &stack,
                         accounts,
                         backtest_accounts,
+                        shards,
                     )
                     .await?;
                     println!("{}", serde_json::to_string_pretty(&figures)?);

@@ -407,3 +407,56 @@ async fn a_new_admin_is_welcomed_once_and_the_csm_told() {
         .expect("hook");
     assert_eq!(h.nudges("acme").await.len(), 2);
 }
+
+#[tokio::test]
+async fn a_shard_longer_than_one_work_item_is_handed_on_and_every_account_scored_once() {
+    use crate::health::service::ACCOUNTS_PER_MESSAGE;
+    let mut h = Health::new();
+    // One shard, so it holds more than one work item's worth.
+    h.w.deps.config.health_index_shards = 1;
+    let n = ACCOUNTS_PER_MESSAGE + 5;
+    let known = run_at(1) - Duration::days(60);
+    let profile = AccountProfile {
+        name: "Bulk".into(),
+        plan: "standard".into(),
+        industry: "retail".into(),
+        tier: None,
+        csm: None,
+        timezone: Tokyo,
+        locale: Locale::Ja,
+        contract_start: NaiveDate::from_ymd_opt(2025, 1, 1).expect("date"),
+        renewal_date: NaiveDate::from_ymd_opt(2027, 9, 1).expect("date"),
+        renewals: 1,
+        arr: 5_000.0,
+    };
+    let shards = h.w.deps.config.health_index_shards;
+    for i in 0..n {
+        let id = format!("a{i:05}");
+        h.w.store
+            .upsert_account(&id, &profile, known)
+            .await
+            .expect("account");
+        h.w.store
+            .index_account(&id, known, shards)
+            .await
+            .expect("index");
+    }
+    let health = registry::find("health").expect("registered");
+    registry::run_scheduled(health, &h.w.deps, run_at(1), "daily")
+        .await
+        .expect("daily run");
+    let items = registry::drain(&h.w.deps, &h.queue).await.expect("queue");
+    assert!(
+        items > shards as usize,
+        "at least one shard was handed on: {items} items"
+    );
+    let day = NaiveDate::from_ymd_opt(2026, 12, 2).expect("date");
+    for i in [0, n / 2, n - 1] {
+        let snaps =
+            h.w.store
+                .snapshots(&format!("a{i:05}"), day, day)
+                .await
+                .expect("snapshots");
+        assert_eq!(snaps.len(), 1, "a{i:05}");
+    }
+}

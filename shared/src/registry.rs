@@ -85,6 +85,20 @@ pub type QueueWorker = for<'a> fn(&'a Deps, &'a str) -> RunFuture<'a>;
 /// must be idempotent (a client retry after a partial failure calls it again).
 pub type IngestHook = for<'a> fn(&'a Deps, &'a Event, DateTime<Utc>) -> HookFuture<'a>;
 
+/// A first occurrence ingest has just recorded (absent before, see
+/// `EventStore::record_firsts`): the key (`feature_dashboard`, `report`, `step_import_data`)
+/// and the batch's earliest event that made it.
+#[derive(Debug, Clone, Copy)]
+pub struct NewFirst<'a> {
+    pub key: &'a str,
+    pub event: &'a Event,
+}
+
+/// Called by ingest with one account's new firsts of a batch; must be idempotent (if it fails,
+/// ingest forgets those firsts and the client's resend records and hands them over again).
+pub type FirstsHook =
+    for<'a> fn(&'a Deps, &'a str, &'a [NewFirst<'a>], DateTime<Utc>) -> HookFuture<'a>;
+
 /// When a function runs and what it does.
 pub struct Feature {
     /// The function (binary and template resource) name.
@@ -98,6 +112,7 @@ pub struct Feature {
     /// Work its scheduled run fanned out over its own queue (`Deps::queue`).
     pub queue_worker: Option<QueueWorker>,
     pub ingest_hook: Option<IngestHook>,
+    pub firsts_hook: Option<FirstsHook>,
     /// The kinds this feature plans that need variables computed at render time.
     pub render_vars: Option<(&'static [NudgeKind], crate::domain::ExtraVars)>,
 }
@@ -109,6 +124,7 @@ const INGEST: Feature = Feature {
     sweeps: false,
     queue_worker: None,
     ingest_hook: None,
+    firsts_hook: None,
     render_vars: None,
 };
 
@@ -119,6 +135,7 @@ const REMINDERS: Feature = Feature {
     sweeps: true,
     queue_worker: None,
     ingest_hook: Some(reminders_hook),
+    firsts_hook: None,
     render_vars: Some((
         &[NudgeKind::DeadlineReminder],
         reminders::service::render_vars,
@@ -135,6 +152,7 @@ const HEALTH: Feature = Feature {
     sweeps: false,
     queue_worker: Some(health_worker),
     ingest_hook: Some(health_hook),
+    firsts_hook: None,
     render_vars: None,
 };
 
@@ -177,6 +195,22 @@ pub fn render_vars(nudge: &Nudge, to: &RecipientContext, now: DateTime<Utc>) -> 
 pub async fn on_ingest(deps: &Deps, event: &Event, now: DateTime<Utc>) -> Result<(), StoreError> {
     for hook in registry().iter().filter_map(|f| f.ingest_hook) {
         hook(deps, event, now).await?;
+    }
+    Ok(())
+}
+
+/// Runs every feature's firsts hook for one account's new firsts.
+pub async fn on_firsts(
+    deps: &Deps,
+    account_id: &str,
+    firsts: &[NewFirst<'_>],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if firsts.is_empty() {
+        return Ok(());
+    }
+    for hook in registry().iter().filter_map(|f| f.firsts_hook) {
+        hook(deps, account_id, firsts, now).await?;
     }
     Ok(())
 }
@@ -367,6 +401,7 @@ mod tests {
             sweeps: false,
             queue_worker: Some(worker),
             ingest_hook: None,
+            firsts_hook: None,
             render_vars: None,
         };
         [f("count", worker_counting), f("split", worker_splitting)]

@@ -41,6 +41,15 @@ use crate::store::{
 /// Concurrent requests to DynamoDB per batch.
 const CONCURRENCY: usize = 32;
 
+/// One account's firsts in a batch: each key's earliest time, the event that made it, and
+/// every event that carried one of the keys (retried together if the write fails).
+#[derive(Default)]
+struct BatchFirsts {
+    keys: BTreeMap<String, DateTime<Utc>>,
+    made_by: BTreeMap<String, usize>,
+    events: Vec<usize>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rejected {
     pub index: usize,
@@ -250,8 +259,9 @@ pub async fn ingest_batch(
         .await;
 
     // Firsts, one write per account per batch (and none once this container has seen them).
-    type Firsts = (BTreeMap<String, DateTime<Utc>>, Vec<usize>);
-    let mut firsts: BTreeMap<&str, Firsts> = BTreeMap::new();
+    // The store says which it recorded (absent before): those are handed to the features'
+    // firsts hooks (milestones), with the earliest event of the batch that made each.
+    let mut firsts: BTreeMap<&str, BatchFirsts> = BTreeMap::new();
     for (i, e) in &fresh {
         if let Some(k) = first_key(&e.payload) {
             if known.contains(&e.account_id, &k) {
@@ -259,24 +269,51 @@ pub async fn ingest_batch(
             }
             let entry = firsts.entry(e.account_id.as_str()).or_default();
             let t = e.occurred_at_utc();
-            let slot = entry.0.entry(k).or_insert(t);
-            if t < *slot {
-                *slot = t;
-            }
-            entry.1.push(*i);
-        }
-    }
-    let failed_ref = &failed;
-    let first_writes = firsts.iter().map(|(account, (keys, idx))| async move {
-        match deps.store.record_firsts(account, keys).await {
-            Ok(()) => known.insert_all(account, keys.keys().cloned()),
-            Err(err) => {
-                warn!(account_id = %account, error = %err, "firsts not recorded; client will retry");
-                if let Ok(mut f) = failed_ref.lock() {
-                    f.extend(idx.iter().copied());
+            match entry.keys.get(&k) {
+                Some(at) if *at <= t => {}
+                _ => {
+                    entry.keys.insert(k.clone(), t);
+                    entry.made_by.insert(k, *i);
                 }
             }
+            entry.events.push(*i);
         }
+    }
+    let by_index: HashMap<usize, &Event> = fresh.iter().map(|(i, e)| (*i, e)).collect();
+    let failed_ref = &failed;
+    let by_index_ref = &by_index;
+    let first_writes = firsts.iter().map(|(account, batch)| async move {
+        let fail = |what: &str, err: &StoreError| {
+            warn!(account_id = %account, error = %err, "{what}; client will retry");
+            if let Ok(mut f) = failed_ref.lock() {
+                f.extend(batch.events.iter().copied());
+            }
+        };
+        let new = match deps.store.record_firsts(account, &batch.keys).await {
+            Ok(new) => new,
+            Err(err) => return fail("firsts not recorded", &err),
+        };
+        let made: Vec<registry::NewFirst<'_>> = new
+            .iter()
+            .filter_map(|k| {
+                let event = by_index_ref.get(batch.made_by.get(k)?)?;
+                Some(registry::NewFirst { key: k, event })
+            })
+            .collect();
+        if let Err(err) = registry::on_firsts(deps, account, &made, now).await {
+            // Undo this call's firsts, so the client's resend finds them new again.
+            let undo: BTreeMap<String, DateTime<Utc>> = batch
+                .keys
+                .iter()
+                .filter(|(k, _)| new.contains(*k))
+                .map(|(k, t)| (k.clone(), *t))
+                .collect();
+            if let Err(e) = deps.store.forget_firsts(account, &undo).await {
+                error!(account_id = %account, error = %e, "firsts not undone; their milestones are lost");
+            }
+            return fail("milestones not planned", &err);
+        }
+        known.insert_all(account, batch.keys.keys().cloned());
     });
     stream::iter(first_writes)
         .buffer_unordered(CONCURRENCY)
@@ -322,7 +359,6 @@ pub async fn ingest_batch(
     failed.extend(rollup_results.into_iter().flatten().flatten());
 
     // Compensate: the failed events must not look like duplicates when the client retries.
-    let by_index: HashMap<usize, &Event> = fresh.iter().map(|(i, e)| (*i, e)).collect();
     let deletes = failed
         .iter()
         .filter_map(|i| by_index.get(i))

@@ -605,11 +605,25 @@ pub async fn rollups_firsts_log_and_checkpoints_accumulate(store: &dyn Store) {
         2
     );
     let first = BTreeMap::from([("report".to_string(), t(5))]);
-    store.record_firsts("c-misc", &first).await.unwrap();
-    store
-        .record_firsts("c-misc", &BTreeMap::from([("report".to_string(), t(1))]))
-        .await
-        .unwrap();
+    let new = store.record_firsts("c-misc", &first).await.unwrap();
+    assert_eq!(new.into_iter().collect::<Vec<_>>(), ["report"]);
+    let again = BTreeMap::from([
+        ("report".to_string(), t(1)),
+        ("feature_dashboard".to_string(), t(1)),
+    ]);
+    let new = store.record_firsts("c-misc", &again).await.unwrap();
+    assert_eq!(
+        new.into_iter().collect::<Vec<_>>(),
+        ["feature_dashboard"],
+        "only what was absent is a first"
+    );
+    assert!(
+        store
+            .record_firsts("c-misc", &again)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
         store.firsts("c-misc").await.unwrap().get("report"),
         Some(&stored(5))

@@ -205,8 +205,17 @@ pub trait EventStore: Send + Sync {
         delta: &RollupDelta,
     ) -> Result<(), StoreError>;
     /// Records first occurrences (`feature_report_builder`, `report`, `step_import_data`); an
-    /// existing first is never overwritten (the first one seen wins).
+    /// existing first is never overwritten (the first one seen wins). Returns the keys this call
+    /// recorded (absent before): the conditional "first" that milestones act on, so a replay or
+    /// a duplicate never counts as a first again.
     async fn record_firsts(
+        &self,
+        account_id: &str,
+        firsts: &BTreeMap<String, DateTime<Utc>>,
+    ) -> Result<BTreeSet<String>, StoreError>;
+    /// Removes firsts a failed batch recorded (each only if it still holds the given time),
+    /// so the client's resend records them, and acts on them, again.
+    async fn forget_firsts(
         &self,
         account_id: &str,
         firsts: &BTreeMap<String, DateTime<Utc>>,

@@ -1,6 +1,6 @@
 //! `EventStore`: raw events (the de-duplication point), daily usage rollups, first occurrences.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
@@ -98,17 +98,20 @@ impl EventStore for DynamoStore {
         &self,
         account_id: &str,
         firsts: &BTreeMap<String, DateTime<Utc>>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<BTreeSet<String>, StoreError> {
         if firsts.is_empty() {
-            return Ok(());
+            return Ok(BTreeSet::new());
         }
         let mut sets = Vec::new();
+        // The old values of the attributes set: those that come back existed already, so the
+        // rest are this call's firsts (no extra request).
         let mut req = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(PK, s(schema::account_pk(account_id)))
             .key(SK, s(schema::FIRSTS_SK))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedOld)
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
         for (i, (key, at)) in firsts.iter().enumerate() {
             sets.push(format!("#k{i} = if_not_exists(#k{i}, :v{i})"));
@@ -117,7 +120,35 @@ impl EventStore for DynamoStore {
                 .expression_attribute_values(format!(":v{i}"), ts(*at));
         }
         let req = req.update_expression(format!("SET {}", sets.join(", ")));
-        self.written(req.send().await)?;
+        let out = self.written(req.send().await)?;
+        let existed = out.attributes();
+        Ok(firsts
+            .keys()
+            .filter(|k| !existed.is_some_and(|a| a.contains_key(&format!("first_{k}"))))
+            .cloned()
+            .collect())
+    }
+
+    async fn forget_firsts(
+        &self,
+        account_id: &str,
+        firsts: &BTreeMap<String, DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        for (key, at) in firsts {
+            let req = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(PK, s(schema::account_pk(account_id)))
+                .key(SK, s(schema::FIRSTS_SK))
+                .update_expression("REMOVE #k")
+                .condition_expression("#k = :v")
+                .expression_attribute_names("#k", format!("first_{key}"))
+                .expression_attribute_values(":v", ts(*at))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total);
+            // A first that another batch has since re-recorded is theirs: leave it.
+            self.conditional(req.send().await)?;
+        }
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! `EventStore`, `ProfileStore` and `DeadlineStore` of the memory adapter (the DynamoDB
 //! adapter's events.rs, profiles.rs and deadlines.rs).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -81,15 +81,33 @@ impl EventStore for MemoryStore {
         &self,
         account_id: &str,
         firsts: &BTreeMap<String, DateTime<Utc>>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<BTreeSet<String>, StoreError> {
         request().await;
-        if firsts.is_empty() {
-            return Ok(());
-        }
         let mut s = self.lock();
         let stored = s.firsts.entry(account_id.to_string()).or_default();
+        let mut new = BTreeSet::new();
         for (k, at) in firsts {
-            stored.entry(k.clone()).or_insert(ms(*at));
+            if !stored.contains_key(k) {
+                stored.insert(k.clone(), ms(*at));
+                new.insert(k.clone());
+            }
+        }
+        Ok(new)
+    }
+
+    async fn forget_firsts(
+        &self,
+        account_id: &str,
+        firsts: &BTreeMap<String, DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        request().await;
+        let mut s = self.lock();
+        if let Some(stored) = s.firsts.get_mut(account_id) {
+            for (k, at) in firsts {
+                if stored.get(k) == Some(&ms(*at)) {
+                    stored.remove(k);
+                }
+            }
         }
         Ok(())
     }

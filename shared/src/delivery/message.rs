@@ -36,14 +36,14 @@ pub(super) fn resolve_recipient(
         .and_then(|p| p.timezone)
         .or(profile.map(|p| p.timezone))
         .unwrap_or(Tz::UTC);
-    let to = match nudge.kind.audience() {
+    let to = match nudge.audience() {
         Audience::Customer => contact_profile
             .map(|p| p.email.clone())
             .filter(|e| !e.trim().is_empty()),
         Audience::Csm => deps.config.csm_topic_arn.clone(),
     };
     // CSM messages are written in the account's language (the CSM's working language).
-    let locale = match nudge.kind.audience() {
+    let locale = match nudge.audience() {
         Audience::Csm => profile.map(|p| p.locale).unwrap_or(locale),
         Audience::Customer => locale,
     };
@@ -99,7 +99,7 @@ pub(super) fn template_vars(
     for (k, v) in extra(nudge, &recipient.context, now) {
         put(&k, v);
     }
-    if nudge.kind.audience() == Audience::Customer
+    if nudge.audience() == Audience::Customer
         && let Some(c) = &recipient.contact
     {
         let token = unsubscribe::sign(

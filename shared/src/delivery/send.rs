@@ -184,7 +184,7 @@ impl<'a> Delivery<'a> {
             contact_id,
             recipient,
             vars,
-            channel: nudge.kind.channel(),
+            channel: nudge.channel(),
         })
     }
 
@@ -375,7 +375,7 @@ impl<'a> Delivery<'a> {
     async fn check_policy(&self, to: &str) -> Result<Verdict, DeliveryError> {
         let (deps, n) = (self.deps, self.nudge);
         let store = &deps.store;
-        let customer = n.kind.audience() == Audience::Customer;
+        let customer = n.audience() == Audience::Customer;
         let suppression = if customer {
             store.suppression(to).await?.and_then(|s| s.reason)
         } else {
@@ -391,6 +391,7 @@ impl<'a> Delivery<'a> {
         let decision = policy::check(&PolicyInput {
             nudge_id: &n.nudge_id,
             kind: n.kind,
+            audience: n.audience(),
             channel: self.channel,
             unsubscribed: contact.map(|c| &c.unsubscribed).unwrap_or(&no_categories),
             suppression,
@@ -543,7 +544,7 @@ impl<'a> Delivery<'a> {
         store
             .append_log(&self.entry(LogStatus::Sent, &rendered.subject, None, Some(pmid.clone())))
             .await?;
-        if n.kind.audience() == Audience::Customer && self.channel == Channel::Email {
+        if n.audience() == Audience::Customer && self.channel == Channel::Email {
             let tier = self
                 .account
                 .as_ref()
@@ -581,7 +582,7 @@ async fn resolve_claimed(
         return Ok(Outcome::Skipped);
     }
     warn!(account_id = %nudge.account_id, nudge_id = %nudge.nudge_id, kind = %nudge.kind, "lease expired during a send: outcome unknown, not resent");
-    let to = match nudge.kind.audience() {
+    let to = match nudge.audience() {
         Audience::Csm => deps.config.csm_topic_arn.clone().unwrap_or_default(),
         Audience::Customer => String::new(),
     };
@@ -591,7 +592,7 @@ async fn resolve_claimed(
             function: nudge.function.clone(),
             kind: nudge.kind,
             stage: nudge.stage,
-            channel: nudge.kind.channel(),
+            channel: nudge.channel(),
             account_id: nudge.account_id.clone(),
             contact_id: nudge.contact_id.clone(),
             to,

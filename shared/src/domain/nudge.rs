@@ -49,6 +49,9 @@ pub fn no_extra_vars(_: &Nudge, _: &RecipientContext, _: DateTime<Utc>) -> Map<S
 #[strum(serialize_all = "snake_case")]
 pub enum NudgeKind {
     DeadlineReminder,
+    /// The welcome at contract start: the admin's single first step, the executive's note on
+    /// what the first 30 days bring.
+    OnboardingWelcome,
     Milestone,
     OnboardingProgress,
     HealthAlert,
@@ -131,7 +134,9 @@ impl NudgeKind {
     pub fn category(&self) -> &'static str {
         match self {
             NudgeKind::DeadlineReminder => category::REMINDERS,
-            NudgeKind::OnboardingProgress | NudgeKind::AdminWelcome => category::ONBOARDING,
+            NudgeKind::OnboardingWelcome
+            | NudgeKind::OnboardingProgress
+            | NudgeKind::AdminWelcome => category::ONBOARDING,
             NudgeKind::Milestone | NudgeKind::RiskNudge | NudgeKind::UpsellOffer => {
                 category::SUCCESS
             }
@@ -155,6 +160,7 @@ impl NudgeKind {
             }
             NudgeKind::DeadlineReminder => SendWindow::AsPlanned,
             NudgeKind::Milestone
+            | NudgeKind::OnboardingWelcome
             | NudgeKind::OnboardingProgress
             | NudgeKind::RiskNudge
             | NudgeKind::AdminWelcome
@@ -200,6 +206,12 @@ pub enum Stage {
     FirstReport,
     /// Every onboarding step done.
     OnboardingComplete,
+    /// The 30-day program's checks (`onboarding_progress`): behind the plan, or no step in a
+    /// week.
+    Behind,
+    Stuck,
+    /// No admin contact when the welcome was due (`csm_task`).
+    NoAdmin,
     /// Health plays (`health_alert`, `risk_nudge`, ...): what set them off.
     TurnsRed,
     TurnsYellow,
@@ -320,6 +332,10 @@ pub struct Nudge {
     /// For a follow-up: the nudge whose engagement decides whether it goes out.
     pub follow_up_of: Option<String>,
     pub engagement: Engagement,
+    /// Who it is for when not the kind's usual audience (a stuck onboarding's
+    /// `onboarding_progress` goes to the CSM topic as well as to the admin); `None` = the kind's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<Audience>,
 }
 
 impl Nudge {
@@ -353,6 +369,25 @@ impl Nudge {
             reason: None,
             follow_up_of: None,
             engagement: Engagement::default(),
+            audience: None,
+        }
+    }
+
+    /// The CSM's copy of a customer kind: sent to the CSM topic, outside customer policy.
+    pub fn for_csm(mut self) -> Nudge {
+        self.audience = Some(Audience::Csm);
+        self
+    }
+
+    pub fn audience(&self) -> Audience {
+        self.audience.unwrap_or(self.kind.audience())
+    }
+
+    /// Customer messages are email; CSM messages go to the CSM SNS topic.
+    pub fn channel(&self) -> Channel {
+        match self.audience() {
+            Audience::Customer => Channel::Email,
+            Audience::Csm => Channel::Sns,
         }
     }
 
@@ -372,7 +407,7 @@ impl Nudge {
     }
 
     pub fn recipient(&self) -> Recipient<'_> {
-        match (self.kind.audience(), self.contact_id.as_deref()) {
+        match (self.audience(), self.contact_id.as_deref()) {
             (Audience::Csm, _) => Recipient::Csm,
             (Audience::Customer, Some(c)) => Recipient::Contact(c),
             (Audience::Customer, None) => Recipient::AccountAdmin,

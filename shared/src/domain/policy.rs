@@ -97,6 +97,8 @@ impl BlockReason {
 pub struct PolicyInput<'a> {
     pub nudge_id: &'a str,
     pub kind: NudgeKind,
+    /// Usually the kind's; a customer kind's copy for the CSM is `Csm`.
+    pub audience: Audience,
     pub channel: Channel,
     /// The contact's unsubscribed categories (`all` = everything customer-facing).
     pub unsubscribed: &'a std::collections::BTreeSet<String>,
@@ -113,7 +115,7 @@ pub struct PolicyInput<'a> {
 
 /// The policy decision, in the documented order.
 pub fn check(input: &PolicyInput<'_>) -> Result<(), BlockReason> {
-    if input.kind.audience() == Audience::Csm {
+    if input.audience == Audience::Csm {
         return Ok(());
     }
     let cat = input.kind.category();
@@ -232,6 +234,7 @@ mod tests {
             check(&PolicyInput {
                 nudge_id: "n1",
                 kind: self.kind,
+                audience: self.kind.audience(),
                 channel: self.channel,
                 unsubscribed: &self.unsub,
                 suppression: self.suppression,
@@ -292,6 +295,28 @@ mod tests {
         c.suppression = Some(SuppressionReason::Complaint);
         c.paused = true;
         assert_eq!(c.check(), Ok(()));
+    }
+
+    #[test]
+    fn a_customer_kinds_copy_for_the_csm_bypasses_customer_policy() {
+        let mut c = Case::new(NudgeKind::OnboardingProgress);
+        c.paused = true;
+        c.unsub.insert("all".into());
+        assert_eq!(c.check(), Err(BlockReason::Unsubscribed));
+        let input = PolicyInput {
+            nudge_id: "n1",
+            kind: c.kind,
+            audience: Audience::Csm,
+            channel: Channel::Sns,
+            unsubscribed: &c.unsub,
+            suppression: None,
+            paused: true,
+            cap: CAP,
+            recent_marketing: &c.recent,
+            tz: chrono_tz::Asia::Tokyo,
+            now: t(20, 3),
+        };
+        assert_eq!(check(&input), Ok(()), "a paused account's CSM still hears");
     }
 
     #[test]

@@ -327,8 +327,7 @@ pub fn upsell_nudges(
         })
         // A CSM alert on an upsell goes once, not once per recipient.
         .fold(Vec::<Nudge>::new(), |mut out, n| {
-            if n.kind.audience() == crate::domain::Audience::Csm
-                && out.iter().any(|o| o.kind == n.kind)
+            if n.audience() == crate::domain::Audience::Csm && out.iter().any(|o| o.kind == n.kind)
             {
                 return out;
             }

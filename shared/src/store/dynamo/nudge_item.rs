@@ -63,6 +63,9 @@ struct NudgeItem {
     created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     follow_up_of: Option<String>,
+    /// Set only when not the kind's audience.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    audience: Option<crate::domain::Audience>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,6 +120,7 @@ impl NudgeItem {
             attempts: nudge.attempts,
             created_at: nudge.created_at,
             follow_up_of: nudge.follow_up_of.clone(),
+            audience: nudge.audience,
             reason: nudge.reason.clone(),
             lease_owner: None,
             lease_until: None,
@@ -152,6 +156,7 @@ impl NudgeItem {
             sent_at: self.sent_at,
             reason: self.reason,
             follow_up_of: self.follow_up_of,
+            audience: self.audience,
             engagement: Engagement {
                 delivered_at: self.delivered_at,
                 opened_at: self.opened_at,

@@ -82,6 +82,7 @@ pub async fn all(store: &dyn Store) {
     deadlines_and_raw_events_keep_the_first_or_newest_write(store).await;
     rollups_firsts_log_and_checkpoints_accumulate(store).await;
     index_pages_contacts_and_the_pulse_read_back(store).await;
+    agenda_tasks_are_scheduled_once_found_by_time_and_finished(store).await;
 }
 
 pub async fn nudges_are_planned_once_and_found_by_bucket_and_time(store: &dyn Store) {
@@ -775,5 +776,82 @@ pub async fn index_pages_contacts_and_the_pulse_read_back(store: &dyn Store) {
             .pulse,
         moved,
         "replaced whole"
+    );
+}
+
+pub async fn agenda_tasks_are_scheduled_once_found_by_time_and_finished(store: &dyn Store) {
+    use crate::store::AgendaTask;
+    let task = |account: &str, name: &str, at| AgendaTask {
+        account_id: account.into(),
+        task: name.into(),
+        due_at: at,
+    };
+    let shards = 3;
+    // t(m) is 09:00 + m minutes (+ 250.7 ms): two hour buckets, 09 and 10.
+    assert!(
+        store
+            .schedule_task(&task("c-ag", "welcome", t(10)), shards)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .schedule_task(&task("c-ag", "check_07", t(70)), shards)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .schedule_task(&task("c-ag2", "welcome", t(30)), shards)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .schedule_task(&task("c-ag", "welcome", t(500)), shards)
+            .await
+            .unwrap(),
+        "one per account and task"
+    );
+    let names = |tasks: Vec<AgendaTask>| -> Vec<(String, String)> {
+        tasks.into_iter().map(|t| (t.account_id, t.task)).collect()
+    };
+    let due = store.due_tasks(t(0), t(40), shards).await.unwrap();
+    assert_eq!(due[0].due_at, stored(10));
+    assert_eq!(
+        names(due),
+        [
+            ("c-ag".into(), "welcome".into()),
+            ("c-ag2".into(), "welcome".into())
+        ]
+    );
+    assert_eq!(
+        names(store.due_tasks(t(0), t(75), shards).await.unwrap()).len(),
+        3
+    );
+    assert_eq!(
+        names(store.due_tasks(t(20), t(75), shards).await.unwrap()),
+        [
+            ("c-ag2".into(), "welcome".into()),
+            ("c-ag".into(), "check_07".into())
+        ],
+        "from the lower bound on"
+    );
+    store.finish_task("c-ag", "welcome", t(41)).await.unwrap();
+    store.finish_task("c-ag", "welcome", t(42)).await.unwrap();
+    store.finish_task("c-none", "welcome", t(42)).await.unwrap();
+    assert_eq!(
+        names(store.due_tasks(t(0), t(75), shards).await.unwrap()),
+        [
+            ("c-ag2".into(), "welcome".into()),
+            ("c-ag".into(), "check_07".into())
+        ]
+    );
+    assert!(
+        !store
+            .schedule_task(&task("c-ag", "welcome", t(600)), shards)
+            .await
+            .unwrap(),
+        "a finished task is never scheduled again"
     );
 }

@@ -14,6 +14,7 @@
 //! `memory/nudges.rs`, the health capabilities in `memory/health.rs`, the others here.
 
 mod accounts;
+mod agenda;
 mod health;
 mod nudges;
 
@@ -62,6 +63,8 @@ struct State {
     firsts: BTreeMap<String, BTreeMap<String, DateTime<Utc>>>,
     accounts: BTreeMap<String, AccountState>,
     contacts: BTreeMap<Key, ContactState>,
+    /// (account, task) -> (due at, done at).
+    agenda: BTreeMap<Key, (DateTime<Utc>, Option<DateTime<Utc>>)>,
     deadlines: BTreeMap<Key, DeadlineRecord>,
     nudges: BTreeMap<Key, StoredNudge>,
     /// Keyed by (account, `schema::log_sk`): one entry per (time, nudge), like the table.
@@ -470,6 +473,7 @@ mod tests {
         deadlines_and_raw_events_keep_the_first_or_newest_write,
         rollups_firsts_log_and_checkpoints_accumulate,
         index_pages_contacts_and_the_pulse_read_back,
+        agenda_tasks_are_scheduled_once_found_by_time_and_finished,
     );
 
     #[tokio::test]

@@ -6,6 +6,7 @@
 //! enough to read at once, each capability's adapter code stays in its own file, and a caller
 //! or a fake names only what it uses. `Store` is the union every handler receives (`Deps`).
 
+pub mod agenda;
 #[cfg(any(test, feature = "test-support"))]
 pub mod conformance;
 pub mod dynamo;
@@ -13,6 +14,7 @@ pub mod health;
 pub mod memory;
 pub mod schema;
 
+pub use agenda::{AgendaStore, AgendaTask};
 pub use health::{
     HealthPulse, HealthRecord, HealthSnapshot, HealthStore, IndexPage, IndexedAccount,
     ModelSelection, NpsAnswer, Satisfaction, TicketChange, TicketState,
@@ -385,6 +387,7 @@ pub trait Store:
     + EngagementStore
     + CheckpointStore
     + HealthStore
+    + AgendaStore
 {
 }
 
@@ -400,6 +403,7 @@ impl<T> Store for T where
         + EngagementStore
         + CheckpointStore
         + HealthStore
+        + AgendaStore
 {
 }
 

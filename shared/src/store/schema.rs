@@ -13,6 +13,7 @@
 //! | `ACCT#<id>` | `HEALTH#<yyyy-mm-dd>#<model_version>` | one day's health score under one model (TTL `ttl`) |
 //! | `ACCOUNTS#<shard>` | `ACCT#<id>` | the account index the daily health run walks (`account_id`, `first_seen`) |
 //! | `ACCT#<id>` | `DL#<deadline_id>` | a deadline |
+//! | `ACCT#<id>` | `TASK#<task>` | an agenda task (onboarding welcome, weekly check); GSI keys while unfinished |
 //! | `ACCT#<id>` | `NUDGE#<nudge_id>` | a nudge: pending/claimed/sent/blocked/failed; GSI keys while pending |
 //! | `ACCT#<id>` | `LOG#<at>#<nudge_id>` | delivery log entry |
 //! | `ADDR#<sha256(email)>` | `SUPPRESSION` | suppressed address (bounce/complaint) |
@@ -27,7 +28,8 @@
 //! sort key of the account partition must not fall in `PROFILE..=SAT` (the test below lists
 //! them).
 //!
-//! GSI `due`: `gsi1pk = DUE#<yyyy-mm-ddThh:mm>#<shard>` (15-minute bucket), `gsi1sk = <send_at>#<pk>#<sk>`.
+//! GSI `due`: `gsi1pk = DUE#<yyyy-mm-ddThh:mm>#<shard>` (15-minute bucket), `gsi1sk = <send_at>#<pk>#<sk>`;
+//! agenda tasks: `gsi1pk = AGENDA#<yyyy-mm-ddThh>#<shard>` (hour bucket), `gsi1sk = <due_at>#<pk>#<sk>`.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
@@ -105,6 +107,22 @@ pub fn account_index_shard(account_id: &str, shards: u32) -> u32 {
 pub fn accounts_pk(shard: u32) -> String {
     format!("ACCOUNTS#{shard}")
 }
+/// An agenda task of the account (`TASK#welcome`).
+pub fn task_sk(task: &str) -> String {
+    format!("TASK#{task}")
+}
+
+/// The hour bucket of an agenda task on the `due` index.
+pub fn task_bucket(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H").to_string()
+}
+
+/// The `due` index partition of an agenda task: `AGENDA#<hour>#<shard>`.
+pub fn task_partition(at: DateTime<Utc>, task_key: &str, shards: u32) -> String {
+    let shard = fnv1a(task_key.as_bytes()) % shards.max(1) as u64;
+    format!("AGENDA#{}#{shard}", task_bucket(at))
+}
+
 pub fn account_index_sk(account_id: &str) -> String {
     format!("ACCT#{account_id}")
 }
@@ -251,7 +269,7 @@ mod tests {
     /// Every sort key (or prefix) of the account partition; add new ones here.
     const ACCOUNT_SORT_KEYS: &[&str] = &[
         "CONTACT#", "DAY#", "DL#", "EVT#", FIRSTS_SK, "HEALTH#", "LOG#", "NUDGE#", PROFILE_SK,
-        PULSE_SK, SAT_SK,
+        PULSE_SK, SAT_SK, "TASK#",
     ];
 
     #[test]

@@ -2,6 +2,7 @@
 //! `store`): this module holds the client, the capacity meter, error mapping and the helpers
 //! every capability shares.
 
+mod agenda;
 mod caps;
 mod checkpoints;
 mod deadlines;

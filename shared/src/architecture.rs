@@ -43,6 +43,12 @@ const RULES: &[(&str, &[&str])] = &[
         "health",
         &["domain", "events", "config", "store", "channels", "deps"],
     ),
+    // A feature over another's data: the onboarding steps and key features are the health
+    // model's.
+    (
+        "milestones",
+        &["domain", "events", "config", "store", "deps", "health"],
+    ),
     // Above the features.
     (
         "registry",
@@ -56,6 +62,7 @@ const RULES: &[(&str, &[&str])] = &[
             "delivery",
             "reminders",
             "health",
+            "milestones",
             "schedule",
         ],
     ),
@@ -69,8 +76,16 @@ const RULES: &[(&str, &[&str])] = &[
     (
         "usecases",
         &[
-            "domain", "events", "config", "store", "channels", "deps", "delivery", "registry",
+            "domain",
+            "events",
+            "config",
+            "store",
+            "channels",
+            "deps",
+            "delivery",
+            "registry",
             "health",
+            "milestones",
         ],
     ),
 ];

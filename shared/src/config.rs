@@ -51,6 +51,10 @@ pub struct Config {
     /// Shards of the account index the daily health run walks (`ACCOUNTS#<shard>`). Fixed
     /// once deployed: an account stays in the shard it was indexed under.
     pub health_index_shards: u32,
+    /// The onboarding program (welcome, weekly checks) runs for accounts whose contract started
+    /// at most this many days before Nudge first heard of them: switching Nudge on over an
+    /// existing customer base starts no program for it.
+    pub welcome_max_age_days: u32,
     pub cap: FrequencyCap,
     /// Provider failures before a nudge is marked failed.
     pub max_attempts: u32,
@@ -149,6 +153,7 @@ impl Config {
                 .to_string(),
             due_shards,
             health_index_shards,
+            welcome_max_age_days: num("NUDGE_WELCOME_MAX_AGE_DAYS", 7)?,
             cap: FrequencyCap {
                 per_day: num("NUDGE_CAP_PER_DAY", 1)?,
                 per_week: num("NUDGE_CAP_PER_WEEK", 3)?,

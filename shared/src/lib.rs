@@ -10,6 +10,7 @@ pub mod domain;
 pub mod events;
 pub mod health;
 pub mod ingest;
+pub mod milestones;
 pub mod registry;
 pub mod reminders;
 pub mod schedule;

@@ -24,6 +24,7 @@ use crate::delivery;
 use crate::domain::{Nudge, NudgeKind, RecipientContext};
 use crate::events::Event;
 use crate::health;
+use crate::milestones;
 use crate::reminders;
 use crate::store::StoreError;
 
@@ -43,6 +44,8 @@ pub enum ScheduledError {
     Enqueue(#[from] crate::channels::SendError),
     #[error(transparent)]
     Health(#[from] health::service::HealthError),
+    #[error(transparent)]
+    Milestones(#[from] milestones::service::MilestonesError),
 }
 
 impl ScheduledError {
@@ -55,6 +58,7 @@ impl ScheduledError {
             ScheduledError::NoWorker(_) | ScheduledError::BadWorkItem(_) => false,
             ScheduledError::Enqueue(e) => matches!(e, crate::channels::SendError::Transient(_)),
             ScheduledError::Health(e) => e.is_retryable(),
+            ScheduledError::Milestones(e) => e.is_retryable(),
         }
     }
 }
@@ -85,14 +89,7 @@ pub type QueueWorker = for<'a> fn(&'a Deps, &'a str) -> RunFuture<'a>;
 /// must be idempotent (a client retry after a partial failure calls it again).
 pub type IngestHook = for<'a> fn(&'a Deps, &'a Event, DateTime<Utc>) -> HookFuture<'a>;
 
-/// A first occurrence ingest has just recorded (absent before, see
-/// `EventStore::record_firsts`): the key (`feature_dashboard`, `report`, `step_import_data`)
-/// and the batch's earliest event that made it.
-#[derive(Debug, Clone, Copy)]
-pub struct NewFirst<'a> {
-    pub key: &'a str,
-    pub event: &'a Event,
-}
+pub use crate::events::NewFirst;
 
 /// Called by ingest with one account's new firsts of a batch; must be idempotent (if it fails,
 /// ingest forgets those firsts and the client's resend records and hands them over again).
@@ -156,6 +153,39 @@ const HEALTH: Feature = Feature {
     render_vars: None,
 };
 
+/// Milestones and the onboarding program: new customers' programs go on the agenda at ingest,
+/// firsts are congratulated at ingest, and the hourly run plans the agenda's due tasks
+/// (`milestones::service`).
+const MILESTONES: Feature = Feature {
+    name: milestones::service::FUNCTION,
+    schedule: Some("cron(0 * * * ? *)"),
+    run: Some(milestones_run),
+    sweeps: false,
+    queue_worker: None,
+    ingest_hook: Some(milestones_hook),
+    firsts_hook: Some(milestones_firsts),
+    render_vars: None,
+};
+
+fn milestones_run<'a>(deps: &'a Deps, now: DateTime<Utc>, _run_id: &'a str) -> RunFuture<'a> {
+    Box::pin(async move { Ok(milestones::service::run(deps, now).await?) })
+}
+
+fn milestones_hook<'a>(deps: &'a Deps, event: &'a Event, now: DateTime<Utc>) -> HookFuture<'a> {
+    Box::pin(milestones::service::on_event(deps, event, now))
+}
+
+fn milestones_firsts<'a>(
+    deps: &'a Deps,
+    account_id: &'a str,
+    firsts: &'a [NewFirst<'a>],
+    now: DateTime<Utc>,
+) -> HookFuture<'a> {
+    Box::pin(milestones::service::on_firsts(
+        deps, account_id, firsts, now,
+    ))
+}
+
 fn health_run<'a>(deps: &'a Deps, now: DateTime<Utc>, _run_id: &'a str) -> RunFuture<'a> {
     Box::pin(async move { Ok(health::service::plan(deps, now).await?) })
 }
@@ -174,7 +204,7 @@ fn reminders_hook<'a>(deps: &'a Deps, event: &'a Event, now: DateTime<Utc>) -> H
 
 /// Every function, in the order simulate runs them when they fire at the same minute.
 pub fn registry() -> &'static [Feature] {
-    &[INGEST, HEALTH, REMINDERS]
+    &[INGEST, HEALTH, MILESTONES, REMINDERS]
 }
 
 pub fn find(name: &str) -> Option<&'static Feature> {

@@ -344,7 +344,7 @@ impl<'a> Delivery<'a> {
     /// daily job's 03:00 plan must not reach an inbox at 03:00). Policy and the frequency cap
     /// are checked once the window is open, for the day the message actually leaves.
     async fn defer_outside_window(&self) -> Result<Option<Outcome>, DeliveryError> {
-        if self.nudge.kind.send_window() != SendWindow::BusinessHours {
+        if self.nudge.send_window() != SendWindow::BusinessHours {
             return Ok(None);
         }
         let config = &self.deps.config;

@@ -135,11 +135,10 @@ impl NudgeKind {
         match self {
             NudgeKind::DeadlineReminder => category::REMINDERS,
             NudgeKind::OnboardingWelcome
+            | NudgeKind::Milestone
             | NudgeKind::OnboardingProgress
             | NudgeKind::AdminWelcome => category::ONBOARDING,
-            NudgeKind::Milestone | NudgeKind::RiskNudge | NudgeKind::UpsellOffer => {
-                category::SUCCESS
-            }
+            NudgeKind::RiskNudge | NudgeKind::UpsellOffer => category::SUCCESS,
             NudgeKind::HealthAlert | NudgeKind::CsmTask | NudgeKind::AutomationPaused => {
                 category::CSM
             }
@@ -383,6 +382,14 @@ impl Nudge {
         self.audience.unwrap_or(self.kind.audience())
     }
 
+    /// The kind's send window; a CSM copy goes at once like every CSM message.
+    pub fn send_window(&self) -> SendWindow {
+        match self.audience() {
+            Audience::Csm => SendWindow::Immediate,
+            Audience::Customer => self.kind.send_window(),
+        }
+    }
+
     /// Customer messages are email; CSM messages go to the CSM SNS topic.
     pub fn channel(&self) -> Channel {
         match self.audience() {
@@ -445,6 +452,7 @@ mod tests {
         assert_eq!(NudgeKind::RiskNudge.channel(), Channel::Email);
         assert_eq!(NudgeKind::DeadlineReminder.category(), "reminders");
         assert_eq!(NudgeKind::AdminWelcome.category(), "onboarding");
-        assert_eq!(NudgeKind::Milestone.category(), "success");
+        assert_eq!(NudgeKind::Milestone.category(), "onboarding");
+        assert_eq!(NudgeKind::RiskNudge.category(), "success");
     }
 }

@@ -254,6 +254,15 @@ pub struct Event {
     pub payload: EventPayload,
 }
 
+/// A first occurrence ingest has just recorded (absent before, see
+/// `store::EventStore::record_firsts`): the key (`feature_dashboard`, `report`,
+/// `step_import_data`) and the batch's earliest event that made it.
+#[derive(Debug, Clone, Copy)]
+pub struct NewFirst<'a> {
+    pub key: &'a str,
+    pub event: &'a Event,
+}
+
 impl Event {
     pub fn event_type(&self) -> EventType {
         self.payload.event_type()

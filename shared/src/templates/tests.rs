@@ -1,0 +1,342 @@
+//! Rendering tests: every template compiles and renders in both locales, and what each health
+//! message says for realistic vars (`health/actions.rs` plans them, `delivery/message.rs` adds
+//! the account's and the deployment's at send time).
+
+use super::*;
+use serde_json::json;
+
+fn vars() -> serde_json::Value {
+    json!({
+        "contact_name": "<b>Eve</b> & Co",
+        "account_name": "Acme",
+        "csm_name": "Sato",
+        "unsubscribe_url": "https://api.example.com/unsubscribe?token=abc.def",
+        "title": "Quarterly report",
+        "time_left": "3 days",
+        "due_local": "2026-11-23 18:00",
+        "link": "https://app.example.com/d/1",
+        "score": 42,
+        "reasons": ["logins down 40%", "NPS 3"],
+    })
+}
+
+#[test]
+fn every_template_compiles() {
+    let mut env = Environment::new();
+    for (name, src) in SOURCES {
+        env.add_template(name, src)
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    }
+}
+
+#[test]
+fn every_kind_renders_in_both_locales() {
+    for &kind in NudgeKind::ALL {
+        for locale in [Locale::Ja, Locale::En] {
+            let r = render(kind, Some(Stage::TMinus3d), "a", locale, &vars())
+                .unwrap_or_else(|e| panic!("{kind} {locale}: {e}"));
+            assert!(!r.subject.is_empty(), "{kind} {locale}");
+            assert!(!r.text.trim().is_empty(), "{kind} {locale}");
+            if kind.audience() == Audience::Customer {
+                assert!(
+                    r.text
+                        .contains("https://api.example.com/unsubscribe?token=abc.def"),
+                    "{kind} {locale} text footer"
+                );
+                assert!(
+                    !r.text.contains("&#x2f;"),
+                    "{kind} {locale} text is not HTML"
+                );
+                // Auto-escape writes `/` as `&#x2f;` in HTML: compare the decoded href.
+                assert!(
+                    r.html
+                        .replace("&#x2f;", "/")
+                        .contains("href=\"https://api.example.com/unsubscribe?token=abc.def\""),
+                    "{kind} {locale} html footer: {}",
+                    r.html
+                );
+            } else {
+                assert!(r.html.is_empty());
+            }
+        }
+    }
+}
+
+#[test]
+fn html_is_escaped_and_text_is_not() {
+    let r = render(
+        NudgeKind::DeadlineReminder,
+        Some(Stage::Final),
+        "a",
+        Locale::En,
+        &vars(),
+    )
+    .unwrap();
+    // `/` is escaped too (`&#x2f;`): compare with it read back as `/`.
+    assert!(
+        r.html
+            .replace("&#x2f;", "/")
+            .contains("&lt;b&gt;Eve&lt;/b&gt; &amp; Co"),
+        "{}",
+        r.html
+    );
+    assert!(!r.html.contains("<b>Eve</b>"));
+    assert!(r.text.contains("<b>Eve</b> & Co"));
+    assert!(r.subject.starts_with("Last call: \"Quarterly report\""));
+}
+
+#[test]
+fn stages_choose_the_wording() {
+    let ja = render(
+        NudgeKind::DeadlineReminder,
+        Some(Stage::MorningOf),
+        "a",
+        Locale::Ja,
+        &vars(),
+    )
+    .unwrap();
+    assert!(ja.subject.starts_with("【本日締切】"), "{}", ja.subject);
+    let en = render(
+        NudgeKind::DeadlineReminder,
+        Some(Stage::TMinus3d),
+        "a",
+        Locale::En,
+        &vars(),
+    )
+    .unwrap();
+    assert_eq!(en.subject, "\"Quarterly report\" is due in 3 days");
+}
+
+#[test]
+fn variant_b_marks_a_resend() {
+    let r = render(NudgeKind::UpsellOffer, None, "b", Locale::En, &vars()).unwrap();
+    assert!(r.subject.starts_with("In case you missed it"));
+}
+
+#[test]
+fn subject_cannot_carry_newlines() {
+    let mut v = vars();
+    v["title"] = json!("a\r\nBcc: x@example.com");
+    let r = render(
+        NudgeKind::DeadlineReminder,
+        Some(Stage::Final),
+        "a",
+        Locale::En,
+        &v,
+    )
+    .unwrap();
+    assert!(!r.subject.contains('\n') && !r.subject.contains('\r'));
+}
+
+#[test]
+fn emails_are_signed_with_the_deploying_company_never_with_nudge() {
+    let mut v = vars();
+    // A risk email is signed by the CSM only when it is theirs (`from_csm`).
+    v["from_csm"] = json!(true);
+    let r = render(NudgeKind::RiskNudge, None, "a", Locale::En, &v).unwrap();
+    assert!(
+        r.text.contains("Sato, your customer success manager\n"),
+        "{}",
+        r.text
+    );
+    assert!(!r.text.contains("Nudge") && !r.html.contains("Nudge"));
+    v["company_name"] = json!("Acme Analytics");
+    v["product_name"] = json!("Acme Insights");
+    let r = render(NudgeKind::RiskNudge, None, "a", Locale::En, &v).unwrap();
+    assert!(
+        r.text
+            .contains("Sato, your customer success manager at Acme Analytics")
+    );
+    assert!(
+        r.text.contains("you use Acme Insights at Acme"),
+        "{}",
+        r.text
+    );
+    assert!(r.html.contains("manager at Acme Analytics"));
+    let ja = render(NudgeKind::RiskNudge, None, "a", Locale::Ja, &v).unwrap();
+    assert!(
+        ja.text
+            .contains("Acme Analytics カスタマーサクセス担当 Sato"),
+        "{}",
+        ja.text
+    );
+}
+
+// --- The health messages (`health_alert`, `risk_nudge`, `upsell_offer`, `admin_welcome`) ---
+
+const APP: &str = "https://app.example.com";
+
+const UNSUBSCRIBE: &str = "https://api.example.com/unsubscribe?token=abc.def";
+
+/// A nudge's own vars plus what `delivery::message::template_vars` adds at send time (the
+/// nudge's own win, as there).
+fn sent(nudge: serde_json::Value) -> serde_json::Value {
+    let mut v = json!({
+        "account_name": "Globex",
+        "plan": "standard",
+        "renewal_date": "2027-03-31",
+        "tier": "tech_touch",
+        "csm_name": "Sato Hanako",
+        "contact_name": "Ann",
+        "unsubscribe_url": UNSUBSCRIBE,
+        "app_url": APP,
+    });
+    if let serde_json::Value::Object(m) = nudge {
+        for (k, val) in m {
+            v[k] = val;
+        }
+    }
+    v
+}
+
+/// Leftovers of a missing var or of template syntax, in any part of a message.
+fn assert_clean(what: &str, r: &Rendered) {
+    let parts = [
+        ("subject", &r.subject),
+        ("text", &r.text),
+        ("html", &r.html),
+    ];
+    for (part, s) in parts {
+        for bad in [
+            "None",
+            "null",
+            "undefined",
+            "()",
+            "[]",
+            "{}",
+            "{account}",
+            "{date}",
+            "{{",
+            "{%",
+            "href=\"\"",
+            ": \n",
+        ] {
+            assert!(!s.contains(bad), "{what} {part} contains {bad:?}:\n{s}");
+        }
+        // Styles say `border:none`; only the words must not.
+        if part != "html" {
+            assert!(!s.contains("none"), "{what} {part} contains \"none\":\n{s}");
+            assert!(!s.contains("  "), "{what} {part} has a double space:\n{s}");
+            assert!(
+                !s.trim_end().ends_with(':'),
+                "{what} {part} ends on a colon"
+            );
+        }
+    }
+    assert!(!r.subject.is_empty() && !r.text.trim().is_empty(), "{what}");
+}
+
+/// Help, never scold: a customer never reads that they did not use something.
+fn assert_kind(what: &str, r: &Rendered) {
+    for s in [&r.subject, &r.text, &r.html] {
+        for bad in [
+            "haven't",
+            "have not",
+            "didn't",
+            "did not",
+            "stopped",
+            "lazy",
+            "使っていない",
+            "使われていない",
+            "ご利用がない",
+        ] {
+            assert!(!s.contains(bad), "{what} contains {bad:?}:\n{s}");
+        }
+    }
+}
+
+fn render_clean(
+    kind: NudgeKind,
+    stage: Option<Stage>,
+    locale: Locale,
+    vars: &serde_json::Value,
+) -> Rendered {
+    let what = format!("{kind} {locale} {stage:?}");
+    let r = render(kind, stage, "a", locale, vars).unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_clean(&what, &r);
+    if kind.audience() == Audience::Customer {
+        assert_kind(&what, &r);
+    }
+    r
+}
+
+/// The HTML with `/` read back (the escaper writes it as `&#x2f;`).
+fn html(r: &Rendered) -> String {
+    r.html.replace("&#x2f;", "/")
+}
+
+#[test]
+fn the_red_risk_email_is_the_csms_and_the_yellow_one_is_not() {
+    let red = sent(json!({"band": "red", "feature": "report_builder", "from_csm": true}));
+    let yellow = sent(json!({"band": "yellow", "feature": "report_builder", "from_csm": false}));
+    for (locale, reply) in [
+        (Locale::En, "reply to this email"),
+        (Locale::Ja, "ご返信ください"),
+    ] {
+        let r = render_clean(NudgeKind::RiskNudge, Some(Stage::TurnsRed), locale, &red);
+        assert!(r.text.contains(reply), "{locale}: {}", r.text);
+        assert!(html(&r).contains(reply), "{locale}");
+        // Signed in the body and in the footer.
+        let (body, footer) = r.text.split_once("\n--\n").expect("a footer");
+        assert!(
+            body.trim_end().ends_with("\nSato Hanako"),
+            "{locale}: {body}"
+        );
+        assert!(footer.contains("Sato Hanako"), "{locale}: {footer}");
+        let (body, footer) = r.html.split_once("<hr").expect("a footer");
+        assert!(
+            body.contains("Sato Hanako") && footer.contains("Sato Hanako"),
+            "{locale}"
+        );
+
+        let y = render_clean(
+            NudgeKind::RiskNudge,
+            Some(Stage::TurnsYellow),
+            locale,
+            &yellow,
+        );
+        for part in [&y.subject, &y.text, &y.html] {
+            assert!(!part.contains("Sato"), "{locale}: {part}");
+            assert!(!part.contains(reply), "{locale}: {part}");
+        }
+    }
+}
+
+#[test]
+fn a_risk_email_offers_one_3_minute_step_for_the_feature_and_a_generic_one_otherwise() {
+    let features = [
+        ("report_builder", "report builder", "レポートビルダー"),
+        ("dashboard", "dashboard", "ダッシュボード"),
+        ("integration", "integrations page", "連携ページ"),
+        ("workflow", "workflow", "ワークフロー"),
+    ];
+    for (locale, minutes) in [(Locale::En, "about 3 minutes"), (Locale::Ja, "3分ほど")] {
+        let mut subjects = Vec::new();
+        for (feature, en, ja) in features {
+            let v = sent(json!({"band": "yellow", "feature": feature, "from_csm": false}));
+            let r = render_clean(NudgeKind::RiskNudge, Some(Stage::TurnsYellow), locale, &v);
+            let word = if locale == Locale::En { en } else { ja };
+            assert!(r.text.contains(word), "{feature} {locale}: {}", r.text);
+            assert!(r.text.contains(minutes), "{feature} {locale}");
+            assert!(html(&r).contains(word), "{feature} {locale}");
+            subjects.push(r.subject);
+        }
+        subjects.dedup();
+        assert_eq!(subjects.len(), features.len(), "{locale}: {subjects:?}");
+        // No feature, or one without a tip of its own: a step that names no feature.
+        for feature in [json!(null), json!("sso")] {
+            let v = sent(json!({"band": "yellow", "feature": feature, "from_csm": false}));
+            let r = render_clean(NudgeKind::RiskNudge, Some(Stage::TurnsYellow), locale, &v);
+            assert!(r.text.contains(minutes), "{locale}: {}", r.text);
+            for (_, en, ja) in features {
+                for word in [en, ja, "integration", "連携", "sso"] {
+                    assert!(
+                        !r.text.contains(word),
+                        "{feature} {locale}: {word}\n{}",
+                        r.text
+                    );
+                }
+            }
+        }
+    }
+}

@@ -340,3 +340,137 @@ fn a_risk_email_offers_one_3_minute_step_for_the_feature_and_a_generic_one_other
         }
     }
 }
+
+/// Each of `parts` occurs in `text`, in this order.
+fn assert_in_order(text: &str, parts: &[&str]) {
+    let mut from = 0;
+    for p in parts {
+        let at = text[from..]
+            .find(p)
+            .unwrap_or_else(|| panic!("{p:?} missing after byte {from}:\n{text}"));
+        from += at + p.len();
+    }
+}
+
+#[test]
+fn an_upsell_gives_an_admin_steps_and_an_executive_outcomes() {
+    let offer = |role: &str, premium: bool| {
+        sent(json!({"role": role, "premium": premium, "renewal_date": "2027-03-31"}))
+    };
+    let admin = render_clean(
+        NudgeKind::UpsellOffer,
+        Some(Stage::RenewalUpsell),
+        Locale::En,
+        &offer("admin", false),
+    );
+    assert_eq!(admin.subject, "Try the next plan before your renewal");
+    assert_in_order(
+        &admin.text,
+        &[
+            "\n1. Start the trial",
+            "\n2. Invite",
+            "31 Mar 2027",
+            "No rush",
+        ],
+    );
+    assert!(admin.html.contains("<ol>") && !admin.text.contains("coaching"));
+    let exec = render_clean(
+        NudgeKind::UpsellOffer,
+        Some(Stage::RenewalUpsell),
+        Locale::En,
+        &offer("executive", false),
+    );
+    assert_in_order(
+        &exec.text,
+        &[
+            "Your team at Globex",
+            "\n- More of your people",
+            "decisions",
+            "\n- Less time",
+            "31 Mar 2027",
+            "No rush",
+        ],
+    );
+    assert!(exec.html.contains("<ul>"));
+    assert!(!exec.text.contains("Start the trial") && !exec.text.contains("1. "));
+
+    let ja_admin = render_clean(
+        NudgeKind::UpsellOffer,
+        Some(Stage::RenewalUpsell),
+        Locale::Ja,
+        &offer("admin", false),
+    );
+    assert_in_order(
+        &ja_admin.text,
+        &[
+            "\n1. プラン設定からトライアルを開始します",
+            "\n2. ",
+            "2027年3月31日",
+            "ご都合のよいときに",
+        ],
+    );
+    let ja_exec = render_clean(
+        NudgeKind::UpsellOffer,
+        Some(Stage::RenewalUpsell),
+        Locale::Ja,
+        &offer("executive", false),
+    );
+    assert_in_order(
+        &ja_exec.text,
+        &[
+            "Globexの皆さま",
+            "\n・より多くのメンバー",
+            "意思決定",
+            "2027年3月31日",
+        ],
+    );
+    assert!(!ja_exec.text.contains("1. "));
+}
+
+#[test]
+fn a_premium_account_is_offered_coaching_instead_of_a_plan() {
+    for role in ["admin", "executive"] {
+        let v = sent(json!({"role": role, "premium": true, "renewal_date": "2027-03-31"}));
+        let en = render_clean(
+            NudgeKind::UpsellOffer,
+            Some(Stage::RenewalUpsell),
+            Locale::En,
+            &v,
+        );
+        assert_eq!(
+            en.subject, "Coaching for your team before your renewal",
+            "{role}"
+        );
+        assert!(en.text.contains("coaching session") && en.text.contains("31 Mar 2027"));
+        assert!(
+            !en.text.contains("plan") && !en.text.contains("trial"),
+            "{role}: {}",
+            en.text
+        );
+        let ja = render_clean(
+            NudgeKind::UpsellOffer,
+            Some(Stage::RenewalUpsell),
+            Locale::Ja,
+            &v,
+        );
+        assert!(
+            ja.subject.contains("コーチング") && ja.text.contains("コーチング"),
+            "{role}"
+        );
+        assert!(
+            !ja.text.contains("プラン") && !ja.text.contains("トライアル"),
+            "{role}"
+        );
+    }
+    let admin = sent(json!({"role": "admin", "premium": true}));
+    let r = render_clean(NudgeKind::UpsellOffer, None, Locale::En, &admin);
+    assert!(r.text.contains("1. Pick a time"), "{}", r.text);
+    let exec = sent(json!({"role": "executive", "premium": true}));
+    let r = render_clean(NudgeKind::UpsellOffer, None, Locale::En, &exec);
+    assert!(
+        r.text
+            .contains("- New colleagues become productive sooner."),
+        "{}",
+        r.text
+    );
+}

@@ -474,3 +474,74 @@ fn a_premium_account_is_offered_coaching_instead_of_a_plan() {
         r.text
     );
 }
+
+#[test]
+fn an_admin_welcome_names_one_first_step_and_the_work_it_eases() {
+    let steps = [
+        ("invite_users", "invite your team", "「メンバーの招待」"),
+        (
+            "import_data",
+            "import the data you already have",
+            "「今お持ちのデータの取り込み」",
+        ),
+        (
+            "first_report",
+            "create your first report",
+            "「最初のレポートの作成」",
+        ),
+    ];
+    for (step, en, ja) in steps {
+        let v = sent(json!({"first_step": step}));
+        let r = render_clean(
+            NudgeKind::AdminWelcome,
+            Some(Stage::AdminChanged),
+            Locale::En,
+            &v,
+        );
+        assert_eq!(r.subject, "Welcome, Ann: one step to start with");
+        assert!(
+            r.text
+                .contains(&format!("One step is enough to start: {en}.")),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.text.contains(" then "),
+            "says what gets easier: {}",
+            r.text
+        );
+        let r = render_clean(
+            NudgeKind::AdminWelcome,
+            Some(Stage::AdminChanged),
+            Locale::Ja,
+            &v,
+        );
+        assert!(
+            r.text.contains(&format!("まずはひとつだけ、{ja}から")),
+            "{}",
+            r.text
+        );
+    }
+    for step in [json!(null), json!("connect_sso")] {
+        let v = sent(json!({"first_step": step}));
+        let r = render_clean(
+            NudgeKind::AdminWelcome,
+            Some(Stage::AdminChanged),
+            Locale::En,
+            &v,
+        );
+        assert!(
+            r.text.contains("start: complete the first setup step."),
+            "{}",
+            r.text
+        );
+        assert!(!r.text.contains("sso"));
+        let r = render_clean(
+            NudgeKind::AdminWelcome,
+            Some(Stage::AdminChanged),
+            Locale::Ja,
+            &v,
+        );
+        assert!(r.text.contains("「最初の設定ステップ」"), "{}", r.text);
+    }
+}

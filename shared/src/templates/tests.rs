@@ -545,3 +545,468 @@ fn an_admin_welcome_names_one_first_step_and_the_work_it_eases() {
         assert!(r.text.contains("「最初の設定ステップ」"), "{}", r.text);
     }
 }
+
+/// What `health::actions::alert_vars` plans for an account that turned red.
+fn red_alert() -> serde_json::Value {
+    json!({
+        "trigger": "turns_red",
+        "score": 38,
+        "band": "red",
+        "previous_band": "yellow",
+        "previous_score": 55,
+        "tier": "tech_touch",
+        "arr": 48000.0,
+        "drivers": [
+            {"factor": "login_decline", "points": -10.0},
+            {"factor": "active_contacts", "points": -7.5},
+            {"factor": "nps", "points": -6.25},
+        ],
+        "moved": [
+            {"factor": "login_decline", "points": -10.0},
+            {"factor": "login_days", "points": -4.2},
+        ],
+        "nps": 3,
+        "nps_comment": "Reports got slow after the update",
+        "next_step": "login_decline",
+    })
+}
+
+#[test]
+fn the_csm_alert_says_what_happened_first_then_the_numbers_then_one_step() {
+    let r = render_clean(
+        NudgeKind::HealthAlert,
+        Some(Stage::TurnsRed),
+        Locale::En,
+        &sent(red_alert()),
+    );
+    assert_eq!(r.subject, "Globex turned red: health 38 (was 55)");
+    assert!(r.text.starts_with("Globex turned red.\n"), "{}", r.text);
+    assert_in_order(
+        &r.text,
+        &[
+            "Score: 55 → 38\n",
+            "Band: yellow → red\n",
+            "- Logins dropped sharply (-10)\n",
+            "- Few active users (-8)\n",
+            "- Low NPS (-6)\n",
+            "Tier: tech touch\n",
+            "ARR: 48,000\n",
+            "Renewal: 31 Mar 2027\n",
+            "Latest NPS: 3 \"Reports got slow after the update\"\n",
+            "\nSuggested next step: Call the admin and ask what changed in their team's week; \
+             offer a 15-minute walkthrough of the report they used most.",
+        ],
+    );
+    assert!(r.html.is_empty(), "CSM alerts are text only");
+
+    let ja = render_clean(
+        NudgeKind::HealthAlert,
+        Some(Stage::TurnsRed),
+        Locale::Ja,
+        &sent(red_alert()),
+    );
+    // SNS keeps only the ASCII of a subject: the band and the account still say what happened.
+    assert!(
+        ja.subject.starts_with("[red] Globexがレッドになりました"),
+        "{}",
+        ja.subject
+    );
+    assert!(
+        ja.text.starts_with("Globexがレッドになりました。\n"),
+        "{}",
+        ja.text
+    );
+    assert_in_order(
+        &ja.text,
+        &[
+            "スコア: 55 → 38\n",
+            "バンド: イエロー → レッド\n",
+            "- ログインが急減（-10）\n",
+            "- アクティブユーザーが少ない（-8）\n",
+            "ティア: テックタッチ\n",
+            "ARR: 48,000\n",
+            "更新日: 2027年3月31日\n",
+            "最新のNPS: 3「Reports got slow after the update」\n",
+            "\nおすすめの次の一手: 管理者に電話し、チームの1週間で何が変わったかを伺ってください。",
+        ],
+    );
+}
+
+#[test]
+fn a_first_score_alert_shows_only_what_is_known() {
+    let mut v = red_alert();
+    v["trigger"] = json!("turns_yellow");
+    v["band"] = json!("yellow");
+    v["score"] = json!(52);
+    v["previous_band"] = json!(null);
+    v["previous_score"] = json!(null);
+    v["moved"] = json!([]);
+    v["drivers"] = json!([{"factor": "nps_detractor", "points": -10.0}]);
+    v["nps"] = json!(2);
+    v["nps_comment"] = json!(null);
+    v["next_step"] = json!("nps_detractor");
+    let r = render_clean(
+        NudgeKind::HealthAlert,
+        Some(Stage::TurnsYellow),
+        Locale::En,
+        &sent(v.clone()),
+    );
+    assert_eq!(r.subject, "Globex turned yellow: health 52");
+    assert!(r.text.contains("Score: 52\n"), "{}", r.text);
+    assert!(r.text.contains("Band: yellow (first score)\n"));
+    assert!(r.text.contains("- Detractor NPS answer (-10)\n"));
+    assert!(r.text.contains("Latest NPS: 2\n"), "no comment, no quotes");
+    assert!(
+        r.text.ends_with(
+            "Suggested next step: Read the comment and reply personally within 2 days.\n"
+        )
+    );
+    assert!(
+        !r.text.contains("was") && !r.text.contains('"'),
+        "{}",
+        r.text
+    );
+    let ja = render_clean(
+        NudgeKind::HealthAlert,
+        Some(Stage::TurnsYellow),
+        Locale::Ja,
+        &sent(v.clone()),
+    );
+    assert!(
+        ja.text.contains("バンド: イエロー（初回のスコア）\n"),
+        "{}",
+        ja.text
+    );
+    assert!(
+        ja.text
+            .contains("コメントを読み、2日以内に個別に返信してください。")
+    );
+    assert!(!ja.text.contains("前回") && !ja.text.contains('「'));
+
+    // No NPS answer at all: no NPS line.
+    v["nps"] = json!(null);
+    for locale in [Locale::En, Locale::Ja] {
+        let r = render_clean(
+            NudgeKind::HealthAlert,
+            Some(Stage::TurnsYellow),
+            locale,
+            &sent(v.clone()),
+        );
+        assert!(!r.text.contains("NPS:"), "{}", r.text);
+    }
+}
+
+#[test]
+fn a_new_admin_alert_asks_for_an_introduction() {
+    let v = sent(json!({
+        "trigger": "admin_changed", "tier": "high_touch", "arr": 120000.0,
+        "next_step": "admin_changed",
+    }));
+    let r = render_clean(
+        NudgeKind::HealthAlert,
+        Some(Stage::AdminChanged),
+        Locale::En,
+        &v,
+    );
+    assert_eq!(r.subject, "Globex has a new admin");
+    assert_in_order(
+        &r.text,
+        &[
+            "Globex has a new admin.\n",
+            "Tier: high touch\n",
+            "ARR: 120,000\n",
+            "Renewal: 31 Mar 2027\n",
+            "Suggested next step: Introduce yourself to the new admin this week and offer a \
+             30-minute handover.",
+        ],
+    );
+    assert!(!r.text.contains("Score"));
+    let ja = render_clean(
+        NudgeKind::HealthAlert,
+        Some(Stage::AdminChanged),
+        Locale::Ja,
+        &v,
+    );
+    assert_eq!(ja.subject, "Globexの管理者が交代しました");
+    assert!(ja.text.contains("ティア: ハイタッチ\n"), "{}", ja.text);
+    assert!(
+        ja.text
+            .contains("今週中に新しい管理者にご挨拶し、30分の引き継ぎをご提案ください。")
+    );
+}
+
+#[test]
+fn every_factor_has_a_label_and_a_next_step_in_both_locales() {
+    // The factors of `health::model::Factor` (their wire names).
+    let factors = [
+        "tenure",
+        "renewals",
+        "days_to_renewal",
+        "plan",
+        "login_days",
+        "login_trend",
+        "active_contacts",
+        "feature_breadth",
+        "feature_depth",
+        "reports",
+        "onboarding",
+        "nps",
+        "nps_trend",
+        "open_tickets",
+        "recent_tickets",
+        "login_decline",
+        "key_features_unused",
+        "admin_changed",
+        "ticket_spike",
+        "nps_detractor",
+    ];
+    let check_in = [
+        (
+            Locale::En,
+            "Book a short check-in call with the admin this week.",
+        ),
+        (
+            Locale::Ja,
+            "今週中に、管理者と短い電話の時間を設けてください。",
+        ),
+    ];
+    for (locale, check_in) in check_in {
+        let mut labels = Vec::new();
+        for f in factors {
+            let mut v = red_alert();
+            v["drivers"] = json!([{"factor": f, "points": -1.0}]);
+            v["next_step"] = json!(f);
+            let r = render_clean(
+                NudgeKind::HealthAlert,
+                Some(Stage::TurnsRed),
+                locale,
+                &sent(v),
+            );
+            let line = r
+                .text
+                .lines()
+                .find(|l| l.starts_with("- "))
+                .unwrap_or_else(|| panic!("{f} {locale}: no driver line\n{}", r.text))
+                .to_string();
+            let raw = match locale {
+                Locale::Ja => format!("- {f}（-1）"),
+                _ => format!("- {f} (-1)"),
+            };
+            assert_ne!(line, raw, "{f} {locale}: no label");
+            assert!(
+                !r.text.contains(check_in),
+                "{f} {locale}: no next step of its own"
+            );
+            labels.push(line);
+        }
+        labels.sort();
+        labels.dedup();
+        assert_eq!(labels.len(), factors.len(), "{locale}: labels are distinct");
+
+        // An unknown name (a model's own factor, say) reads as itself; the step is a check-in.
+        let mut v = red_alert();
+        v["drivers"] = json!([{"factor": "custom_signal", "points": -3.0}]);
+        v["next_step"] = json!("custom_signal");
+        let r = render_clean(
+            NudgeKind::HealthAlert,
+            Some(Stage::TurnsRed),
+            locale,
+            &sent(v),
+        );
+        assert!(r.text.contains("- custom_signal"), "{}", r.text);
+        assert!(r.text.contains(check_in), "{}", r.text);
+    }
+}
+
+#[test]
+fn an_alert_with_hardly_any_vars_still_reads() {
+    let v = sent(json!({"link": "https://app.example/x", "score": 41}));
+    let r = render_clean(NudgeKind::HealthAlert, None, Locale::En, &v);
+    assert_eq!(r.subject, "Globex needs a look: health 41");
+    assert!(
+        r.text
+            .contains("Suggested next step: Book a short check-in call")
+    );
+    let ja = render_clean(NudgeKind::HealthAlert, None, Locale::Ja, &v);
+    assert_eq!(ja.subject, "Globexの状況をご確認ください: スコア 41");
+}
+
+const HEALTH_KINDS: [NudgeKind; 4] = [
+    NudgeKind::HealthAlert,
+    NudgeKind::RiskNudge,
+    NudgeKind::UpsellOffer,
+    NudgeKind::AdminWelcome,
+];
+
+const CUSTOMER_KINDS: [NudgeKind; 3] = [
+    NudgeKind::RiskNudge,
+    NudgeKind::UpsellOffer,
+    NudgeKind::AdminWelcome,
+];
+
+#[test]
+fn the_call_to_action_is_the_nudges_link_else_the_app_url_else_none_at_all() {
+    let link = "https://app.example.com/reports/weekly";
+    for kind in CUSTOMER_KINDS {
+        for locale in [Locale::En, Locale::Ja] {
+            let mut v = sent(json!({"link": link}));
+            let r = render_clean(kind, None, locale, &v);
+            assert!(
+                r.text.contains(link) && html(&r).contains(&format!("href=\"{link}\"")),
+                "{kind} {locale}"
+            );
+            assert!(
+                !r.text.contains(&format!("{APP}\n")),
+                "{kind} {locale}: the link wins"
+            );
+
+            v["link"] = json!(null);
+            let r = render_clean(kind, None, locale, &v);
+            assert!(
+                r.text.contains(&format!(": {APP}\n")),
+                "{kind} {locale}: {}",
+                r.text
+            );
+            assert!(
+                html(&r).contains(&format!("href=\"{APP}\"")),
+                "{kind} {locale}"
+            );
+
+            // Neither: the only link left is the footer's.
+            v.as_object_mut().unwrap().remove("app_url");
+            let r = render_clean(kind, None, locale, &v);
+            assert_eq!(
+                r.text.matches("https://").count(),
+                1,
+                "{kind} {locale}: {}",
+                r.text
+            );
+            assert_eq!(
+                r.html.matches("href=").count(),
+                1,
+                "{kind} {locale}: {}",
+                r.html
+            );
+            assert!(r.text.contains(UNSUBSCRIBE));
+        }
+    }
+}
+
+#[test]
+fn health_emails_escape_html_in_names() {
+    for kind in CUSTOMER_KINDS {
+        for locale in [Locale::En, Locale::Ja] {
+            let v = sent(json!({
+                "contact_name": "<b>Eve</b>",
+                "account_name": "<b>Globex</b> & Co",
+                "csm_name": "<i>Sato</i>",
+                "role": "executive",
+                "from_csm": true,
+            }));
+            let r = render_clean(kind, None, locale, &v);
+            let h = html(&r);
+            assert!(
+                !h.contains("<b>") && !h.contains("<i>"),
+                "{kind} {locale}: {h}"
+            );
+            assert!(h.contains("&lt;b&gt;Eve&lt;/b&gt;"), "{kind} {locale}: {h}");
+            assert!(
+                h.contains("&lt;b&gt;Globex&lt;/b&gt; &amp; Co"),
+                "{kind} {locale}: {h}"
+            );
+            assert!(r.text.contains("<b>Eve</b>"), "text is not HTML");
+        }
+    }
+}
+
+#[test]
+fn no_health_message_shows_a_missing_var() {
+    // Realistic vars, the planner's nulls, nothing at all, and the bare vars of the delivery
+    // tests; every stage and both variants.
+    let mut nulls = red_alert();
+    for k in [
+        "previous_band",
+        "previous_score",
+        "nps",
+        "nps_comment",
+        "feature",
+        "first_step",
+    ] {
+        nulls[k] = json!(null);
+    }
+    nulls["moved"] = json!([]);
+    nulls["drivers"] = json!([]);
+    let sets = [
+        sent(red_alert()),
+        sent(json!({"band": "red", "feature": "dashboard", "from_csm": true})),
+        sent(json!({"role": "executive", "premium": false, "renewal_date": "2027-03-31"})),
+        sent(json!({"first_step": "import_data"})),
+        sent(nulls),
+        // `template_vars` always adds these two (the account id when there is no profile).
+        json!({"account_name": "globex", "unsubscribe_url": UNSUBSCRIBE}),
+        json!({"account_name": "globex", "unsubscribe_url": UNSUBSCRIBE,
+               "link": "https://app.example/x", "score": 41}),
+    ];
+    let stages = [
+        None,
+        Some(Stage::TurnsRed),
+        Some(Stage::TurnsYellow),
+        Some(Stage::AdminChanged),
+        Some(Stage::RenewalUpsell),
+    ];
+    for kind in HEALTH_KINDS {
+        for locale in [Locale::En, Locale::Ja] {
+            for vars in &sets {
+                for stage in stages {
+                    for variant in ["a", "b"] {
+                        let what = format!("{kind} {locale} {stage:?} {variant} {vars}");
+                        let r = render(kind, stage, variant, locale, vars)
+                            .unwrap_or_else(|e| panic!("{what}: {e}"));
+                        assert_clean(&what, &r);
+                        if kind.audience() == Audience::Customer {
+                            assert_kind(&what, &r);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn numbers_and_dates_read_the_way_the_locale_writes_them() {
+    for (n, want) in [
+        (json!(48000.0), "48,000"),
+        (json!(1234567), "1,234,567"),
+        (json!(999), "999"),
+        (json!(-7.5), "-8"),
+        (json!(0.4), "0"),
+        (json!("n/a"), "n/a"),
+    ] {
+        assert_eq!(thousands(Value::from_serialize(&n)), want, "{n}");
+    }
+    let mut v = sent(red_alert());
+    let en = render_clean(
+        NudgeKind::HealthAlert,
+        Some(Stage::TurnsRed),
+        Locale::En,
+        &v,
+    );
+    assert!(en.text.contains("Renewal: 31 Mar 2027\n"));
+    let ja = render_clean(
+        NudgeKind::HealthAlert,
+        Some(Stage::TurnsRed),
+        Locale::Ja,
+        &v,
+    );
+    assert!(ja.text.contains("更新日: 2027年3月31日\n"));
+    // Not a date: shown as it is.
+    v["renewal_date"] = json!("next spring");
+    let en = render_clean(
+        NudgeKind::HealthAlert,
+        Some(Stage::TurnsRed),
+        Locale::En,
+        &v,
+    );
+    assert!(en.text.contains("Renewal: next spring\n"));
+}

@@ -35,6 +35,9 @@ pub struct Config {
     pub company_name: Option<String>,
     /// The product customers use, as email footers name it; `None` = "our service".
     pub product_name: Option<String>,
+    /// The product's web app, the call to action of emails whose nudge carries no `link`;
+    /// `None` = those emails show no link.
+    pub app_url: Option<String>,
     pub configuration_set: Option<String>,
     pub csm_topic_arn: Option<String>,
     /// Work queues per function with a queue worker (`NUDGE_QUEUE_URLS`:
@@ -141,6 +144,9 @@ impl Config {
             product_name: get("NUDGE_PRODUCT_NAME")
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty()),
+            app_url: get("NUDGE_APP_URL")
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
             configuration_set: get("NUDGE_CONFIGURATION_SET").filter(|s| !s.is_empty()),
             csm_topic_arn: get("NUDGE_CSM_TOPIC_ARN").filter(|s| !s.is_empty()),
             queue_urls,
@@ -209,6 +215,14 @@ mod tests {
         assert_eq!(c.company_name, None, "no company name unless configured");
         let c = cfg(&[("NUDGE_TABLE", "t"), ("NUDGE_COMPANY_NAME", " Acme ")]).unwrap();
         assert_eq!(c.company_name.as_deref(), Some("Acme"));
+        assert_eq!(c.app_url, None, "no app link unless configured");
+        for (set, want) in [
+            (" ", None),
+            (" https://app.example ", Some("https://app.example")),
+        ] {
+            let c = cfg(&[("NUDGE_TABLE", "t"), ("NUDGE_APP_URL", set)]).unwrap();
+            assert_eq!(c.app_url.as_deref(), want, "{set:?}");
+        }
     }
 
     #[test]

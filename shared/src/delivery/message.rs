@@ -93,6 +93,10 @@ pub(super) fn template_vars(
     if let Some(product) = &deps.config.product_name {
         put("product_name", json!(product));
     }
+    // The fallback call to action (`{{ link or app_url }}`): a nudge's own `link` wins.
+    if let Some(app) = &deps.config.app_url {
+        put("app_url", json!(app));
+    }
     if let Some(cp) = recipient.contact.as_ref().and_then(|c| c.profile.as_ref()) {
         put("contact_name", json!(cp.name));
     }

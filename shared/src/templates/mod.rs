@@ -5,14 +5,21 @@
 //! HTML auto-escaped (a customer named `<b>Eve</b>` stays text), `.txt` templates are not.
 //! Every customer email includes the `_footer` with `{{ unsubscribe_url }}`.
 //! `pages/` holds the HTML pages served over HTTP (unsubscribe), on `pages/_layout.html`.
+//! `<locale>/_labels.txt` holds the words a locale's templates share (labels keyed by the names
+//! a planner writes into vars, with a `*_any` fallback), `{% import %}`-ed by a kind's `.txt`
+//! and `.html` alike. Filters: `thousands` (`48000.0` → "48,000") and `long_date` (an ISO date
+//! in the template's locale).
 //!
 //! Content rules: one point and one action per message; say which work gets
 //! easier; never scold; leave the customer room to choose their moment.
+//! A call to action is `{{ link or app_url }}` inside `{% if link or app_url %}`: with neither,
+//! the message reads without a link rather than with an empty one.
 //! A variant other than "a" is available to templates as `variant` (follow-up resends use "b").
 
 use std::sync::OnceLock;
 
-use minijinja::{Environment, Value};
+use minijinja::value::ValueKind;
+use minijinja::{Environment, State, Value};
 use thiserror::Error;
 
 use crate::domain::{Audience, Locale, NudgeKind, Stage};
@@ -40,6 +47,8 @@ macro_rules! templates {
 }
 
 const SOURCES: &[(&str, &str)] = templates!(
+    "en/_labels.txt",
+    "ja/_labels.txt",
     "en/_footer.txt",
     "en/_footer.html",
     "en/_header.html",
@@ -95,6 +104,8 @@ fn env() -> &'static Environment<'static> {
         // The default callback escapes by extension: .html escaped, .txt not. The escaper is
         // minijinja's own (it also writes `/` as `&#x2f;`, which browsers read back as `/`).
         env.set_keep_trailing_newline(true);
+        env.add_filter("thousands", thousands);
+        env.add_filter("long_date", long_date);
         for (name, src) in SOURCES {
             // Sources are compiled in and covered by tests; a broken one is a build defect,
             // reported at render time as `TemplateError::Missing`/`Render` rather than a panic.
@@ -104,6 +115,40 @@ fn env() -> &'static Environment<'static> {
         }
         env
     })
+}
+
+/// `{{ arr | thousands }}`: a number as a whole with thousands separators ("48,000"), so ARR and
+/// points read at a glance (JSON carries ARR as `48000.0`); anything else as it is.
+fn thousands(v: Value) -> String {
+    let n = match f64::try_from(v.clone()) {
+        Ok(n) if v.kind() == ValueKind::Number && n.is_finite() => n.round(),
+        _ => return v.to_string(),
+    };
+    let digits = format!("{:.0}", n.abs());
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0.0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `{{ renewal_date | long_date }}`: an ISO date (`2027-09-30`) the way the template's `locale`
+/// writes it (en "30 Sep 2027", ja "2027年9月30日"); anything else as it is.
+fn long_date(state: &State, v: Value) -> String {
+    let s = v.to_string();
+    let Ok(day) = chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d") else {
+        return s;
+    };
+    match state.lookup("locale").as_ref().and_then(Value::as_str) {
+        Some("ja") => day.format("%Y年%-m月%-d日").to_string(),
+        _ => day.format("%-d %b %Y").to_string(),
+    }
 }
 
 /// Renders one of the HTTP pages, `pages/<name>.html` (HTML auto-escaped like the emails).
@@ -193,162 +238,4 @@ pub fn render(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn vars() -> serde_json::Value {
-        json!({
-            "contact_name": "<b>Eve</b> & Co",
-            "account_name": "Acme",
-            "csm_name": "Sato",
-            "unsubscribe_url": "https://api.example.com/unsubscribe?token=abc.def",
-            "title": "Quarterly report",
-            "time_left": "3 days",
-            "due_local": "2026-11-23 18:00",
-            "link": "https://app.example.com/d/1",
-            "score": 42,
-            "reasons": ["logins down 40%", "NPS 3"],
-        })
-    }
-
-    #[test]
-    fn every_template_compiles() {
-        let mut env = Environment::new();
-        for (name, src) in SOURCES {
-            env.add_template(name, src)
-                .unwrap_or_else(|e| panic!("{name}: {e:#}"));
-        }
-    }
-
-    #[test]
-    fn every_kind_renders_in_both_locales() {
-        for &kind in NudgeKind::ALL {
-            for locale in [Locale::Ja, Locale::En] {
-                let r = render(kind, Some(Stage::TMinus3d), "a", locale, &vars())
-                    .unwrap_or_else(|e| panic!("{kind} {locale}: {e}"));
-                assert!(!r.subject.is_empty(), "{kind} {locale}");
-                assert!(!r.text.trim().is_empty(), "{kind} {locale}");
-                if kind.audience() == Audience::Customer {
-                    assert!(
-                        r.text
-                            .contains("https://api.example.com/unsubscribe?token=abc.def"),
-                        "{kind} {locale} text footer"
-                    );
-                    assert!(
-                        !r.text.contains("&#x2f;"),
-                        "{kind} {locale} text is not HTML"
-                    );
-                    // Auto-escape writes `/` as `&#x2f;` in HTML: compare the decoded href.
-                    assert!(
-                        r.html
-                            .replace("&#x2f;", "/")
-                            .contains("href=\"https://api.example.com/unsubscribe?token=abc.def\""),
-                        "{kind} {locale} html footer: {}",
-                        r.html
-                    );
-                } else {
-                    assert!(r.html.is_empty());
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn html_is_escaped_and_text_is_not() {
-        let r = render(
-            NudgeKind::DeadlineReminder,
-            Some(Stage::Final),
-            "a",
-            Locale::En,
-            &vars(),
-        )
-        .unwrap();
-        // `/` is escaped too (`&#x2f;`): compare with it read back as `/`.
-        assert!(
-            r.html
-                .replace("&#x2f;", "/")
-                .contains("&lt;b&gt;Eve&lt;/b&gt; &amp; Co"),
-            "{}",
-            r.html
-        );
-        assert!(!r.html.contains("<b>Eve</b>"));
-        assert!(r.text.contains("<b>Eve</b> & Co"));
-        assert!(r.subject.starts_with("Last call: \"Quarterly report\""));
-    }
-
-    #[test]
-    fn stages_choose_the_wording() {
-        let ja = render(
-            NudgeKind::DeadlineReminder,
-            Some(Stage::MorningOf),
-            "a",
-            Locale::Ja,
-            &vars(),
-        )
-        .unwrap();
-        assert!(ja.subject.starts_with("【本日締切】"), "{}", ja.subject);
-        let en = render(
-            NudgeKind::DeadlineReminder,
-            Some(Stage::TMinus3d),
-            "a",
-            Locale::En,
-            &vars(),
-        )
-        .unwrap();
-        assert_eq!(en.subject, "\"Quarterly report\" is due in 3 days");
-    }
-
-    #[test]
-    fn variant_b_marks_a_resend() {
-        let r = render(NudgeKind::UpsellOffer, None, "b", Locale::En, &vars()).unwrap();
-        assert!(r.subject.starts_with("In case you missed it"));
-    }
-
-    #[test]
-    fn subject_cannot_carry_newlines() {
-        let mut v = vars();
-        v["title"] = json!("a\r\nBcc: x@example.com");
-        let r = render(
-            NudgeKind::DeadlineReminder,
-            Some(Stage::Final),
-            "a",
-            Locale::En,
-            &v,
-        )
-        .unwrap();
-        assert!(!r.subject.contains('\n') && !r.subject.contains('\r'));
-    }
-
-    #[test]
-    fn emails_are_signed_with_the_deploying_company_never_with_nudge() {
-        let mut v = vars();
-        let r = render(NudgeKind::RiskNudge, None, "a", Locale::En, &v).unwrap();
-        assert!(
-            r.text.contains("Sato, your customer success manager\n"),
-            "{}",
-            r.text
-        );
-        assert!(!r.text.contains("Nudge") && !r.html.contains("Nudge"));
-        v["company_name"] = json!("Acme Analytics");
-        v["product_name"] = json!("Acme Insights");
-        let r = render(NudgeKind::RiskNudge, None, "a", Locale::En, &v).unwrap();
-        assert!(
-            r.text
-                .contains("Sato, your customer success manager at Acme Analytics")
-        );
-        assert!(
-            r.text.contains("you use Acme Insights at Acme"),
-            "{}",
-            r.text
-        );
-        assert!(r.html.contains("manager at Acme Analytics"));
-        let ja = render(NudgeKind::RiskNudge, None, "a", Locale::Ja, &v).unwrap();
-        assert!(
-            ja.text
-                .contains("Acme Analytics カスタマーサクセス担当 Sato"),
-            "{}",
-            ja.text
-        );
-    }
-}
+mod tests;

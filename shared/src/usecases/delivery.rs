@@ -229,3 +229,37 @@ async fn an_address_suppressed_meanwhile_blocks_a_pending_nudge_at_send_time() {
     let n = w.nudge("acme", "n1").await;
     assert_eq!(n.reason.as_deref(), Some("suppressed_complaint"));
 }
+
+#[tokio::test]
+async fn a_health_email_without_a_link_points_to_the_configured_app_or_to_nothing() {
+    // Friday 10:00 in Tokyo: inside business hours.
+    let now = utc("2026-11-20T01:00:00Z");
+    for app_url in [Some("https://app.acme.example"), None] {
+        let mut w = World::new();
+        w.deps.config.app_url = app_url.map(str::to_string);
+        w.account("acme", Tokyo, now - Duration::days(2)).await;
+        w.contact("acme", "u1", Tokyo, now - Duration::days(2))
+            .await;
+        w.plan("acme", "risk", Some("u1"), NudgeKind::RiskNudge, now)
+            .await;
+
+        let report = w.sweep(now, "run").await;
+
+        assert_eq!(report.sent, 1, "{report:?}");
+        let text = w.outbox.sent()[0].text.clone();
+        match app_url {
+            Some(url) => assert!(
+                text.contains(&format!("Try it when it suits you: {url}\n")),
+                "{text}"
+            ),
+            None => {
+                assert!(text.contains("Try it whenever it suits you.\n"), "{text}");
+                assert_eq!(
+                    text.matches("https://").count(),
+                    1,
+                    "unsubscribe only: {text}"
+                );
+            }
+        }
+    }
+}

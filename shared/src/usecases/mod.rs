@@ -35,6 +35,8 @@ pub(crate) struct Sent {
     /// The email address; empty for SNS (the delivery log names the topic).
     pub to: String,
     pub subject: String,
+    /// The plain text body (the SNS message for the CSM).
+    pub text: String,
     pub provider_message_id: String,
 }
 
@@ -45,13 +47,14 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
-    fn record(&self, channel: Channel, to: &str, subject: &str) -> String {
+    fn record(&self, channel: Channel, to: &str, subject: &str, text: &str) -> String {
         let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
         let id = format!("msg-{}", sent.len() + 1);
         sent.push(Sent {
             channel,
             to: to.to_string(),
             subject: subject.to_string(),
+            text: text.to_string(),
             provider_message_id: id.clone(),
         });
         id
@@ -67,7 +70,7 @@ impl Mailer for Outbox {
     async fn send_email(&self, email: &OutgoingEmail) -> Result<String, SendError> {
         // A provider call is a suspension point: a concurrent run gets its turn here.
         tokio::task::yield_now().await;
-        Ok(self.record(Channel::Email, &email.to, &email.subject))
+        Ok(self.record(Channel::Email, &email.to, &email.subject, &email.text))
     }
 }
 
@@ -75,7 +78,7 @@ impl Mailer for Outbox {
 impl Notifier for Outbox {
     async fn notify(&self, n: &Notification) -> Result<String, SendError> {
         tokio::task::yield_now().await;
-        Ok(self.record(Channel::Sns, "", &n.subject))
+        Ok(self.record(Channel::Sns, "", &n.subject, &n.message))
     }
 }
 

@@ -1,0 +1,1012 @@
+//! Rendering tests: every template compiles and renders in both locales, and what each health
+//! message says for realistic vars (`health/actions.rs` plans them, `delivery/message.rs` adds
+//! the account's and the deployment's at send time).
+
+use super::*;
+use serde_json::json;
+
+fn vars() -> serde_json::Value {
+    json!({
+        "contact_name": "<b>Eve</b> & Co",
+        "account_name": "Acme",
+        "csm_name": "Sato",
+        "unsubscribe_url": "https://api.example.com/unsubscribe?token=abc.def",
+        "title": "Quarterly report",
+        "time_left": "3 days",
+        "due_local": "2026-11-23 18:00",
+        "link": "https://app.example.com/d/1",
+        "score": 42,
+        "reasons": ["logins down 40%", "NPS 3"],
+    })
+}
+
+#[test]
+fn every_template_compiles() {
+    let mut env = Environment::new();
+    for (name, src) in SOURCES {
+        env.add_template(name, src)
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    }
+}
+
+#[test]
+fn every_kind_renders_in_both_locales() {
+    for &kind in NudgeKind::ALL {
+        for locale in [Locale::Ja, Locale::En] {
+            let r = render(kind, Some(Stage::TMinus3d), "a", locale, &vars())
+                .unwrap_or_else(|e| panic!("{kind} {locale}: {e}"));
+            assert!(!r.subject.is_empty(), "{kind} {locale}");
+            assert!(!r.text.trim().is_empty(), "{kind} {locale}");
+            if kind.audience() == Audience::Customer {
+                assert!(
+                    r.text
+                        .contains("https://api.example.com/unsubscribe?token=abc.def"),
+                    "{kind} {locale} text footer"
+                );
+                assert!(
+                    !r.text.contains("&#x2f;"),
+                    "{kind} {locale} text is not HTML"
+                );
+                // Auto-escape writes `/` as `&#x2f;` in HTML: compare the decoded href.
+                assert!(
+                    r.html
+                        .replace("&#x2f;", "/")
+                        .contains("href=\"https://api.example.com/unsubscribe?token=abc.def\""),
+                    "{kind} {locale} html footer: {}",
+                    r.html
+                );
+            } else {
+                assert!(r.html.is_empty());
+            }
+        }
+    }
+}
+
+#[test]
+fn html_is_escaped_and_text_is_not() {
+    let r = render(
+        NudgeKind::DeadlineReminder,
+        Some(Stage::Final),
+        "a",
+        Locale::En,
+        &vars(),
+    )
+    .unwrap();
+    // `/` is escaped too (`&#x2f;`): compare with it read back as `/`.
+    assert!(
+        r.html
+            .replace("&#x2f;", "/")
+            .contains("&lt;b&gt;Eve&lt;/b&gt; &amp; Co"),
+        "{}",
+        r.html
+    );
+    assert!(!r.html.contains("<b>Eve</b>"));
+    assert!(r.text.contains("<b>Eve</b> & Co"));
+    assert!(r.subject.starts_with("Last call: \"Quarterly report\""));
+}
+
+#[test]
+fn stages_choose_the_wording() {
+    let ja = render(
+        NudgeKind::DeadlineReminder,
+        Some(Stage::MorningOf),
+        "a",
+        Locale::Ja,
+        &vars(),
+    )
+    .unwrap();
+    assert!(ja.subject.starts_with("【本日締切】"), "{}", ja.subject);
+    let en = render(
+        NudgeKind::DeadlineReminder,
+        Some(Stage::TMinus3d),
+        "a",
+        Locale::En,
+        &vars(),
+    )
+    .unwrap();
+    assert_eq!(en.subject, "\"Quarterly report\" is due in 3 days");
+}
+
+#[test]
+fn variant_b_marks_a_resend() {
+    let r = render(NudgeKind::UpsellOffer, None, "b", Locale::En, &vars()).unwrap();
+    assert!(r.subject.starts_with("In case you missed it"));
+}
+
+#[test]
+fn subject_cannot_carry_newlines() {
+    let mut v = vars();
+    v["title"] = json!("a\r\nBcc: x@example.com");
+    let r = render(
+        NudgeKind::DeadlineReminder,
+        Some(Stage::Final),
+        "a",
+        Locale::En,
+        &v,
+    )
+    .unwrap();
+    assert!(!r.subject.contains('\n') && !r.subject.contains('\r'));
+}
+
+#[test]
+fn emails_are_signed_with_the_deploying_company_never_with_nudge() {
+    let mut v = vars();
+    // A risk email is signed by the CSM only when it is theirs (`from_csm`).
+    v["from_csm"] = json!(true);
+    let r = render(NudgeKind::RiskNudge, None, "a", Locale::En, &v).unwrap();
+    assert!(
+        r.text.contains("Sato, your customer success manager\n"),
+        "{}",
+        r.text
+    );
+    assert!(!r.text.contains("Nudge") && !r.html.contains("Nudge"));
+    v["company_name"] = json!("Acme Analytics");
+    v["product_name"] = json!("Acme Insights");
+    let r = render(NudgeKind::RiskNudge, None, "a", Locale::En, &v).unwrap();
+    assert!(
+        r.text
+            .contains("Sato, your customer success manager at Acme Analytics")
+    );
+    assert!(
+        r.text.contains("you use Acme Insights at Acme"),
+        "{}",
+        r.text
+    );
+    assert!(r.html.contains("manager at Acme Analytics"));
+    let ja = render(NudgeKind::RiskNudge, None, "a", Locale::Ja, &v).unwrap();
+    assert!(
+        ja.text
+            .contains("Acme Analytics カスタマーサクセス担当 Sato"),
+        "{}",
+        ja.text
+    );
+}
+
+// --- The health messages (`health_alert`, `risk_nudge`, `upsell_offer`, `admin_welcome`) ---
+
+const APP: &str = "https://app.example.com";
+
+const UNSUBSCRIBE: &str = "https://api.example.com/unsubscribe?token=abc.def";
+
+/// A nudge's own vars plus what `delivery::message::template_vars` adds at send time (the
+/// nudge's own win, as there).
+fn sent(nudge: serde_json::Value) -> serde_json::Value {
+    let mut v = json!({
+        "account_name": "Globex",
+        "plan": "standard",
+        "renewal_date": "2027-03-31",
+        "tier": "tech_touch",
+        "csm_name": "Sato Hanako",
+        "contact_name": "Ann",
+        "unsubscribe_url": UNSUBSCRIBE,
+        "app_url": APP,
+    });
+    if let serde_json::Value::Object(m) = nudge {
+        for (k, val) in m {
+            v[k] = val;
+        }
+    }
+    v
+}
+
+/// Leftovers of a missing var or of template syntax, in any part of a message.
+fn assert_clean(what: &str, r: &Rendered) {
+    let parts = [
+        ("subject", &r.subject),
+        ("text", &r.text),
+        ("html", &r.html),
+    ];
+    for (part, s) in parts {
+        for bad in [
+            "None",
+            "null",
+            "undefined",
+            "()",
+            "[]",
+            "{}",
+            "{account}",
+            "{date}",
+            "{{",
+            "{%",
+            "href=\"\"",
+            ": \n",
+        ] {
+            assert!(!s.contains(bad), "{what} {part} contains {bad:?}:\n{s}");
+        }
+        // Styles say `border:none`; only the words must not.
+        if part != "html" {
+            assert!(!s.contains("none"), "{what} {part} contains \"none\":\n{s}");
+            assert!(!s.contains("  "), "{what} {part} has a double space:\n{s}");
+            assert!(
+                !s.trim_end().ends_with(':'),
+                "{what} {part} ends on a colon"
+            );
+        }
+    }
+    assert!(!r.subject.is_empty() && !r.text.trim().is_empty(), "{what}");
+}
+
+/// Help, never scold: a customer never reads that they did not use something.
+fn assert_kind(what: &str, r: &Rendered) {
+    for s in [&r.subject, &r.text, &r.html] {
+        for bad in [
+            "haven't",
+            "have not",
+            "didn't",
+            "did not",
+            "stopped",
+            "lazy",
+            "使っていない",
+            "使われていない",
+            "ご利用がない",
+        ] {
+            assert!(!s.contains(bad), "{what} contains {bad:?}:\n{s}");
+        }
+    }
+}
+
+fn render_clean(
+    kind: NudgeKind,
+    stage: Option<Stage>,
+    locale: Locale,
+    vars: &serde_json::Value,
+) -> Rendered {
+    let what = format!("{kind} {locale} {stage:?}");
+    let r = render(kind, stage, "a", locale, vars).unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_clean(&what, &r);
+    if kind.audience() == Audience::Customer {
+        assert_kind(&what, &r);
+    }
+    r
+}
+
+/// The HTML with `/` read back (the escaper writes it as `&#x2f;`).
+fn html(r: &Rendered) -> String {
+    r.html.replace("&#x2f;", "/")
+}
+
+#[test]
+fn the_red_risk_email_is_the_csms_and_the_yellow_one_is_not() {
+    let red = sent(json!({"band": "red", "feature": "report_builder", "from_csm": true}));
+    let yellow = sent(json!({"band": "yellow", "feature": "report_builder", "from_csm": false}));
+    for (locale, reply) in [
+        (Locale::En, "reply to this email"),
+        (Locale::Ja, "ご返信ください"),
+    ] {
+        let r = render_clean(NudgeKind::RiskNudge, Some(Stage::TurnsRed), locale, &red);
+        assert!(r.text.contains(reply), "{locale}: {}", r.text);
+        assert!(html(&r).contains(reply), "{locale}");
+        // Signed in the body and in the footer.
+        let (body, footer) = r.text.split_once("\n--\n").expect("a footer");
+        assert!(
+            body.trim_end().ends_with("\nSato Hanako"),
+            "{locale}: {body}"
+        );
+        assert!(footer.contains("Sato Hanako"), "{locale}: {footer}");
+        let (body, footer) = r.html.split_once("<hr").expect("a footer");
+        assert!(
+            body.contains("Sato Hanako") && footer.contains("Sato Hanako"),
+            "{locale}"
+        );
+
+        let y = render_clean(
+            NudgeKind::RiskNudge,
+            Some(Stage::TurnsYellow),
+            locale,
+            &yellow,
+        );
+        for part in [&y.subject, &y.text, &y.html] {
+            assert!(!part.contains("Sato"), "{locale}: {part}");
+            assert!(!part.contains(reply), "{locale}: {part}");
+        }
+    }
+}
+
+#[test]
+fn a_risk_email_offers_one_3_minute_step_for_the_feature_and_a_generic_one_otherwise() {
+    let features = [
+        ("report_builder", "report builder", "レポートビルダー"),
+        ("dashboard", "dashboard", "ダッシュボード"),
+        ("integration", "integrations page", "連携ページ"),
+        ("workflow", "workflow", "ワークフロー"),
+    ];
+    for (locale, minutes) in [(Locale::En, "about 3 minutes"), (Locale::Ja, "3分ほど")] {
+        let mut subjects = Vec::new();
+        for (feature, en, ja) in features {
+            let v = sent(json!({"band": "yellow", "feature": feature, "from_csm": false}));
+            let r = render_clean(NudgeKind::RiskNudge, Some(Stage::TurnsYellow), locale, &v);
+            let word = if locale == Locale::En { en } else { ja };
+            assert!(r.text.contains(word), "{feature} {locale}: {}", r.text);
+            assert!(r.text.contains(minutes), "{feature} {locale}");
+            assert!(html(&r).contains(word), "{feature} {locale}");
+            subjects.push(r.subject);
+        }
+        subjects.dedup();
+        assert_eq!(subjects.len(), features.len(), "{locale}: {subjects:?}");
+        // No feature, or one without a tip of its own: a step that names no feature.
+        for feature in [json!(null), json!("sso")] {
+            let v = sent(json!({"band": "yellow", "feature": feature, "from_csm": false}));
+            let r = render_clean(NudgeKind::RiskNudge, Some(Stage::TurnsYellow), locale, &v);
+            assert!(r.text.contains(minutes), "{locale}: {}", r.text);
+            for (_, en, ja) in features {
+                for word in [en, ja, "integration", "連携", "sso"] {
+                    assert!(
+                        !r.text.contains(word),
+                        "{feature} {locale}: {word}\n{}",
+                        r.text
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Each of `parts` occurs in `text`, in this order.
+fn assert_in_order(text: &str, parts: &[&str]) {
+    let mut from = 0;
+    for p in parts {
+        let at = text[from..]
+            .find(p)
+            .unwrap_or_else(|| panic!("{p:?} missing after byte {from}:\n{text}"));
+        from += at + p.len();
+    }
+}
+
+#[test]
+fn an_upsell_gives_an_admin_steps_and_an_executive_outcomes() {
+    let offer = |role: &str, premium: bool| {
+        sent(json!({"role": role, "premium": premium, "renewal_date": "2027-03-31"}))
+    };
+    let admin = render_clean(
+        NudgeKind::UpsellOffer,
+        Some(Stage::RenewalUpsell),
+        Locale::En,
+        &offer("admin", false),
+    );
+    assert_eq!(admin.subject, "Try the next plan before your renewal");
+    assert_in_order(
+        &admin.text,
+        &[
+            "\n1. Start the trial",
+            "\n2. Invite",
+            "31 Mar 2027",
+            "No rush",
+        ],
+    );
+    assert!(admin.html.contains("<ol>") && !admin.text.contains("coaching"));
+    let exec = render_clean(
+        NudgeKind::UpsellOffer,
+        Some(Stage::RenewalUpsell),
+        Locale::En,
+        &offer("executive", false),
+    );
+    assert_in_order(
+        &exec.text,
+        &[
+            "Your team at Globex",
+            "\n- More of your people",
+            "decisions",
+            "\n- Less time",
+            "31 Mar 2027",
+            "No rush",
+        ],
+    );
+    assert!(exec.html.contains("<ul>"));
+    assert!(!exec.text.contains("Start the trial") && !exec.text.contains("1. "));
+
+    let ja_admin = render_clean(
+        NudgeKind::UpsellOffer,
+        Some(Stage::RenewalUpsell),
+        Locale::Ja,
+        &offer("admin", false),
+    );
+    assert_in_order(
+        &ja_admin.text,
+        &[
+            "\n1. プラン設定からトライアルを開始します",
+            "\n2. ",
+            "2027年3月31日",
+            "ご都合のよいときに",
+        ],
+    );
+    let ja_exec = render_clean(
+        NudgeKind::UpsellOffer,
+        Some(Stage::RenewalUpsell),
+        Locale::Ja,
+        &offer("executive", false),
+    );
+    assert_in_order(
+        &ja_exec.text,
+        &[
+            "Globexの皆さま",
+            "\n・より多くのメンバー",
+            "意思決定",
+            "2027年3月31日",
+        ],
+    );
+    assert!(!ja_exec.text.contains("1. "));
+}
+
+#[test]
+fn a_premium_account_is_offered_coaching_instead_of_a_plan() {
+    for role in ["admin", "executive"] {
+        let v = sent(json!({"role": role, "premium": true, "renewal_date": "2027-03-31"}));
+        let en = render_clean(
+            NudgeKind::UpsellOffer,
+            Some(Stage::RenewalUpsell),
+            Locale::En,
+            &v,
+        );
+        assert_eq!(
+            en.subject, "Coaching for your team before your renewal",
+            "{role}"
+        );
+        assert!(en.text.contains("coaching session") && en.text.contains("31 Mar 2027"));
+        assert!(
+            !en.text.contains("plan") && !en.text.contains("trial"),
+            "{role}: {}",
+            en.text
+        );
+        let ja = render_clean(
+            NudgeKind::UpsellOffer,
+            Some(Stage::RenewalUpsell),
+            Locale::Ja,
+            &v,
+        );
+        assert!(
+            ja.subject.contains("コーチング") && ja.text.contains("コーチング"),
+            "{role}"
+        );
+        assert!(
+            !ja.text.contains("プラン") && !ja.text.contains("トライアル"),
+            "{role}"
+        );
+    }
+    let admin = sent(json!({"role": "admin", "premium": true}));
+    let r = render_clean(NudgeKind::UpsellOffer, None, Locale::En, &admin);
+    assert!(r.text.contains("1. Pick a time"), "{}", r.text);
+    let exec = sent(json!({"role": "executive", "premium": true}));
+    let r = render_clean(NudgeKind::UpsellOffer, None, Locale::En, &exec);
+    assert!(
+        r.text
+            .contains("- New colleagues become productive sooner."),
+        "{}",
+        r.text
+    );
+}
+
+#[test]
+fn an_admin_welcome_names_one_first_step_and_the_work_it_eases() {
+    let steps = [
+        ("invite_users", "invite your team", "「メンバーの招待」"),
+        (
+            "import_data",
+            "import the data you already have",
+            "「今お持ちのデータの取り込み」",
+        ),
+        (
+            "first_report",
+            "create your first report",
+            "「最初のレポートの作成」",
+        ),
+    ];
+    for (step, en, ja) in steps {
+        let v = sent(json!({"first_step": step}));
+        let r = render_clean(
+            NudgeKind::AdminWelcome,
+            Some(Stage::AdminChanged),
+            Locale::En,
+            &v,
+        );
+        assert_eq!(r.subject, "Welcome, Ann: one step to start with");
+        assert!(
+            r.text
+                .contains(&format!("One step is enough to start: {en}.")),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.text.contains(" then "),
+            "says what gets easier: {}",
+            r.text
+        );
+        let r = render_clean(
+            NudgeKind::AdminWelcome,
+            Some(Stage::AdminChanged),
+            Locale::Ja,
+            &v,
+        );
+        assert!(
+            r.text.contains(&format!("まずはひとつだけ、{ja}から")),
+            "{}",
+            r.text
+        );
+    }
+    for step in [json!(null), json!("connect_sso")] {
+        let v = sent(json!({"first_step": step}));
+        let r = render_clean(
+            NudgeKind::AdminWelcome,
+            Some(Stage::AdminChanged),
+            Locale::En,
+            &v,
+        );
+        assert!(
+            r.text.contains("start: complete the first setup step."),
+            "{}",
+            r.text
+        );
+        assert!(!r.text.contains("sso"));
+        let r = render_clean(
+            NudgeKind::AdminWelcome,
+            Some(Stage::AdminChanged),
+            Locale::Ja,
+            &v,
+        );
+        assert!(r.text.contains("「最初の設定ステップ」"), "{}", r.text);
+    }
+}
+
+/// What `health::actions::alert_vars` plans for an account that turned red.
+fn red_alert() -> serde_json::Value {
+    json!({
+        "trigger": "turns_red",
+        "score": 38,
+        "band": "red",
+        "previous_band": "yellow",
+        "previous_score": 55,
+        "tier": "tech_touch",
+        "arr": 48000.0,
+        "drivers": [
+            {"factor": "login_decline", "points": -10.0},
+            {"factor": "active_contacts", "points": -7.5},
+            {"factor": "nps", "points": -6.25},
+        ],
+        "moved": [
+            {"factor": "login_decline", "points": -10.0},
+            {"factor": "login_days", "points": -4.2},
+        ],
+        "nps": 3,
+        "nps_comment": "Reports got slow after the update",
+        "next_step": "login_decline",
+    })
+}
+
+#[test]
+fn the_csm_alert_says_what_happened_first_then_the_numbers_then_one_step() {
+    let r = render_clean(
+        NudgeKind::HealthAlert,
+        Some(Stage::TurnsRed),
+        Locale::En,
+        &sent(red_alert()),
+    );
+    assert_eq!(r.subject, "Globex turned red: health 38 (was 55)");
+    assert!(r.text.starts_with("Globex turned red.\n"), "{}", r.text);
+    assert_in_order(
+        &r.text,
+        &[
+            "Score: 55 → 38\n",
+            "Band: yellow → red\n",
+            "- Logins dropped sharply (-10)\n",
+            "- Few active users (-8)\n",
+            "- Low NPS (-6)\n",
+            "Tier: tech touch\n",
+            "ARR: 48,000\n",
+            "Renewal: 31 Mar 2027\n",
+            "Latest NPS: 3 \"Reports got slow after the update\"\n",
+            "\nSuggested next step: Call the admin and ask what changed in their team's week; \
+             offer a 15-minute walkthrough of the report they used most.",
+        ],
+    );
+    assert!(r.html.is_empty(), "CSM alerts are text only");
+
+    let ja = render_clean(
+        NudgeKind::HealthAlert,
+        Some(Stage::TurnsRed),
+        Locale::Ja,
+        &sent(red_alert()),
+    );
+    // SNS keeps only the ASCII of a subject: the band and the account still say what happened.
+    assert!(
+        ja.subject.starts_with("[red] Globexがレッドになりました"),
+        "{}",
+        ja.subject
+    );
+    assert!(
+        ja.text.starts_with("Globexがレッドになりました。\n"),
+        "{}",
+        ja.text
+    );
+    assert_in_order(
+        &ja.text,
+        &[
+            "スコア: 55 → 38\n",
+            "バンド: イエロー → レッド\n",
+            "- ログインが急減（-10）\n",
+            "- アクティブユーザーが少ない（-8）\n",
+            "ティア: テックタッチ\n",
+            "ARR: 48,000\n",
+            "更新日: 2027年3月31日\n",
+            "最新のNPS: 3「Reports got slow after the update」\n",
+            "\nおすすめの次の一手: 管理者に電話し、チームの1週間で何が変わったかを伺ってください。",
+        ],
+    );
+}
+
+#[test]
+fn a_first_score_alert_shows_only_what_is_known() {
+    let mut v = red_alert();
+    v["trigger"] = json!("turns_yellow");
+    v["band"] = json!("yellow");
+    v["score"] = json!(52);
+    v["previous_band"] = json!(null);
+    v["previous_score"] = json!(null);
+    v["moved"] = json!([]);
+    v["drivers"] = json!([{"factor": "nps_detractor", "points": -10.0}]);
+    v["nps"] = json!(2);
+    v["nps_comment"] = json!(null);
+    v["next_step"] = json!("nps_detractor");
+    let r = render_clean(
+        NudgeKind::HealthAlert,
+        Some(Stage::TurnsYellow),
+        Locale::En,
+        &sent(v.clone()),
+    );
+    assert_eq!(r.subject, "Globex turned yellow: health 52");
+    assert!(r.text.contains("Score: 52\n"), "{}", r.text);
+    assert!(r.text.contains("Band: yellow (first score)\n"));
+    assert!(r.text.contains("- Detractor NPS answer (-10)\n"));
+    assert!(r.text.contains("Latest NPS: 2\n"), "no comment, no quotes");
+    assert!(
+        r.text.ends_with(
+            "Suggested next step: Read the comment and reply personally within 2 days.\n"
+        )
+    );
+    assert!(
+        !r.text.contains("was") && !r.text.contains('"'),
+        "{}",
+        r.text
+    );
+    let ja = render_clean(
+        NudgeKind::HealthAlert,
+        Some(Stage::TurnsYellow),
+        Locale::Ja,
+        &sent(v.clone()),
+    );
+    assert!(
+        ja.text.contains("バンド: イエロー（初回のスコア）\n"),
+        "{}",
+        ja.text
+    );
+    assert!(
+        ja.text
+            .contains("コメントを読み、2日以内に個別に返信してください。")
+    );
+    assert!(!ja.text.contains("前回") && !ja.text.contains('「'));
+
+    // No NPS answer at all: no NPS line.
+    v["nps"] = json!(null);
+    for locale in [Locale::En, Locale::Ja] {
+        let r = render_clean(
+            NudgeKind::HealthAlert,
+            Some(Stage::TurnsYellow),
+            locale,
+            &sent(v.clone()),
+        );
+        assert!(!r.text.contains("NPS:"), "{}", r.text);
+    }
+}
+
+#[test]
+fn a_new_admin_alert_asks_for_an_introduction() {
+    let v = sent(json!({
+        "trigger": "admin_changed", "tier": "high_touch", "arr": 120000.0,
+        "next_step": "admin_changed",
+    }));
+    let r = render_clean(
+        NudgeKind::HealthAlert,
+        Some(Stage::AdminChanged),
+        Locale::En,
+        &v,
+    );
+    assert_eq!(r.subject, "Globex has a new admin");
+    assert_in_order(
+        &r.text,
+        &[
+            "Globex has a new admin.\n",
+            "Tier: high touch\n",
+            "ARR: 120,000\n",
+            "Renewal: 31 Mar 2027\n",
+            "Suggested next step: Introduce yourself to the new admin this week and offer a \
+             30-minute handover.",
+        ],
+    );
+    assert!(!r.text.contains("Score"));
+    let ja = render_clean(
+        NudgeKind::HealthAlert,
+        Some(Stage::AdminChanged),
+        Locale::Ja,
+        &v,
+    );
+    assert_eq!(ja.subject, "Globexの管理者が交代しました");
+    assert!(ja.text.contains("ティア: ハイタッチ\n"), "{}", ja.text);
+    assert!(
+        ja.text
+            .contains("今週中に新しい管理者にご挨拶し、30分の引き継ぎをご提案ください。")
+    );
+}
+
+#[test]
+fn every_factor_has_a_label_and_a_next_step_in_both_locales() {
+    // The factors of `health::model::Factor` (their wire names).
+    let factors = [
+        "tenure",
+        "renewals",
+        "days_to_renewal",
+        "plan",
+        "login_days",
+        "login_trend",
+        "active_contacts",
+        "feature_breadth",
+        "feature_depth",
+        "reports",
+        "onboarding",
+        "nps",
+        "nps_trend",
+        "open_tickets",
+        "recent_tickets",
+        "login_decline",
+        "key_features_unused",
+        "admin_changed",
+        "ticket_spike",
+        "nps_detractor",
+    ];
+    let check_in = [
+        (
+            Locale::En,
+            "Book a short check-in call with the admin this week.",
+        ),
+        (
+            Locale::Ja,
+            "今週中に、管理者と短い電話の時間を設けてください。",
+        ),
+    ];
+    for (locale, check_in) in check_in {
+        let mut labels = Vec::new();
+        for f in factors {
+            let mut v = red_alert();
+            v["drivers"] = json!([{"factor": f, "points": -1.0}]);
+            v["next_step"] = json!(f);
+            let r = render_clean(
+                NudgeKind::HealthAlert,
+                Some(Stage::TurnsRed),
+                locale,
+                &sent(v),
+            );
+            let line = r
+                .text
+                .lines()
+                .find(|l| l.starts_with("- "))
+                .unwrap_or_else(|| panic!("{f} {locale}: no driver line\n{}", r.text))
+                .to_string();
+            let raw = match locale {
+                Locale::Ja => format!("- {f}（-1）"),
+                _ => format!("- {f} (-1)"),
+            };
+            assert_ne!(line, raw, "{f} {locale}: no label");
+            assert!(
+                !r.text.contains(check_in),
+                "{f} {locale}: no next step of its own"
+            );
+            labels.push(line);
+        }
+        labels.sort();
+        labels.dedup();
+        assert_eq!(labels.len(), factors.len(), "{locale}: labels are distinct");
+
+        // An unknown name (a model's own factor, say) reads as itself; the step is a check-in.
+        let mut v = red_alert();
+        v["drivers"] = json!([{"factor": "custom_signal", "points": -3.0}]);
+        v["next_step"] = json!("custom_signal");
+        let r = render_clean(
+            NudgeKind::HealthAlert,
+            Some(Stage::TurnsRed),
+            locale,
+            &sent(v),
+        );
+        assert!(r.text.contains("- custom_signal"), "{}", r.text);
+        assert!(r.text.contains(check_in), "{}", r.text);
+    }
+}
+
+#[test]
+fn an_alert_with_hardly_any_vars_still_reads() {
+    let v = sent(json!({"link": "https://app.example/x", "score": 41}));
+    let r = render_clean(NudgeKind::HealthAlert, None, Locale::En, &v);
+    assert_eq!(r.subject, "Globex needs a look: health 41");
+    assert!(
+        r.text
+            .contains("Suggested next step: Book a short check-in call")
+    );
+    let ja = render_clean(NudgeKind::HealthAlert, None, Locale::Ja, &v);
+    assert_eq!(ja.subject, "Globexの状況をご確認ください: スコア 41");
+}
+
+const HEALTH_KINDS: [NudgeKind; 4] = [
+    NudgeKind::HealthAlert,
+    NudgeKind::RiskNudge,
+    NudgeKind::UpsellOffer,
+    NudgeKind::AdminWelcome,
+];
+
+const CUSTOMER_KINDS: [NudgeKind; 3] = [
+    NudgeKind::RiskNudge,
+    NudgeKind::UpsellOffer,
+    NudgeKind::AdminWelcome,
+];
+
+#[test]
+fn the_call_to_action_is_the_nudges_link_else_the_app_url_else_none_at_all() {
+    let link = "https://app.example.com/reports/weekly";
+    for kind in CUSTOMER_KINDS {
+        for locale in [Locale::En, Locale::Ja] {
+            let mut v = sent(json!({"link": link}));
+            let r = render_clean(kind, None, locale, &v);
+            assert!(
+                r.text.contains(link) && html(&r).contains(&format!("href=\"{link}\"")),
+                "{kind} {locale}"
+            );
+            assert!(
+                !r.text.contains(&format!("{APP}\n")),
+                "{kind} {locale}: the link wins"
+            );
+
+            v["link"] = json!(null);
+            let r = render_clean(kind, None, locale, &v);
+            assert!(
+                r.text.contains(&format!(": {APP}\n")),
+                "{kind} {locale}: {}",
+                r.text
+            );
+            assert!(
+                html(&r).contains(&format!("href=\"{APP}\"")),
+                "{kind} {locale}"
+            );
+
+            // Neither: the only link left is the footer's.
+            v.as_object_mut().unwrap().remove("app_url");
+            let r = render_clean(kind, None, locale, &v);
+            assert_eq!(
+                r.text.matches("https://").count(),
+                1,
+                "{kind} {locale}: {}",
+                r.text
+            );
+            assert_eq!(
+                r.html.matches("href=").count(),
+                1,
+                "{kind} {locale}: {}",
+                r.html
+            );
+            assert!(r.text.contains(UNSUBSCRIBE));
+        }
+    }
+}
+
+#[test]
+fn health_emails_escape_html_in_names() {
+    for kind in CUSTOMER_KINDS {
+        for locale in [Locale::En, Locale::Ja] {
+            let v = sent(json!({
+                "contact_name": "<b>Eve</b>",
+                "account_name": "<b>Globex</b> & Co",
+                "csm_name": "<i>Sato</i>",
+                "role": "executive",
+                "from_csm": true,
+            }));
+            let r = render_clean(kind, None, locale, &v);
+            let h = html(&r);
+            assert!(
+                !h.contains("<b>") && !h.contains("<i>"),
+                "{kind} {locale}: {h}"
+            );
+            assert!(h.contains("&lt;b&gt;Eve&lt;/b&gt;"), "{kind} {locale}: {h}");
+            assert!(
+                h.contains("&lt;b&gt;Globex&lt;/b&gt; &amp; Co"),
+                "{kind} {locale}: {h}"
+            );
+            assert!(r.text.contains("<b>Eve</b>"), "text is not HTML");
+        }
+    }
+}
+
+#[test]
+fn no_health_message_shows_a_missing_var() {
+    // Realistic vars, the planner's nulls, nothing at all, and the bare vars of the delivery
+    // tests; every stage and both variants.
+    let mut nulls = red_alert();
+    for k in [
+        "previous_band",
+        "previous_score",
+        "nps",
+        "nps_comment",
+        "feature",
+        "first_step",
+    ] {
+        nulls[k] = json!(null);
+    }
+    nulls["moved"] = json!([]);
+    nulls["drivers"] = json!([]);
+    let sets = [
+        sent(red_alert()),
+        sent(json!({"band": "red", "feature": "dashboard", "from_csm": true})),
+        sent(json!({"role": "executive", "premium": false, "renewal_date": "2027-03-31"})),
+        sent(json!({"first_step": "import_data"})),
+        sent(nulls),
+        // `template_vars` always adds these two (the account id when there is no profile).
+        json!({"account_name": "globex", "unsubscribe_url": UNSUBSCRIBE}),
+        json!({"account_name": "globex", "unsubscribe_url": UNSUBSCRIBE,
+               "link": "https://app.example/x", "score": 41}),
+    ];
+    let stages = [
+        None,
+        Some(Stage::TurnsRed),
+        Some(Stage::TurnsYellow),
+        Some(Stage::AdminChanged),
+        Some(Stage::RenewalUpsell),
+    ];
+    for kind in HEALTH_KINDS {
+        for locale in [Locale::En, Locale::Ja] {
+            for vars in &sets {
+                for stage in stages {
+                    for variant in ["a", "b"] {
+                        let what = format!("{kind} {locale} {stage:?} {variant} {vars}");
+                        let r = render(kind, stage, variant, locale, vars)
+                            .unwrap_or_else(|e| panic!("{what}: {e}"));
+                        assert_clean(&what, &r);
+                        if kind.audience() == Audience::Customer {
+                            assert_kind(&what, &r);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn numbers_and_dates_read_the_way_the_locale_writes_them() {
+    for (n, want) in [
+        (json!(48000.0), "48,000"),
+        (json!(1234567), "1,234,567"),
+        (json!(999), "999"),
+        (json!(-7.5), "-8"),
+        (json!(0.4), "0"),
+        (json!("n/a"), "n/a"),
+    ] {
+        assert_eq!(thousands(Value::from_serialize(&n)), want, "{n}");
+    }
+    let mut v = sent(red_alert());
+    let en = render_clean(
+        NudgeKind::HealthAlert,
+        Some(Stage::TurnsRed),
+        Locale::En,
+        &v,
+    );
+    assert!(en.text.contains("Renewal: 31 Mar 2027\n"));
+    let ja = render_clean(
+        NudgeKind::HealthAlert,
+        Some(Stage::TurnsRed),
+        Locale::Ja,
+        &v,
+    );
+    assert!(ja.text.contains("更新日: 2027年3月31日\n"));
+    // Not a date: shown as it is.
+    v["renewal_date"] = json!("next spring");
+    let en = render_clean(
+        NudgeKind::HealthAlert,
+        Some(Stage::TurnsRed),
+        Locale::En,
+        &v,
+    );
+    assert!(en.text.contains("Renewal: next spring\n"));
+}

@@ -4,6 +4,7 @@
 pub mod feedback;
 pub mod followup;
 pub mod message;
+pub mod pages;
 pub mod send;
 pub mod sweep;
 pub mod unsubscribe;

@@ -245,6 +245,46 @@ pub async fn on_firsts(
     Ok(())
 }
 
+/// The next onboarding step of an account, for the page after an "I've done this" link: the
+/// first step of its plan's list in the active health model that is not done yet (a
+/// `step_<name>` first; `first_report` is also done by the first report). `just_done` counts
+/// as done whatever the firsts read returns: the step was recorded a moment ago and the read is
+/// eventually consistent. `None` when every step is done, and when the active model cannot be
+/// loaded (the page then names no next step rather than failing).
+pub async fn next_onboarding_step(
+    deps: &Deps,
+    account_id: &str,
+    just_done: Option<&str>,
+) -> Result<Option<String>, StoreError> {
+    let model = match health::service::models(deps.store.as_ref()).await {
+        Ok((active, _shadow)) => active,
+        Err(health::service::HealthError::Store(e)) => return Err(e),
+        Err(e) => {
+            warn!(error = %e, "no health model: the done page names no next step");
+            return Ok(None);
+        }
+    };
+    // An account without a profile yet has no plan: the model's default list.
+    let plan = deps
+        .store
+        .account(account_id)
+        .await?
+        .and_then(|a| a.profile)
+        .map(|p| p.plan)
+        .unwrap_or_default();
+    let firsts = deps.store.firsts(account_id).await?;
+    let done = |step: &str| {
+        just_done == Some(step)
+            || firsts.contains_key(&format!("step_{step}"))
+            || (step == "first_report" && firsts.contains_key("report"))
+    };
+    Ok(model
+        .onboarding_steps(&plan)
+        .iter()
+        .find(|s| !done(s))
+        .cloned())
+}
+
 /// One scheduled run of `feature` at `now`: its own work, then the sweep if it runs it.
 pub async fn run_scheduled(
     feature: &Feature,
@@ -457,6 +497,99 @@ mod tests {
             crate::deps::SigningSecret::new(b"0123456789abcdef".to_vec()),
         )
         .with_queue(queue)
+    }
+
+    /// Deps over the memory store (the store is all `next_onboarding_step` uses).
+    fn memory_deps() -> (Deps, std::sync::Arc<crate::store::memory::MemoryStore>) {
+        let store = std::sync::Arc::new(crate::store::memory::MemoryStore::new());
+        let deps = test_deps(std::sync::Arc::new(MemoryQueue::default()));
+        let deps = Deps::new(
+            deps.config,
+            store.clone(),
+            deps.mailer,
+            deps.notifier,
+            deps.secret,
+        );
+        (deps, store)
+    }
+
+    async fn account_on_plan(store: &crate::store::memory::MemoryStore, plan: &str) {
+        use crate::store::ProfileStore;
+        let profile: crate::events::AccountProfile = serde_json::from_value(json!({
+            "name": "Acme", "plan": plan, "industry": "retail", "timezone": "Asia/Tokyo",
+            "locale": "ja", "contract_start": "2026-01-01", "renewal_date": "2027-01-01",
+            "renewals": 0, "arr": 1000.0
+        }))
+        .unwrap();
+        store
+            .upsert_account("acme", &profile, chrono::Utc::now())
+            .await
+            .unwrap();
+    }
+
+    async fn done(store: &crate::store::memory::MemoryStore, keys: &[&str]) {
+        use crate::store::EventStore;
+        let firsts = keys
+            .iter()
+            .map(|k| (k.to_string(), chrono::Utc::now()))
+            .collect();
+        store.record_firsts("acme", &firsts).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_next_onboarding_step_is_the_first_of_the_plan_not_done() {
+        let (deps, store) = memory_deps();
+        account_on_plan(&store, "pro").await;
+        let next = |just| next_onboarding_step(&deps, "acme", just);
+        assert_eq!(next(None).await.unwrap().as_deref(), Some("invite_users"));
+        // The step recorded a moment ago counts even if the firsts read does not show it yet.
+        assert_eq!(
+            next(Some("invite_users")).await.unwrap().as_deref(),
+            Some("import_data")
+        );
+        done(&store, &["step_invite_users", "step_import_data"]).await;
+        assert_eq!(next(None).await.unwrap().as_deref(), Some("first_report"));
+        // A first report also completes `first_report`.
+        done(&store, &["report"]).await;
+        assert_eq!(next(None).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn the_next_onboarding_step_follows_the_active_models_plan_list() {
+        use crate::store::{HealthStore, ModelSelection};
+        let (deps, store) = memory_deps();
+        account_on_plan(&store, "enterprise").await;
+        let mut model = health::HealthModel {
+            version: "steps-2".into(),
+            ..health::HealthModel::default()
+        };
+        model.onboarding_steps.plans.insert(
+            "enterprise".into(),
+            vec!["connect_sso".into(), "import_data".into()],
+        );
+        let json = serde_json::to_string(&model).unwrap();
+        store
+            .put_model("steps-2", &json, chrono::Utc::now())
+            .await
+            .unwrap();
+        let select = |v: &str| ModelSelection {
+            active: Some(v.into()),
+            shadow: None,
+        };
+        store.select_models(&select("steps-2")).await.unwrap();
+        assert_eq!(
+            next_onboarding_step(&deps, "acme", Some("connect_sso"))
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("import_data")
+        );
+        // A selected model that cannot be loaded: no next step, and no failure.
+        store.select_models(&select("missing")).await.unwrap();
+        assert_eq!(
+            next_onboarding_step(&deps, "acme", None).await.unwrap(),
+            None
+        );
     }
 
     #[tokio::test]

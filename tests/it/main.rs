@@ -2,6 +2,7 @@
 //! AWS SDK is linked once. Each test gets its own table; helpers live in `tests/support`.
 
 mod delivery;
+mod done_link;
 mod health;
 mod health_store;
 mod ingest;

@@ -4,8 +4,9 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde_json::{Map, Value, json};
+use tracing::warn;
 
-use super::unsubscribe;
+use super::{done_link, unsubscribe};
 use crate::Deps;
 use crate::channels::{OutgoingEmail, mime};
 use crate::domain::{Audience, ExtraVars, Locale, Nudge, RecipientContext};
@@ -116,6 +117,27 @@ pub(super) fn template_vars(
             "unsubscribe_url".into(),
             json!(unsubscribe::link(&deps.config.public_base_url, &token)),
         );
+        if let Some(step) = nudge.vars.get("step").and_then(Value::as_str) {
+            let target = done_link::DoneTarget {
+                account_id: nudge.account_id.clone(),
+                contact_id: c.contact_id.clone(),
+                step: step.to_string(),
+                nudge_id: nudge.nudge_id.clone(),
+            };
+            // A step the event contract would refuse gets no link: following it could record
+            // nothing. The email still goes out without the button.
+            match done_link::sign(deps.secret.as_bytes(), &target) {
+                Ok(token) => {
+                    vars.insert(
+                        "done_url".into(),
+                        json!(done_link::link(&deps.config.public_base_url, &token)),
+                    );
+                }
+                Err(e) => {
+                    warn!(account_id = %nudge.account_id, nudge_id = %nudge.nudge_id, error = %e, "no done link");
+                }
+            }
+        }
     }
     Value::Object(vars)
 }
@@ -182,7 +204,128 @@ fn sanitize_tag(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use chrono::TimeZone;
+
     use super::*;
+    use crate::domain::{NudgeKind, no_extra_vars};
+    use crate::events::{ContactProfile, Role};
+
+    const SECRET: &[u8] = b"message-test-signing-secret";
+
+    fn deps() -> Deps {
+        use crate::channels::ses::SesMailer;
+        use crate::channels::sns::SnsNotifier;
+        // Never called: template variables need the configuration and the secret only.
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let config = crate::config::Config::from_lookup(|k| match k {
+            "NUDGE_TABLE" => Some("t".into()),
+            "NUDGE_PUBLIC_BASE_URL" => Some("https://nudge.example".into()),
+            _ => None,
+        })
+        .expect("config");
+        Deps::new(
+            config,
+            Arc::new(crate::store::memory::MemoryStore::new()),
+            Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(&sdk), None)),
+            Arc::new(SnsNotifier::new(aws_sdk_sns::Client::new(&sdk))),
+            crate::deps::SigningSecret::new(SECRET.to_vec()),
+        )
+    }
+
+    fn recipient(contact: bool) -> Recipient {
+        Recipient {
+            contact: contact.then(|| ContactRecord {
+                account_id: "acme".into(),
+                contact_id: "u1".into(),
+                profile: Some(ContactProfile {
+                    email: "u1@acme.example".into(),
+                    phone: None,
+                    name: "Ann".into(),
+                    role: Role::Admin,
+                    timezone: None,
+                    locale: None,
+                }),
+                profile_at: None,
+                unsubscribed: Default::default(),
+            }),
+            to: Some("u1@acme.example".into()),
+            context: RecipientContext {
+                locale: Locale::En,
+                tz: Tz::UTC,
+            },
+        }
+    }
+
+    fn vars_of(kind: NudgeKind, vars: Value, contact: bool) -> Value {
+        let now = Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap();
+        let nudge =
+            Nudge::new("ob:1", "acme", Some("u1".into()), kind, now, "health", now).with_vars(vars);
+        template_vars(
+            &deps(),
+            no_extra_vars,
+            &nudge,
+            None,
+            &recipient(contact),
+            now,
+        )
+    }
+
+    #[test]
+    fn a_customer_email_about_a_step_carries_a_done_link_for_its_contact_and_nudge() {
+        let vars = vars_of(
+            NudgeKind::OnboardingProgress,
+            json!({ "step": "import_data", "done_url": "https://evil.example" }),
+            true,
+        );
+        let url = vars["done_url"].as_str().unwrap();
+        let token = url
+            .strip_prefix("https://nudge.example/steps/done?t=")
+            .unwrap_or_else(|| panic!("{url}"));
+        assert_eq!(
+            done_link::verify(SECRET, token),
+            Ok(done_link::DoneTarget {
+                account_id: "acme".into(),
+                contact_id: "u1".into(),
+                step: "import_data".into(),
+                nudge_id: "ob:1".into(),
+            })
+        );
+    }
+
+    #[test]
+    fn no_done_link_without_a_step_a_contact_a_customer_or_a_valid_step_name() {
+        let none = |kind, vars, contact| vars_of(kind, vars, contact).get("done_url").cloned();
+        assert_eq!(none(NudgeKind::Milestone, json!({}), true), None);
+        assert_eq!(none(NudgeKind::Milestone, json!({ "step": 3 }), true), None);
+        assert_eq!(
+            none(
+                NudgeKind::OnboardingProgress,
+                json!({ "step": "import_data" }),
+                false
+            ),
+            None
+        );
+        assert_eq!(
+            none(
+                NudgeKind::HealthAlert,
+                json!({ "step": "import_data" }),
+                true
+            ),
+            None
+        );
+        assert_eq!(
+            none(
+                NudgeKind::OnboardingProgress,
+                json!({ "step": "<b>x</b>" }),
+                true
+            ),
+            None
+        );
+    }
 
     #[test]
     fn nudge_ref_tags_round_trip() {

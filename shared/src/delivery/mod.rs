@@ -1,9 +1,12 @@
 //! Delivery: the one path every nudge takes (load, render, check policy, claim, send, mark),
-//! the owner-agnostic sweep that runs it every 15 minutes, unsubscribe links and SES feedback.
+//! the owner-agnostic sweep that runs it every 15 minutes, the signed links of customer emails
+//! (unsubscribe, "I've done this") and their pages, and SES feedback.
 
+pub mod done_link;
 pub mod feedback;
 pub mod followup;
 pub mod message;
+pub mod pages;
 pub mod send;
 pub mod sweep;
 pub mod unsubscribe;

@@ -23,11 +23,13 @@ use lambda_http::{Body, Request, Response};
 use minijinja::context;
 use sha2::Sha256;
 use thiserror::Error;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
+use super::pages::{
+    bilingual, body_text, form_param, html_page, method_not_allowed, page_locale, retry_later,
+};
 use crate::Deps;
 use crate::domain::{Locale, category};
-use crate::templates;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -147,53 +149,6 @@ pub fn headers(url: &str) -> Vec<(String, String)> {
 
 // ------------------------------------------------------------------------------------ HTTP --
 
-/// The first value of `name` in an `application/x-www-form-urlencoded` string (a query string
-/// or a form body).
-fn form_param(input: &str, name: &str) -> Option<String> {
-    form_urlencoded::parse(input.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
-fn body_text(body: &Body) -> String {
-    match body {
-        Body::Text(t) => t.clone(),
-        Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
-        _ => String::new(),
-    }
-}
-
-/// Renders `pages/<name>.html` into a response. The pages are compiled in and covered by
-/// tests; if one still fails to render, the visitor gets a bare 500 and nothing else happens.
-fn html_page(status: StatusCode, name: &str, ctx: minijinja::Value) -> Response<Body> {
-    let (status, body) = match templates::render_page(name, ctx) {
-        Ok(html) => (status, html),
-        Err(e) => {
-            error!(page = name, error = %e, "page does not render");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal error".to_string(),
-            )
-        }
-    };
-    let mut resp = Response::new(Body::Text(body));
-    *resp.status_mut() = status;
-    let headers = resp.headers_mut();
-    headers.insert(
-        "content-type",
-        lambda_http::http::HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(
-        "cache-control",
-        lambda_http::http::HeaderValue::from_static("no-store"),
-    );
-    headers.insert(
-        "referrer-policy",
-        lambda_http::http::HeaderValue::from_static("no-referrer"),
-    );
-    resp
-}
-
 fn category_label(cat: &str, lang: Locale) -> &'static str {
     match (cat, lang) {
         ("reminders", Locale::Ja) => "期限のリマインダー",
@@ -216,27 +171,6 @@ fn page_ctx(lang: Locale, cat: &str, token: &str) -> minijinja::Value {
     }
 }
 
-/// The pages without a contact: English first, then Japanese, in one page.
-fn bilingual() -> minijinja::Value {
-    context! { lang => Locale::En.as_str() }
-}
-
-async fn contact_lang(deps: &Deps, t: &UnsubscribeTarget) -> Locale {
-    let contact = deps.store.contact(&t.account_id, &t.contact_id).await;
-    let locale = match contact {
-        Ok(Some(c)) => c.profile.and_then(|p| p.locale),
-        _ => None,
-    };
-    let locale = match locale {
-        Some(l) => Some(l),
-        None => match deps.store.account(&t.account_id).await {
-            Ok(Some(a)) => a.profile.map(|p| p.locale),
-            _ => None,
-        },
-    };
-    locale.unwrap_or(Locale::En)
-}
-
 /// Serves `GET` and `POST /unsubscribe`.
 pub async fn handle_http(deps: &Deps, req: &Request) -> Response<Body> {
     let query = req.uri().query().unwrap_or_default();
@@ -253,7 +187,7 @@ pub async fn handle_http(deps: &Deps, req: &Request) -> Response<Body> {
     };
     match *req.method() {
         Method::GET | Method::HEAD => {
-            let lang = contact_lang(deps, &target).await;
+            let lang = page_locale(deps, &target.account_id, &target.contact_id).await;
             html_page(
                 StatusCode::OK,
                 "unsubscribe_confirm",
@@ -267,40 +201,24 @@ pub async fn handle_http(deps: &Deps, req: &Request) -> Response<Body> {
                 .await
             {
                 warn!(account_id = %target.account_id, error = %e, "unsubscribe not stored");
-                let mut resp = html_page(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unsubscribe_retry",
-                    bilingual(),
-                );
-                resp.headers_mut().insert("retry-after", 30.into());
-                return resp;
+                return retry_later();
             }
             info!(account_id = %target.account_id, category = %target.category, "contact unsubscribed");
-            let lang = contact_lang(deps, &target).await;
+            let lang = page_locale(deps, &target.account_id, &target.contact_id).await;
             html_page(
                 StatusCode::OK,
                 "unsubscribe_done",
                 page_ctx(lang, &target.category, &token),
             )
         }
-        _ => {
-            let mut resp = html_page(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                bilingual(),
-            );
-            resp.headers_mut().insert(
-                "allow",
-                lambda_http::http::HeaderValue::from_static("GET, POST"),
-            );
-            resp
-        }
+        _ => method_not_allowed(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::templates;
     use proptest::prelude::*;
 
     const SECRET: &[u8] = b"0123456789abcdef-secret";
@@ -375,19 +293,6 @@ mod tests {
             )
         );
         assert!(headers(&link("", "tok")).is_empty());
-    }
-
-    #[test]
-    fn query_parsing() {
-        assert_eq!(
-            form_param("a=1&token=x.y%2Dz", "token").as_deref(),
-            Some("x.y-z")
-        );
-        assert_eq!(form_param("token", "token").as_deref(), Some(""));
-        assert_eq!(form_param("a=%", "a").as_deref(), Some("%"));
-        assert_eq!(form_param("a=%4", "a").as_deref(), Some("%4"));
-        assert_eq!(form_param("a=b+c%20d", "a").as_deref(), Some("b c d"));
-        assert_eq!(form_param("List-Unsubscribe=One-Click", "token"), None);
     }
 
     fn page(name: &str, ctx: minijinja::Value) -> String {

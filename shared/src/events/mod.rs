@@ -15,7 +15,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 pub use crate::domain::account::{Locale, Role, Tier, UnknownValue};
-pub use parse::{parse_batch, parse_event};
+pub use parse::{is_slug, parse_batch, parse_event};
 pub use signature::*;
 
 /// Largest accepted request body; checked before any JSON parsing.

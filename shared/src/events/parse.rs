@@ -494,6 +494,12 @@ fn check_id(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
+/// Whether `s` is a valid feature, step, category or kind name (lower snake_case, at most 64
+/// characters), as the event contract accepts it.
+pub fn is_slug(s: &str) -> bool {
+    check_slug(s).is_ok()
+}
+
 /// Feature, step, category and kind names become attribute names in the store.
 fn check_slug(s: &str) -> Result<String, String> {
     if s.is_empty() {

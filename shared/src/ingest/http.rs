@@ -39,23 +39,26 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response<Body> {
     json_response(status, &json!({ "error": message.into() }))
 }
 
-/// Routes the HTTP API: `POST /events`, `GET`/`POST /unsubscribe`.
+/// Routes the HTTP API: `POST /events`, `GET`/`POST /unsubscribe`, `GET`/`POST /steps/done`.
 pub async fn handle(deps: &Deps, cache: &IngestCache, req: Request) -> Response<Body> {
     let path = req.uri().path().trim_end_matches('/').to_string();
-    // A stage name may prefix the path (`/prod/events`).
-    let route = path.rsplit('/').next().unwrap_or_default();
-    match (req.method(), route) {
-        (&Method::POST, "events") => post_events(deps, cache, &req).await,
-        (_, "events") => error(
+    // A stage name may prefix the path (`/prod/events`): routes are the last segments.
+    let mut segments = path.rsplit('/');
+    let route = segments.next().unwrap_or_default();
+    let parent = segments.next().unwrap_or_default();
+    match (req.method(), parent, route) {
+        (&Method::POST, _, "events") => post_events(deps, cache, &req).await,
+        (_, _, "events") => error(
             StatusCode::METHOD_NOT_ALLOWED,
             "use POST /events with a JSON body",
         ),
-        (_, "unsubscribe") => crate::delivery::unsubscribe::handle_http(deps, &req).await,
+        (_, _, "unsubscribe") => crate::delivery::unsubscribe::handle_http(deps, &req).await,
+        (_, "steps", "done") => super::done::handle_http(deps, cache, &req).await,
         _ => error(StatusCode::NOT_FOUND, format!("no route for {path}")),
     }
 }
 
-fn body_bytes(body: &Body) -> &[u8] {
+pub(super) fn body_bytes(body: &Body) -> &[u8] {
     match body {
         Body::Empty => &[],
         Body::Text(t) => t.as_bytes(),

@@ -18,6 +18,7 @@
 //! If a step after 1 fails, the raw records of the affected events are deleted again and their
 //! indexes reported in `retry`: the client resends them and nothing is lost or counted twice.
 
+pub mod done;
 pub mod http;
 pub mod lambda;
 pub mod pause;

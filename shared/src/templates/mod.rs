@@ -3,8 +3,12 @@
 //! Each kind has `<locale>/<kind>.txt` whose first line is the subject and the rest the plain
 //! text body; customer-facing kinds also have `<locale>/<kind>.html`. `.html` templates are
 //! HTML auto-escaped (a customer named `<b>Eve</b>` stays text), `.txt` templates are not.
-//! Every customer email includes the `_footer` with `{{ unsubscribe_url }}`.
-//! `pages/` holds the HTML pages served over HTTP (unsubscribe), on `pages/_layout.html`.
+//! Every customer email includes the `_footer` with `{{ unsubscribe_url }}`. A customer email
+//! whose nudge has a string `step` in its vars (and a resolved contact) also gets `done_url`,
+//! the signed one-click "I've done this" link for that onboarding step
+//! (`delivery/done_link.rs`); it is only there for a step name the event contract accepts.
+//! `pages/` holds the HTML pages served over HTTP (unsubscribe, done links), on
+//! `pages/_layout.html`.
 //! `<locale>/_labels.txt` holds the words a locale's templates share (labels keyed by the names
 //! a planner writes into vars, with a `*_any` fallback), `{% import %}`-ed by a kind's `.txt`
 //! and `.html` alike. Filters: `thousands` (`48000.0` → "48,000") and `long_date` (an ISO date
@@ -95,6 +99,9 @@ const SOURCES: &[(&str, &str)] = templates!(
     "pages/unsubscribe_invalid.html",
     "pages/unsubscribe_retry.html",
     "pages/method_not_allowed.html",
+    "pages/done_confirm.html",
+    "pages/done_recorded.html",
+    "pages/done_invalid.html",
 );
 
 fn env() -> &'static Environment<'static> {

@@ -23,6 +23,8 @@ pub const CHECK_DAYS: [i64; 4] = [7, 14, 21, 28];
 pub const STUCK_DAYS: i64 = 7;
 /// The program's length: a check on day `d` expects `ceil(steps * d / PROGRAM_DAYS)` steps done.
 pub const PROGRAM_DAYS: i64 = 28;
+/// The welcome waits at least this long after Nudge hears of the account, for its contacts.
+pub const CONTACTS_GRACE: Duration = Duration::hours(1);
 /// The step that the account's first report also completes.
 pub const FIRST_REPORT_STEP: &str = "first_report";
 
@@ -78,9 +80,10 @@ pub fn is_new_customer(
     contract_start >= seen - Duration::days(i64::from(max_age_days))
 }
 
-/// The program of a new customer, as of `now`: the welcome at the contract's first local day
-/// (or now, if that has passed), and the checks still ahead. Past checks are not run late: a
-/// program joined on day 10 starts with the day-14 check.
+/// The program of a new customer, as of `now`: the welcome at the contract's first local day,
+/// but at least [`CONTACTS_GRACE`] from now (an account's contacts usually arrive just after it),
+/// and the checks still ahead. Past checks are not run late: a program joined on day 10 starts
+/// with the day-14 check.
 pub fn program(
     contract_start: NaiveDate,
     tz: Tz,
@@ -90,7 +93,7 @@ pub fn program(
     if now < local_day_start(contract_start, CHECK_DAYS[0], tz) {
         out.push((
             Task::Welcome,
-            local_day_start(contract_start, 0, tz).max(now),
+            local_day_start(contract_start, 0, tz).max(now + CONTACTS_GRACE),
         ));
     }
     for day in CHECK_DAYS {
@@ -208,11 +211,22 @@ pub struct Member<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct Audience<'a> {
     pub account_id: &'a str,
-    /// The admin contact, if the account names one (customer mail to the admin is addressed
-    /// to whoever is admin when it leaves).
+    /// The admin contact: the one `admin_changed` named, else the first contact with the
+    /// admin role (see [`admin_of`]).
     pub admin: Option<&'a str>,
     pub members: &'a [Member<'a>],
     pub now: DateTime<Utc>,
+}
+
+/// The account's admin: the contact `admin_changed` named, else the first contact (by id) whose
+/// role is admin.
+pub fn admin_of<'a>(named: Option<&'a str>, members: &'a [Member<'a>]) -> Option<&'a str> {
+    named.or_else(|| {
+        members
+            .iter()
+            .find(|m| m.role == Role::Admin)
+            .map(|m| m.contact_id)
+    })
 }
 
 impl<'a> Audience<'a> {
@@ -253,7 +267,7 @@ pub fn welcome_nudges(to: &Audience<'_>, progress: &Progress) -> Vec<Nudge> {
         Some(_) => out.push(
             to.nudge(
                 "ob/welcome/admin".into(),
-                None,
+                to.admin,
                 NudgeKind::OnboardingWelcome,
             )
             .with_vars(with(
@@ -300,7 +314,7 @@ pub fn check_nudges(
     );
     match standing {
         Standing::OnTrack if day == CHECK_DAYS[0] => out.push(
-            to.nudge("ms/week_one/admin".into(), None, NudgeKind::Milestone)
+            to.nudge("ms/week_one/admin".into(), to.admin, NudgeKind::Milestone)
                 .with_stage(Stage::WeekOne)
                 .with_vars(with(vars.clone(), json!({ "role": "admin" }))),
         ),
@@ -313,7 +327,7 @@ pub fn check_nudges(
             out.push(
                 to.nudge(
                     format!("ob/{check}/admin"),
-                    None,
+                    to.admin,
                     NudgeKind::OnboardingProgress,
                 )
                 .with_stage(stage)
@@ -416,7 +430,7 @@ pub fn milestone_nudges(
         out.push(
             to.nudge(
                 "ms/onboarding_complete/admin".into(),
-                None,
+                to.admin,
                 NudgeKind::Milestone,
             )
             .with_stage(Stage::OnboardingComplete)

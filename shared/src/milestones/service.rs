@@ -12,8 +12,8 @@ use thiserror::Error;
 use tracing::{Instrument, error, info, warn};
 
 use super::program::{
-    self, Audience, First, Member, Progress, Task, check_nudges, is_new_customer, local_day_start,
-    milestone_nudges, standing, welcome_nudges,
+    self, Audience, First, Member, Progress, Task, admin_of, check_nudges, is_new_customer,
+    local_day_start, milestone_nudges, standing, welcome_nudges,
 };
 use crate::Deps;
 use crate::domain::Nudge;
@@ -186,7 +186,7 @@ pub async fn on_firsts(
     let members = members(&contacts);
     let to = Audience {
         account_id,
-        admin: admin_contact_id.as_deref(),
+        admin: admin_of(admin_contact_id.as_deref(), &members),
         members: &members,
         now,
     };
@@ -248,7 +248,7 @@ async fn run_task(
     let members = members(&contacts);
     let to = Audience {
         account_id: &task.account_id,
-        admin: admin_contact_id.as_deref(),
+        admin: admin_of(admin_contact_id.as_deref(), &members),
         members: &members,
         now,
     };

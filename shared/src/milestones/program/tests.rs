@@ -111,9 +111,12 @@ fn the_program_is_the_welcome_and_the_checks_still_ahead() {
         .map(|t| t.0)
         .collect();
     assert_eq!(tasks, [Task::Check(14), Task::Check(21), Task::Check(28)]);
-    // Heard of on day 2: the welcome is due now.
+    // Heard of on day 2: the welcome is due once its contacts have had an hour to arrive.
     let now = utc(2026, 12, 2, 6);
-    assert_eq!(program(start, Tokyo, now)[0], (Task::Welcome, now));
+    assert_eq!(
+        program(start, Tokyo, now)[0],
+        (Task::Welcome, now + CONTACTS_GRACE)
+    );
 }
 
 #[test]
@@ -199,6 +202,7 @@ fn the_welcome_goes_to_the_admin_and_executives_and_without_an_admin_to_the_csm(
     let p = progress(&[]);
     let out = welcome_nudges(&to(Some("adm"), TEAM), &p);
     assert_eq!(ids(&out), ["ob/welcome/admin", "ob/welcome/boss"]);
+    assert_eq!(out[0].contact_id.as_deref(), Some("adm"));
     assert_eq!(out[0].vars["first_step"], "invite_users");
     assert_eq!(out[0].vars["step"], "invite_users", "the done link's step");
     assert_eq!(out[1].vars["role"], "executive");
@@ -208,6 +212,13 @@ fn the_welcome_goes_to_the_admin_and_executives_and_without_an_admin_to_the_csm(
         (out[0].kind, out[0].stage),
         (NudgeKind::CsmTask, Some(Stage::NoAdmin))
     );
+}
+
+#[test]
+fn the_admin_is_the_named_one_else_the_first_contact_with_the_admin_role() {
+    assert_eq!(admin_of(Some("named"), TEAM), Some("named"));
+    assert_eq!(admin_of(None, TEAM), Some("adm"));
+    assert_eq!(admin_of(None, &TEAM[1..]), None);
 }
 
 #[test]

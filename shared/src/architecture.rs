@@ -86,6 +86,7 @@ const RULES: &[(&str, &[&str])] = &[
             "registry",
             "health",
             "milestones",
+            "ingest",
         ],
     ),
 ];

@@ -66,7 +66,10 @@ async fn same_input_gives_the_same_delivery_log_byte_for_byte() {
     // after Nudge first heard of the account, in Tokyo business hours.
     let line = a.delivery_jsonl().lines().next().unwrap().to_string();
     assert!(line.starts_with(r#"{"at":"2026-11-02T01:00:00Z","function":"milestones","kind":"onboarding_welcome","channel":"email""#), "{line}");
-    assert!(a.delivery_jsonl().contains(r#""kind":"deadline_reminder","stage":"t_minus_3d","channel":"email""#));
+    assert!(
+        a.delivery_jsonl()
+            .contains(r#""kind":"deadline_reminder","stage":"t_minus_3d","channel":"email""#)
+    );
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 
 mod delivery;
 mod health;
+mod milestones;
 mod reminders;
 
 use std::collections::HashMap;

@@ -6,6 +6,7 @@ mod done_link;
 mod health;
 mod health_store;
 mod ingest;
+mod milestones;
 mod playbooks;
 mod priority;
 mod queue;

@@ -5,6 +5,7 @@ pub mod apigw;
 pub mod bench;
 pub mod bench_delivery;
 pub mod bench_health;
+pub mod bench_milestones;
 pub mod health_cli;
 pub mod local;
 pub mod report;

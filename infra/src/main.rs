@@ -175,6 +175,14 @@ enum BenchWhat {
         #[arg(long, default_value_t = 9)]
         runs: usize,
     },
+    /// The hourly milestones run with nothing due over 100,000 programs stored; request units
+    /// per congratulation planned at ingest and delivered.
+    Milestones {
+        #[arg(long, default_value_t = 100_000)]
+        accounts: usize,
+        #[arg(long, default_value_t = 500)]
+        firsts: usize,
+    },
     /// Read/write units per account and accounts/s of the daily health run, pure scoring
     /// accounts/s on one core, backtest replay time.
     Health {
@@ -280,6 +288,12 @@ async fn main() -> Result<()> {
                         runs: runs.max(1),
                     };
                     bench::reminders(&stack, opts).await?
+                }
+                BenchWhat::Milestones { accounts, firsts } => {
+                    let figures =
+                        nudge_infra::bench_milestones::bench_milestones(&stack, accounts, firsts)
+                            .await?;
+                    println!("{}", serde_json::to_string_pretty(&figures)?);
                 }
                 BenchWhat::Health {
                     accounts,

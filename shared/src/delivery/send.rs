@@ -50,8 +50,8 @@ use crate::Deps;
 use crate::channels::{Notification, SendError, redact};
 use crate::domain::policy::{self, BlockReason, PolicyInput};
 use crate::domain::{
-    Audience, Channel, DeliveryLogEntry, ExtraVars, LogStatus, Nudge, NudgeStatus, SendWindow,
-    UNKNOWN_OUTCOME,
+    Audience, Channel, DeliveryLogEntry, ExtraVars, LogStatus, Nudge, NudgeStatus, Role,
+    SendWindow, UNKNOWN_OUTCOME,
 };
 use crate::store::{AccountRecord, MessageRef};
 use crate::templates::{self, Rendered};
@@ -169,9 +169,22 @@ impl<'a> Delivery<'a> {
             .contact_id
             .clone()
             .or_else(|| account.as_ref().and_then(|a| a.admin_contact_id.clone()));
-        let contact = match &contact_id {
-            Some(c) => store.contact(&nudge.account_id, c).await?,
-            None => None,
+        let (contact_id, contact) = match contact_id {
+            Some(c) => {
+                let contact = store.contact(&nudge.account_id, &c).await?;
+                (Some(c), contact)
+            }
+            // No admin named by `admin_changed`: the first contact with the admin role (one
+            // Query, only for accounts that never named one).
+            None if nudge.audience() == Audience::Customer => {
+                let admin = store
+                    .contacts(&nudge.account_id)
+                    .await?
+                    .into_iter()
+                    .find(|c| c.profile.as_ref().is_some_and(|p| p.role == Role::Admin));
+                (admin.as_ref().map(|c| c.contact_id.clone()), admin)
+            }
+            None => (None, None),
         };
         let recipient = resolve_recipient(deps, nudge, account.as_ref(), contact);
         let vars = template_vars(deps, extra, nudge, account.as_ref(), &recipient, now);

@@ -263,3 +263,32 @@ async fn a_health_email_without_a_link_points_to_the_configured_app_or_to_nothin
         }
     }
 }
+
+#[tokio::test]
+async fn mail_for_the_admin_of_an_account_that_never_named_one_goes_to_its_admin_contact() {
+    use crate::events::ContactProfile;
+    use crate::store::ProfileStore;
+    let w = World::new();
+    let at = utc("2026-11-20T01:00:00Z"); // 10:00 on a Friday in Tokyo
+    w.account("acme", Tokyo, at - Duration::days(2)).await;
+    w.contact("acme", "u1", Tokyo, at - Duration::days(2)).await;
+    let admin = ContactProfile {
+        email: email("acme", "boss"),
+        phone: None,
+        name: "Boss".into(),
+        role: crate::domain::Role::Admin,
+        timezone: None,
+        locale: None,
+    };
+    w.store
+        .upsert_contact("acme", "boss", &admin, at - Duration::days(2))
+        .await
+        .expect("contact");
+    // Planned for "the admin" (no contact id); no `admin_changed` ever named one.
+    w.plan("acme", "risk", None, NudgeKind::RiskNudge, at).await;
+    let r = w.sweep(at, "run").await;
+    assert_eq!(r.sent, 1, "{r:?}");
+    assert_eq!(w.outbox.sent()[0].to, email("acme", "boss"));
+    let logged = w.log().await.into_iter().find(|e| e.nudge_id == "risk");
+    assert_eq!(logged.and_then(|e| e.contact_id), Some("boss".to_string()));
+}

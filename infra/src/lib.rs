@@ -1,5 +1,5 @@
 //! Local stack management and the `nudge` operator CLI's commands (simulate, demo,
-//! send-events, bench), as a library so the integration tests reuse them.
+//! send-events, bench, model, explain, queue, kpi), as a library so the integration tests reuse them.
 
 pub mod apigw;
 pub mod bench;
@@ -7,6 +7,7 @@ pub mod bench_delivery;
 pub mod bench_health;
 pub mod bench_milestones;
 pub mod health_cli;
+pub mod kpi;
 pub mod local;
 pub mod report;
 pub mod send;

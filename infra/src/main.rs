@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use nudge_infra::local::{LOCAL_SECRET, LocalStack, repo_root};
 use nudge_infra::simulate::{SimulateOptions, simulate};
-use nudge_infra::{bench, health_cli, report, send};
+use nudge_infra::{bench, health_cli, kpi, report, send};
 
 #[derive(Parser)]
 #[command(
@@ -90,6 +90,33 @@ enum Command {
         #[arg(long)]
         at: Option<DateTime<Utc>>,
         /// An array of rows instead of the table.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, env = "NUDGE_HEALTH_INDEX_SHARDS", default_value_t = 8)]
+        index_shards: u32,
+        #[arg(long, env = "NUDGE_TABLE", default_value = "nudge-local")]
+        table: String,
+    },
+    /// Onboarding KPIs of the accounts whose contract starts within FROM..=TO: completion rate
+    /// and its per-step funnel, median days to complete, time to first value, active rate and
+    /// milestones reached.
+    ///
+    /// As of --at, with the active health model's plans and thresholds. Complete: every step of
+    /// the account's plan done (a first report also completes `first_report`). Days are counted
+    /// from the contract's first local midnight; time to first value runs to the first report.
+    /// Active: at least `active_uses` key-feature uses in the `active_days` local days before
+    /// --at. Milestones: `milestone` messages sent, by stage, and the accounts that got one.
+    Kpi {
+        /// The cohort's first contract-start date (YYYY-MM-DD).
+        #[arg(long, value_parser = parse_date)]
+        from: NaiveDate,
+        /// The cohort's last contract-start date (YYYY-MM-DD), included.
+        #[arg(long, value_parser = parse_date)]
+        to: NaiveDate,
+        /// As of this time (RFC 3339; default: now): later steps, uses and messages do not count.
+        #[arg(long)]
+        at: Option<DateTime<Utc>>,
+        /// The figures as JSON (rates as shares, 0 to 1) instead of the summary.
         #[arg(long)]
         json: bool,
         #[arg(long, env = "NUDGE_HEALTH_INDEX_SHARDS", default_value_t = 8)]
@@ -393,6 +420,34 @@ async fn main() -> Result<()> {
                     .trim_end()
             );
         }
+        Command::Kpi {
+            from,
+            to,
+            at,
+            json,
+            index_shards,
+            table,
+        } => {
+            if from > to {
+                // A usage error like clap's own: its message shape and exit code 2.
+                let mut cli = Cli::command();
+                cli.build();
+                let msg = format!("--from ({from}) is after --to ({to})");
+                let kind = clap::error::ErrorKind::ValueValidation;
+                match cli.find_subcommand_mut("kpi") {
+                    Some(sub) => sub.error(kind, msg).exit(),
+                    None => cli.error(kind, msg).exit(),
+                }
+            }
+            let store = health_cli::store(&table).await;
+            let now = at.unwrap_or_else(Utc::now);
+            println!(
+                "{}",
+                kpi::kpi(&store, index_shards, from, to, now, json)
+                    .await?
+                    .trim_end()
+            );
+        }
         Command::SendEvents { file, url, secret } => {
             let events = send::read_events(&file)?;
             if secret == LOCAL_SECRET {
@@ -416,6 +471,12 @@ async fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A calendar date for `--from` / `--to`, with a message that shows the expected shape.
+fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map_err(|e| format!("{e}: expected a date like 2026-11-01 (YYYY-MM-DD)"))
 }
 
 fn print_summary(r: &nudge_infra::simulate::SimulationReport) {

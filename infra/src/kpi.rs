@@ -117,25 +117,25 @@ pub fn render(k: &OnboardingKpis) -> String {
     }
     let _ = writeln!(
         out,
-        "\ncompletion rate          {:>7}  ({} of {} with every step of their plan)",
+        "\ncompletion rate          {:>9}  ({} of {} with every step of their plan)",
         pct(k.completion_rate),
         k.completed,
         k.cohort
     );
     let _ = writeln!(
         out,
-        "median days to complete  {:>7}",
+        "median days to complete  {:>9}",
         days(k.median_days_to_complete)
     );
     let _ = writeln!(
         out,
-        "time to first value      {:>7}  (median to the first report; {} account(s) made one)",
+        "time to first value      {:>9}  (median to the first report; {} account(s) made one)",
         days(k.median_days_to_first_value),
         k.first_value
     );
     let _ = writeln!(
         out,
-        "active rate              {:>7}  ({} of {} with {}+ key-feature uses in the {} days before)",
+        "active rate              {:>9}  ({} of {} with {}+ key-feature uses in the {} days before)",
         pct(k.active_rate),
         k.active,
         k.cohort,

@@ -1,5 +1,6 @@
 //! Local stack management and the `nudge` operator CLI's commands (simulate, demo,
-//! send-events, bench, model, explain, queue, kpi), as a library so the integration tests reuse them.
+//! send-events, bench, model, explain, queue, kpi), as a library so the integration tests reuse
+//! them.
 
 pub mod apigw;
 pub mod bench;

@@ -6,6 +6,7 @@ mod done_link;
 mod health;
 mod health_store;
 mod ingest;
+mod kpi;
 mod milestones;
 mod playbooks;
 mod priority;

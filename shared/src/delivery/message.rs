@@ -80,6 +80,8 @@ pub(super) fn template_vars(
         }
         if let Some(csm) = &p.csm {
             put("csm_name", json!(csm.name));
+            // Onboarding emails offer the CSM's help with the next step: whom to write to.
+            put("csm_email", json!(csm.email));
             // A message the planner marked as the CSM's own (`from_csm`): replies reach them.
             if nudge.vars.get("from_csm") == Some(&Value::Bool(true)) {
                 put("reply_to", json!(format!("{} <{}>", csm.name, csm.email)));

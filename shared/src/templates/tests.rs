@@ -177,6 +177,7 @@ fn sent(nudge: serde_json::Value) -> serde_json::Value {
         "renewal_date": "2027-03-31",
         "tier": "tech_touch",
         "csm_name": "Sato Hanako",
+        "csm_email": "sato@vendor.example",
         "contact_name": "Ann",
         "unsubscribe_url": UNSUBSCRIBE,
         "app_url": APP,
@@ -1009,4 +1010,206 @@ fn numbers_and_dates_read_the_way_the_locale_writes_them() {
         &v,
     );
     assert!(en.text.contains("Renewal: next spring\n"));
+}
+
+// --- The onboarding program and its milestones (`onboarding_welcome`, `milestone`,
+// `onboarding_progress`, `csm_task`; `milestones/program.rs` plans them) ---
+
+const DONE: &str = "https://nudge.example/steps/done?t=tok.en";
+
+/// The progress vars of `program::Progress` with `next_step` the next one (null when done),
+/// plus the done link `template_vars` adds for a contact's email about a step.
+fn progress(done: usize, next: Option<&str>) -> serde_json::Value {
+    let mut v = json!({
+        "done_steps": done,
+        "total_steps": 3,
+        "next_step": next,
+        "step": next,
+    });
+    if next.is_some() {
+        v["done_url"] = json!(DONE);
+    }
+    v
+}
+
+/// `progress` plus `extra`, as sent.
+fn program_vars(done: usize, next: Option<&str>, extra: serde_json::Value) -> serde_json::Value {
+    let mut v = progress(done, next);
+    if let serde_json::Value::Object(m) = extra {
+        for (k, val) in m {
+            v[k] = val;
+        }
+    }
+    sent(v)
+}
+
+/// Help, never pressure: a customer mail about the program never says they are late.
+fn assert_no_pressure(what: &str, r: &Rendered) {
+    for s in [&r.subject, &r.text, &r.html] {
+        for bad in [
+            "haven't",
+            "overdue",
+            "behind schedule",
+            "behind",
+            "deadline",
+            "遅れ",
+            "期限を過ぎ",
+        ] {
+            assert!(!s.contains(bad), "{what} contains {bad:?}:\n{s}");
+        }
+    }
+}
+
+fn render_program(
+    kind: NudgeKind,
+    stage: Option<Stage>,
+    locale: Locale,
+    vars: &serde_json::Value,
+) -> Rendered {
+    let r = render_clean(kind, stage, locale, vars);
+    if kind.audience() == Audience::Customer && vars.get("for_csm").is_none() {
+        assert_no_pressure(&format!("{kind} {locale} {stage:?}"), &r);
+    }
+    r
+}
+
+/// The done link: "I've done this" in the text and as a link in the HTML.
+fn assert_done_link(what: &str, r: &Rendered, locale: Locale) {
+    let (text_word, html_word) = match locale {
+        Locale::Ja => ("「完了しました」", ">完了しました</a>"),
+        _ => ("\"I've done this\"", ">I've done this</a>"),
+    };
+    assert!(r.text.contains(&format!("{DONE}\n")), "{what}: {}", r.text);
+    assert!(r.text.contains(text_word), "{what}: {}", r.text);
+    let h = html(r);
+    assert!(h.contains(&format!("href=\"{DONE}\"")), "{what}: {h}");
+    assert!(h.contains(html_word), "{what}: {h}");
+}
+
+fn assert_no_done_link(what: &str, r: &Rendered) {
+    assert!(!r.text.contains(DONE) && !html(r).contains(DONE), "{what}");
+    for word in ["I've done this", "完了しました"] {
+        assert!(!r.text.contains(word) && !r.html.contains(word), "{what}");
+    }
+}
+
+/// (step, en `todo`, ja `todo`) of the default plan's steps, in order.
+const STEPS: [(&str, &str, &str); 3] = [
+    ("invite_users", "invite your team", "メンバーの招待"),
+    (
+        "import_data",
+        "import the data you already have",
+        "今お持ちのデータの取り込み",
+    ),
+    (
+        "first_report",
+        "create your first report",
+        "最初のレポートの作成",
+    ),
+];
+
+#[test]
+fn a_welcome_gives_the_admin_one_first_step_and_its_done_link() {
+    for (step, en, ja) in STEPS {
+        let v = program_vars(0, Some(step), json!({"role": "admin", "first_step": step}));
+        let r = render_program(NudgeKind::OnboardingWelcome, None, Locale::En, &v);
+        assert_eq!(r.subject, format!("Welcome: your first step is to {en}"));
+        assert!(
+            r.text
+                .contains(&format!("One step is enough to start: {en}. ")),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains(" then "), "what gets easier: {}", r.text);
+        assert!(
+            r.text
+                .contains(&format!("Start when it suits you: {APP}\n"))
+        );
+        assert!(html(&r).contains(&format!("href=\"{APP}\"")));
+        assert_done_link(step, &r, Locale::En);
+        assert!(!r.text.contains("coach"), "standard plan: {}", r.text);
+
+        let r = render_program(NudgeKind::OnboardingWelcome, None, Locale::Ja, &v);
+        assert_eq!(
+            r.subject,
+            format!(
+                "ようこそ: 最初の一歩は「{}」です",
+                ja.trim_start_matches("今お持ちの")
+            )
+        );
+        assert!(
+            r.text.contains(&format!("まずはひとつだけ、「{ja}」から")),
+            "{}",
+            r.text
+        );
+        assert_done_link(step, &r, Locale::Ja);
+        assert!(!r.text.contains("コーチ"));
+    }
+    // A step the labels do not know: a generic first step, never its raw name.
+    let v = program_vars(
+        0,
+        Some("connect_sso"),
+        json!({"role": "admin", "first_step": "connect_sso"}),
+    );
+    let r = render_program(NudgeKind::OnboardingWelcome, None, Locale::En, &v);
+    assert_eq!(r.subject, "Welcome: one first step to start with");
+    assert!(r.text.contains("start: complete the first setup step."));
+    assert!(!r.text.contains("sso") && !html(&r).contains("sso"));
+    let r = render_program(NudgeKind::OnboardingWelcome, None, Locale::Ja, &v);
+    assert!(r.text.contains("「最初の設定ステップ」"), "{}", r.text);
+}
+
+#[test]
+fn a_welcome_tells_an_executive_what_the_month_brings_without_steps() {
+    let v = program_vars(0, Some("invite_users"), json!({"role": "executive"}));
+    let r = render_program(NudgeKind::OnboardingWelcome, None, Locale::En, &v);
+    assert_eq!(r.subject, "What your team's first 30 days with us bring");
+    assert!(r.text.contains("first real result within the month"));
+    assert!(!r.text.contains("invite your team"), "{}", r.text);
+    assert_no_done_link("executive en", &r);
+    let r = render_program(NudgeKind::OnboardingWelcome, None, Locale::Ja, &v);
+    assert!(r.text.contains("1か月以内の最初の成果"), "{}", r.text);
+    assert_no_done_link("executive ja", &r);
+}
+
+#[test]
+fn a_premium_welcome_offers_a_session_with_a_coach() {
+    for plan in ["Premium", " ENTERPRISE "] {
+        let v = program_vars(
+            0,
+            Some("invite_users"),
+            json!({"role": "admin", "first_step": "invite_users", "plan": plan}),
+        );
+        let r = render_program(NudgeKind::OnboardingWelcome, None, Locale::En, &v);
+        assert_in_order(
+            &r.text,
+            &[
+                "invite your team",
+                DONE,
+                "Your plan includes a session with a coach",
+                "Just write to Sato Hanako (sato@vendor.example).",
+            ],
+        );
+        assert!(
+            html(&r).contains("<a href=\"mailto:sato@vendor.example\">Sato Hanako</a>"),
+            "{}",
+            r.html
+        );
+        let r = render_program(NudgeKind::OnboardingWelcome, None, Locale::Ja, &v);
+        assert!(
+            r.text.contains("コーチとのセッション")
+                && r.text.contains(
+                    "担当のSato Hanako（sato@vendor.example）までお気軽にご連絡ください。"
+                ),
+            "{}",
+            r.text
+        );
+        let exec = program_vars(
+            0,
+            Some("invite_users"),
+            json!({"role": "executive", "plan": plan}),
+        );
+        let r = render_program(NudgeKind::OnboardingWelcome, None, Locale::En, &exec);
+        assert!(r.text.contains("session with a coach"), "{}", r.text);
+    }
 }

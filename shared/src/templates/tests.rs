@@ -1213,3 +1213,383 @@ fn a_premium_welcome_offers_a_session_with_a_coach() {
         assert!(r.text.contains("session with a coach"), "{}", r.text);
     }
 }
+
+/// What `program::check_nudges` plans for the day-7 check, as sent.
+fn week_one(role: &str, done: usize, next: Option<&str>, standing: &str) -> serde_json::Value {
+    program_vars(
+        done,
+        next,
+        json!({"role": role, "day": 7, "standing": standing}),
+    )
+}
+
+#[test]
+fn week_one_congratulates_the_admin_and_offers_the_next_step_with_its_done_link() {
+    for (i, (step, en, ja)) in STEPS.into_iter().enumerate() {
+        let v = week_one("admin", i, Some(step), "on_track");
+        let r = render_program(NudgeKind::Milestone, Some(Stage::WeekOne), Locale::En, &v);
+        assert_eq!(
+            r.subject,
+            format!("One week in: {i} of 3 setup steps done"),
+            "{step}"
+        );
+        assert!(
+            r.text.contains(&format!("Next, when it suits you: {en}. ")),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains(&format!("Start here: {APP}\n")));
+        assert_done_link(step, &r, Locale::En);
+        assert!(!r.text.contains("coach"), "standard plan: {}", r.text);
+
+        let r = render_program(NudgeKind::Milestone, Some(Stage::WeekOne), Locale::Ja, &v);
+        assert_eq!(
+            r.subject,
+            format!("ご利用開始から1週間: 3ステップ中{i}ステップ完了")
+        );
+        assert!(
+            r.text.contains(&format!("次は「{ja}」です。")),
+            "{}",
+            r.text
+        );
+        assert_done_link(step, &r, Locale::Ja);
+        assert!(!r.text.contains("コーチ"));
+    }
+    let v = week_one("admin", 1, Some("import_data"), "on_track");
+    let r = render_program(NudgeKind::Milestone, Some(Stage::WeekOne), Locale::En, &v);
+    assert!(
+        r.text.contains("1 of 3 setup steps: a good pace"),
+        "{}",
+        r.text
+    );
+    assert!(html(&r).contains(">Import your data</a>"), "{}", r.html);
+}
+
+#[test]
+fn a_premium_week_one_admin_message_offers_a_coach() {
+    let mut v = week_one("admin", 1, Some("import_data"), "on_track");
+    v["plan"] = json!("enterprise");
+    let r = render_program(NudgeKind::Milestone, Some(Stage::WeekOne), Locale::En, &v);
+    assert_in_order(
+        &r.text,
+        &[
+            "import the data you already have",
+            DONE,
+            "Your plan includes a session with a coach",
+            "sato@vendor.example",
+        ],
+    );
+    let r = render_program(NudgeKind::Milestone, Some(Stage::WeekOne), Locale::Ja, &v);
+    assert!(r.text.contains("コーチとのセッション"), "{}", r.text);
+    // The executives' summary stays about outcomes.
+    v["role"] = json!("executive");
+    let r = render_program(NudgeKind::Milestone, Some(Stage::WeekOne), Locale::En, &v);
+    assert!(!r.text.contains("coach"), "{}", r.text);
+}
+
+#[test]
+fn week_one_tells_an_executive_the_outcome_and_the_counts_never_the_steps() {
+    let standings = [
+        (
+            "on_track",
+            "is on course for its first real result",
+            "順調に進んでいます",
+        ),
+        (
+            "behind",
+            "taking a little longer than planned",
+            "予定より少しゆっくり",
+        ),
+        (
+            "stuck",
+            "we will get in touch with your team",
+            "私たちからチームの皆さまにご連絡し",
+        ),
+    ];
+    for (standing, en, ja) in standings {
+        let v = week_one("executive", 1, Some("import_data"), standing);
+        let r = render_program(NudgeKind::Milestone, Some(Stage::WeekOne), Locale::En, &v);
+        assert_eq!(r.subject, "Your team's first week: 1 of 3 setup steps done");
+        assert_in_order(
+            &r.text,
+            &[
+                "your team at Globex has completed 1 of its 3 setup steps",
+                en,
+                "this month: the weekly numbers",
+                "put together automatically",
+            ],
+        );
+        assert!(
+            html(&r).contains("<strong>1 of its 3</strong> setup steps"),
+            "{standing}"
+        );
+        for step in ["import the data", "spreadsheet", "Import your data"] {
+            assert!(
+                !r.text.contains(step) && !r.html.contains(step),
+                "{standing}"
+            );
+        }
+        assert_no_done_link(standing, &r);
+        assert!(
+            r.text
+                .contains(&format!("progress whenever you like: {APP}\n"))
+        );
+
+        let r = render_program(NudgeKind::Milestone, Some(Stage::WeekOne), Locale::Ja, &v);
+        assert_eq!(r.subject, "最初の1週間の進み具合: 3ステップ中1ステップ完了");
+        assert_in_order(
+            &r.text,
+            &[
+                "Globexの皆さまは設定ステップ3つのうち1つを完了",
+                ja,
+                "最初の成果",
+            ],
+        );
+        assert!(!r.text.contains("データの取り込み"), "{}", r.text);
+        assert_no_done_link(standing, &r);
+    }
+}
+
+/// What `program::milestone_nudges` plans for a first use of key features, as sent.
+fn first_use(features: &[&str], done: usize, next: Option<&str>) -> serde_json::Value {
+    program_vars(
+        done,
+        next,
+        json!({"feature": features[0], "features": features}),
+    )
+}
+
+#[test]
+fn a_first_use_names_every_feature_first_used_and_what_it_eases() {
+    let v = first_use(&["dashboard", "report_builder"], 2, Some("first_report"));
+    let stage = Some(Stage::FirstFeatureUse);
+    let r = render_program(NudgeKind::Milestone, stage, Locale::En, &v);
+    assert_eq!(
+        r.subject,
+        "A good start with the dashboard and the report builder"
+    );
+    assert_in_order(
+        &r.text,
+        &[
+            "You have just used the dashboard and the report builder for the first time.",
+            "one glance",
+            "nobody copies figures into a spreadsheet",
+            "One next step, when it suits you: create your first report.",
+            APP,
+        ],
+    );
+    assert_done_link("first use en", &r, Locale::En);
+    let r = render_program(NudgeKind::Milestone, stage, Locale::Ja, &v);
+    assert!(
+        r.subject
+            .starts_with("ダッシュボードとレポートビルダーを使い始めて"),
+        "{}",
+        r.subject
+    );
+    assert_in_order(
+        &r.text,
+        &[
+            "ダッシュボードとレポートビルダーを初めてお使いいただきました。",
+            "ひと目で",
+            "表計算ソフト",
+            "次の一歩は「最初のレポートの作成」です。",
+        ],
+    );
+    assert_done_link("first use ja", &r, Locale::Ja);
+
+    let one = first_use(&["integration"], 1, Some("import_data"));
+    let r = render_program(NudgeKind::Milestone, stage, Locale::En, &one);
+    assert_eq!(r.subject, "A good start with integrations");
+    assert!(
+        r.text
+            .contains("You have just used integrations for the first time. New records")
+    );
+    let three = first_use(
+        &["dashboard", "integration", "workflow"],
+        1,
+        Some("import_data"),
+    );
+    let r = render_program(NudgeKind::Milestone, stage, Locale::En, &three);
+    assert!(
+        r.subject
+            .ends_with("the dashboard, integrations and workflows"),
+        "{}",
+        r.subject
+    );
+    let r = render_program(NudgeKind::Milestone, stage, Locale::Ja, &three);
+    assert!(
+        r.text
+            .contains("ダッシュボード、データ連携とワークフローを"),
+        "{}",
+        r.text
+    );
+
+    // Only `feature` (an older plan), and every step done: no next step, no done link.
+    let mut done = program_vars(3, None, json!({"feature": "workflow"}));
+    done["done_url"] = json!(null);
+    let r = render_program(NudgeKind::Milestone, stage, Locale::En, &done);
+    assert!(
+        r.text.contains("You have just used workflows"),
+        "{}",
+        r.text
+    );
+    assert_no_done_link("first use, all done", &r);
+    assert!(!r.text.contains("next step"), "{}", r.text);
+}
+
+#[test]
+fn a_first_report_is_celebrated_with_the_next_step() {
+    let v = program_vars(2, Some("invite_users"), json!({}));
+    let stage = Some(Stage::FirstReport);
+    let r = render_program(NudgeKind::Milestone, stage, Locale::En, &v);
+    assert_eq!(r.subject, "Your first report is ready");
+    assert_in_order(
+        &r.text,
+        &[
+            "Congratulations: your first report is ready.",
+            "come together by themselves",
+            "One next step, when it suits you: invite your team.",
+            "about 5 minutes",
+        ],
+    );
+    assert_done_link("first report en", &r, Locale::En);
+    let r = render_program(NudgeKind::Milestone, stage, Locale::Ja, &v);
+    assert_eq!(r.subject, "最初のレポートができました");
+    assert!(
+        r.text.contains("次の一歩は「メンバーの招待」です。"),
+        "{}",
+        r.text
+    );
+    assert_done_link("first report ja", &r, Locale::Ja);
+}
+
+#[test]
+fn onboarding_complete_tells_the_admin_it_is_done_and_the_executive_the_outcome() {
+    let stage = Some(Stage::OnboardingComplete);
+    let admin = program_vars(3, None, json!({"role": "admin"}));
+    let r = render_program(NudgeKind::Milestone, stage, Locale::En, &admin);
+    assert_eq!(r.subject, "Setup complete: all 3 steps done");
+    assert!(
+        r.text
+            .contains("All 3 setup steps are done. Congratulations!")
+    );
+    assert!(
+        r.text
+            .contains(&format!("numbers whenever you like: {APP}\n"))
+    );
+    assert_no_done_link("complete admin", &r);
+    let r = render_program(NudgeKind::Milestone, stage, Locale::Ja, &admin);
+    assert!(
+        r.text.contains("設定ステップ3つがすべて完了しました。"),
+        "{}",
+        r.text
+    );
+
+    let exec = program_vars(3, None, json!({"role": "executive"}));
+    let r = render_program(NudgeKind::Milestone, stage, Locale::En, &exec);
+    assert_eq!(r.subject, "Setup complete: your team's first result is in");
+    assert_in_order(
+        &r.text,
+        &[
+            "Your team at Globex has finished its setup: all 3 steps are done.",
+            "put together automatically",
+            "less time spent compiling them",
+        ],
+    );
+    let r = render_program(NudgeKind::Milestone, stage, Locale::Ja, &exec);
+    assert!(r.text.contains("集計にかかる時間も減ります"), "{}", r.text);
+}
+
+#[test]
+fn a_milestone_without_a_link_reads_without_one() {
+    let mut v = week_one("admin", 1, Some("import_data"), "on_track");
+    v.as_object_mut().unwrap().remove("app_url");
+    v.as_object_mut().unwrap().remove("done_url");
+    for locale in [Locale::En, Locale::Ja] {
+        let r = render_program(NudgeKind::Milestone, Some(Stage::WeekOne), locale, &v);
+        assert_eq!(r.text.matches("https://").count(), 1, "{}", r.text);
+        assert_eq!(r.html.matches("href=").count(), 1, "{}", r.html);
+    }
+    let r = render_program(NudgeKind::Milestone, Some(Stage::WeekOne), Locale::En, &v);
+    assert!(
+        r.text.contains("Start whenever it suits you."),
+        "{}",
+        r.text
+    );
+}
+
+/// The program's customer kinds and the stages they are sent at.
+const PROGRAM_EMAILS: [(NudgeKind, Option<Stage>); 5] = [
+    (NudgeKind::OnboardingWelcome, None),
+    (NudgeKind::Milestone, Some(Stage::WeekOne)),
+    (NudgeKind::Milestone, Some(Stage::FirstFeatureUse)),
+    (NudgeKind::Milestone, Some(Stage::FirstReport)),
+    (NudgeKind::Milestone, Some(Stage::OnboardingComplete)),
+];
+
+/// Realistic vars, the planner's nulls and empties, and the bare vars of a message without an
+/// account profile, for each role.
+fn program_var_sets() -> Vec<serde_json::Value> {
+    let mut sets = Vec::new();
+    for role in ["admin", "executive"] {
+        sets.push(program_vars(
+            1,
+            Some("import_data"),
+            json!({"role": role, "first_step": "import_data", "day": 7, "standing": "on_track",
+                   "feature": "dashboard", "features": ["dashboard"], "plan": "premium"}),
+        ));
+        sets.push(program_vars(
+            0,
+            None,
+            json!({"role": role, "first_step": null, "day": 14, "standing": "stuck",
+                   "feature": null, "features": [], "plan": null, "csm_name": null,
+                   "csm_email": null, "contact_name": null, "tier": null}),
+        ));
+        sets.push(json!({"role": role, "account_name": "globex",
+                         "unsubscribe_url": UNSUBSCRIBE}));
+    }
+    sets
+}
+
+#[test]
+fn no_program_email_shows_a_missing_var() {
+    for (kind, stage) in PROGRAM_EMAILS {
+        for locale in [Locale::En, Locale::Ja] {
+            for vars in program_var_sets() {
+                for variant in ["a", "b"] {
+                    let what = format!("{kind} {stage:?} {locale} {variant} {vars}");
+                    let r = render(kind, stage, variant, locale, &vars)
+                        .unwrap_or_else(|e| panic!("{what}: {e}"));
+                    assert_clean(&what, &r);
+                    assert_kind(&what, &r);
+                    assert_no_pressure(&what, &r);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn program_emails_escape_html_in_names() {
+    for (kind, stage) in PROGRAM_EMAILS {
+        for locale in [Locale::En, Locale::Ja] {
+            for role in ["admin", "executive"] {
+                let v = program_vars(
+                    1,
+                    Some("import_data"),
+                    json!({"role": role, "contact_name": "<b>Eve</b>",
+                           "account_name": "<b>Globex</b> & Co", "csm_name": "<i>Sato</i>",
+                           "plan": "premium", "features": ["<script>x</script>"],
+                           "feature": "<script>x</script>"}),
+                );
+                let r = render_program(kind, stage, locale, &v);
+                let h = html(&r);
+                for raw in ["<b>", "<i>", "<script>"] {
+                    assert!(!h.contains(raw), "{kind} {stage:?} {locale} {role}: {h}");
+                }
+                assert!(h.contains("&lt;b&gt;Eve&lt;/b&gt;"), "{kind} {locale}: {h}");
+                assert!(r.text.contains("<b>Eve</b>"), "text is not HTML");
+            }
+        }
+    }
+}

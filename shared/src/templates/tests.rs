@@ -1519,8 +1519,10 @@ fn a_milestone_without_a_link_reads_without_one() {
 }
 
 /// The program's customer kinds and the stages they are sent at.
-const PROGRAM_EMAILS: [(NudgeKind, Option<Stage>); 5] = [
+const PROGRAM_EMAILS: [(NudgeKind, Option<Stage>); 7] = [
     (NudgeKind::OnboardingWelcome, None),
+    (NudgeKind::OnboardingProgress, Some(Stage::Behind)),
+    (NudgeKind::OnboardingProgress, Some(Stage::Stuck)),
     (NudgeKind::Milestone, Some(Stage::WeekOne)),
     (NudgeKind::Milestone, Some(Stage::FirstFeatureUse)),
     (NudgeKind::Milestone, Some(Stage::FirstReport)),
@@ -1589,6 +1591,270 @@ fn program_emails_escape_html_in_names() {
                 }
                 assert!(h.contains("&lt;b&gt;Eve&lt;/b&gt;"), "{kind} {locale}: {h}");
                 assert!(r.text.contains("<b>Eve</b>"), "text is not HTML");
+            }
+        }
+    }
+}
+
+/// What `program::check_nudges` plans for the admin at a check that finds the account behind
+/// or stuck, as sent.
+fn check(done: usize, next: &str, day: i64, standing: &str) -> serde_json::Value {
+    program_vars(
+        done,
+        Some(next),
+        json!({"role": "admin", "day": day, "standing": standing}),
+    )
+}
+
+#[test]
+fn a_behind_or_stuck_admin_gets_the_one_next_step_and_an_offer_of_help() {
+    for (stage, standing) in [(Stage::Behind, "behind"), (Stage::Stuck, "stuck")] {
+        for (i, (step, en, ja)) in STEPS.into_iter().enumerate() {
+            let v = check(i, step, 14, standing);
+            let what = format!("{standing} {step}");
+            let r = render_program(NudgeKind::OnboardingProgress, Some(stage), Locale::En, &v);
+            assert!(
+                r.subject.ends_with(": your next setup step"),
+                "{}",
+                r.subject
+            );
+            let count = if i == 0 {
+                "One step is enough to start: ".to_string()
+            } else {
+                format!("{i} of 3 setup steps are done. Next, when it suits you: ")
+            };
+            assert_in_order(
+                &r.text,
+                &[
+                    &count,
+                    &format!("{en}. "),
+                    &format!("Start here: {APP}\n"),
+                    "Would 20 minutes with us help?",
+                    "Just write to Sato Hanako (sato@vendor.example).",
+                ],
+            );
+            assert_eq!(
+                r.text.starts_with("Hi Ann,\n\nBusy weeks happen. "),
+                standing == "stuck",
+                "{what}: {}",
+                r.text
+            );
+            assert_done_link(&what, &r, Locale::En);
+            assert!(html(&r).contains("href=\"mailto:sato@vendor.example\""));
+            assert!(!r.text.contains("coach"), "{what}");
+
+            let r = render_program(NudgeKind::OnboardingProgress, Some(stage), Locale::Ja, &v);
+            assert!(
+                r.subject.starts_with("次の設定ステップ: 「"),
+                "{}",
+                r.subject
+            );
+            assert_in_order(
+                &r.text,
+                &[
+                    &format!("「{ja}」"),
+                    "20分ほど、私たちと一緒に進めてみませんか。",
+                    "担当のSato Hanako（sato@vendor.example）",
+                ],
+            );
+            assert_done_link(&what, &r, Locale::Ja);
+        }
+    }
+}
+
+#[test]
+fn a_premium_account_behind_is_offered_a_coach_instead_of_20_minutes() {
+    let mut v = check(1, "import_data", 14, "behind");
+    v["plan"] = json!("PREMIUM");
+    for stage in [Stage::Behind, Stage::Stuck] {
+        let r = render_program(NudgeKind::OnboardingProgress, Some(stage), Locale::En, &v);
+        assert!(
+            r.text.contains("Your plan includes a session with a coach"),
+            "{}",
+            r.text
+        );
+        assert!(!r.text.contains("20 minutes"), "one offer: {}", r.text);
+        let r = render_program(NudgeKind::OnboardingProgress, Some(stage), Locale::Ja, &v);
+        assert!(r.text.contains("コーチとのセッション") && !r.text.contains("20分"));
+    }
+}
+
+#[test]
+fn a_step_is_offered_without_a_word_about_the_steps_after_it() {
+    // The words of each default step, and of the steps after it.
+    let later = [
+        (
+            "invite_users",
+            vec!["import", "report", "取り込み", "レポート"],
+        ),
+        ("import_data", vec!["report", "レポート"]),
+    ];
+    for (step, words) in later {
+        let emails = [
+            (
+                NudgeKind::OnboardingProgress,
+                Some(Stage::Behind),
+                check(0, step, 14, "behind"),
+            ),
+            (
+                NudgeKind::Milestone,
+                Some(Stage::WeekOne),
+                week_one("admin", 0, Some(step), "on_track"),
+            ),
+            (
+                NudgeKind::OnboardingWelcome,
+                None,
+                program_vars(0, Some(step), json!({"role": "admin", "first_step": step})),
+            ),
+        ];
+        for (kind, stage, v) in emails {
+            for locale in [Locale::En, Locale::Ja] {
+                let r = render_program(kind, stage, locale, &v);
+                for w in &words {
+                    assert!(
+                        !r.subject.to_lowercase().contains(w) && !r.text.to_lowercase().contains(w),
+                        "{kind} {locale} {step}: {w}\n{}",
+                        r.text
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// What `program::check_nudges` plans for the CSM of a stuck account, as `template_vars` makes
+/// it: no unsubscribe link or done link (not a customer email), the days since the last step.
+fn csm_copy(last: Option<(&str, i64)>, has_admin: bool) -> serde_json::Value {
+    let mut v = sent(json!({
+        "done_steps": 1, "total_steps": 3, "next_step": "import_data", "step": "import_data",
+        "day": 14, "standing": "stuck", "for_csm": true, "has_admin": has_admin,
+        "last_step_at": last.map(|(at, _)| at),
+    }));
+    if let Some((_, days)) = last {
+        v["days_since_last_step"] = json!(days);
+    }
+    let m = v.as_object_mut().unwrap();
+    m.remove("unsubscribe_url");
+    if !has_admin {
+        m.remove("contact_name");
+    }
+    v
+}
+
+#[test]
+fn the_csm_copy_of_a_stuck_account_says_how_long_and_suggests_one_action_in_text_only() {
+    let stage = Some(Stage::Stuck);
+    let v = csm_copy(Some(("2026-11-05T10:00:00+00:00", 9)), true);
+    let r = render_program(NudgeKind::OnboardingProgress, stage, Locale::En, &v);
+    assert_eq!(
+        r.subject,
+        "Globex: onboarding stalled on day 14 (1 of 3 steps done)"
+    );
+    assert!(r.html.is_empty(), "SNS: text only");
+    assert_in_order(
+        &r.text,
+        &[
+            "Globex's onboarding has stalled: no setup step in 9 days.\n",
+            "Day of the program: 14 of 30\n",
+            "Steps done: 1 of 3\n",
+            "Last step: 9 days ago (5 Nov 2026)\n",
+            "Next step: Import your data\n",
+            "Admin: Ann\n",
+            "\nSuggested action: offer Ann a 20-minute setup call to do the next step together \
+             (Import your data).",
+        ],
+    );
+    for customer in [
+        "Hi Ann",
+        "Unsubscribe",
+        "I've done this",
+        "Would 20 minutes",
+        "--",
+    ] {
+        assert!(!r.text.contains(customer), "{customer}: {}", r.text);
+    }
+    let ja = render_program(NudgeKind::OnboardingProgress, stage, Locale::Ja, &v);
+    assert!(ja.html.is_empty());
+    // SNS keeps only the ASCII of a subject: it still says what and where.
+    assert!(
+        ja.subject
+            .starts_with("[onboarding stuck] Globex day 14 (1/3): "),
+        "{}",
+        ja.subject
+    );
+    assert_in_order(
+        &ja.text,
+        &[
+            "最後のステップから9日間、新しいステップの完了がありません。\n",
+            "プログラム: 30日間のうち14日目\n",
+            "完了したステップ: 3ステップ中1ステップ\n",
+            "最後のステップ: 9日前（2026年11月5日）\n",
+            "次のステップ: データの取り込み\n",
+            "おすすめの次の一手: Ann様に20分の設定サポートの通話をご提案し",
+        ],
+    );
+
+    // No step yet, and no admin: finding the admin comes first.
+    let v = csm_copy(None, false);
+    let r = render_program(NudgeKind::OnboardingProgress, stage, Locale::En, &v);
+    assert_in_order(
+        &r.text,
+        &[
+            "no setup step yet, 14 days into the program.\n",
+            "Last step: no step yet\n",
+            "Admin: no admin contact yet\n",
+            "Suggested action: find out who administers Globex and add them as a contact with \
+             the admin role",
+        ],
+    );
+    assert!(!r.text.contains("20-minute"), "one action: {}", r.text);
+    let ja = render_program(NudgeKind::OnboardingProgress, stage, Locale::Ja, &v);
+    assert_in_order(
+        &ja.text,
+        &[
+            "プログラム開始から14日間、まだ完了したステップがありません。",
+            "最後のステップ: まだありません\n",
+            "管理者: 未登録\n",
+            "おすすめの次の一手: Globexの管理者がどなたかを確認し",
+        ],
+    );
+
+    // A premium account's admin is offered the coaching session their plan includes.
+    let mut v = csm_copy(Some(("2026-11-05T10:00:00+00:00", 1)), true);
+    v["plan"] = json!("Enterprise");
+    let r = render_program(NudgeKind::OnboardingProgress, stage, Locale::En, &v);
+    assert!(r.text.contains("no setup step in 1 day.\n"), "{}", r.text);
+    assert!(
+        r.text
+            .contains("offer Ann the session with a coach that their plan includes")
+    );
+}
+
+#[test]
+fn no_csm_copy_shows_a_missing_var() {
+    let mut sets = vec![
+        csm_copy(Some(("2026-11-05T10:00:00+00:00", 9)), true),
+        csm_copy(None, false),
+        json!({"account_name": "globex", "for_csm": true}),
+    ];
+    // A last step time without the days (not a time `template_vars` could read).
+    let mut v = csm_copy(Some(("2026-11-05T10:00:00+00:00", 0)), true);
+    v.as_object_mut().unwrap().remove("days_since_last_step");
+    sets.push(v);
+    for vars in &sets {
+        for locale in [Locale::En, Locale::Ja] {
+            for variant in ["a", "b"] {
+                let what = format!("{locale} {variant} {vars}");
+                let r = render(
+                    NudgeKind::OnboardingProgress,
+                    Some(Stage::Stuck),
+                    variant,
+                    locale,
+                    vars,
+                )
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert_clean(&what, &r);
+                assert!(r.html.is_empty(), "{what}");
             }
         }
     }

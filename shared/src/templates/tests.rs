@@ -1859,3 +1859,72 @@ fn no_csm_copy_shows_a_missing_var() {
         }
     }
 }
+
+#[test]
+fn with_no_admin_at_the_welcome_the_csm_is_asked_to_find_one() {
+    // What `program::welcome_nudges` plans (the CSM's message: no contact, no unsubscribe link).
+    let mut v = sent(json!({"task": "no_admin"}));
+    for k in ["contact_name", "unsubscribe_url"] {
+        v.as_object_mut().unwrap().remove(k);
+    }
+    let stage = Some(Stage::NoAdmin);
+    let r = render_clean(NudgeKind::CsmTask, stage, Locale::En, &v);
+    assert_eq!(r.subject, "Task: find the admin of Globex");
+    assert!(r.html.is_empty());
+    assert_in_order(
+        &r.text,
+        &[
+            "Globex has no admin contact, so its onboarding welcome",
+            "could not go out.\n",
+            "Tier: tech touch\n",
+            "Plan: standard\n",
+            "\nNext step: find out who administers Globex and add them as a contact with the \
+             admin role",
+        ],
+    );
+    assert!(
+        !r.text.contains("no_admin") && !r.text.contains("call"),
+        "{}",
+        r.text
+    );
+    let ja = render_clean(NudgeKind::CsmTask, stage, Locale::Ja, &v);
+    assert!(
+        ja.subject.starts_with("[no admin] Globex: "),
+        "{}",
+        ja.subject
+    );
+    assert_in_order(
+        &ja.text,
+        &[
+            "Globexには管理者の連絡先が登録されていないため",
+            "ティア: テックタッチ\n",
+            "次の一手: Globexの管理者がどなたかを確認し、管理者ロールの連絡先として登録してください。",
+        ],
+    );
+    assert!(!ja.text.contains("no_admin"));
+    // The bare vars of an account without a profile still read.
+    for locale in [Locale::En, Locale::Ja] {
+        let bare = json!({"task": "no_admin", "account_name": "globex"});
+        let r = render_clean(NudgeKind::CsmTask, stage, locale, &bare);
+        assert!(r.text.contains("globex"), "{}", r.text);
+    }
+}
+
+#[test]
+fn a_follow_up_task_still_asks_for_a_call() {
+    // What `delivery::followup` plans when an email went unopened.
+    let v = sent(json!({
+        "original_kind": "risk_nudge", "original_subject": "A 3-minute way",
+        "original_sent_at": "2026-11-20T00:00:00Z", "days": 3,
+    }));
+    let r = render_clean(NudgeKind::CsmTask, None, Locale::En, &v);
+    assert_eq!(r.subject, "Task: call Ann at Globex");
+    assert!(
+        r.text
+            .starts_with("Globex: call Ann.\nWhy: the \"risk_nudge\" email sent"),
+        "{}",
+        r.text
+    );
+    let r = render_clean(NudgeKind::CsmTask, None, Locale::Ja, &v);
+    assert_eq!(r.subject, "タスク: GlobexのAnn様に電話");
+}

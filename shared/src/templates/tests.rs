@@ -1,6 +1,7 @@
 //! Rendering tests: every template compiles and renders in both locales, and what each health
-//! message says for realistic vars (`health/actions.rs` plans them, `delivery/message.rs` adds
-//! the account's and the deployment's at send time).
+//! and onboarding-program message says for realistic vars (`health/actions.rs` and
+//! `milestones/program.rs` plan them, `delivery/message.rs` adds the account's and the
+//! deployment's at send time).
 
 use super::*;
 use serde_json::json;

@@ -80,6 +80,8 @@ pub(super) fn template_vars(
         }
         if let Some(csm) = &p.csm {
             put("csm_name", json!(csm.name));
+            // Onboarding emails offer the CSM's help with the next step: whom to write to.
+            put("csm_email", json!(csm.email));
             // A message the planner marked as the CSM's own (`from_csm`): replies reach them.
             if nudge.vars.get("from_csm") == Some(&Value::Bool(true)) {
                 put("reply_to", json!(format!("{} <{}>", csm.name, csm.email)));
@@ -100,6 +102,19 @@ pub(super) fn template_vars(
     }
     if let Some(cp) = recipient.contact.as_ref().and_then(|c| c.profile.as_ref()) {
         put("contact_name", json!(cp.name));
+    }
+    // A stuck account's CSM copy (`milestones::program::check_nudges`) says how long the account
+    // has gone without a step: whole days from `last_step_at` to the send.
+    if let Some(at) = nudge
+        .vars
+        .get("last_step_at")
+        .and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+    {
+        put(
+            "days_since_last_step",
+            json!((now - at.with_timezone(&Utc)).num_days().max(0)),
+        );
     }
     for (k, v) in extra(nudge, &recipient.context, now) {
         put(&k, v);
@@ -325,6 +340,24 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn a_last_step_time_gives_the_whole_days_since_it() {
+        // `vars_of` sends at 2026-11-20T00:00Z.
+        let days = |last: Value| {
+            let v = vars_of(
+                NudgeKind::OnboardingProgress,
+                json!({ "for_csm": true, "last_step_at": last }),
+                false,
+            );
+            v.get("days_since_last_step").cloned()
+        };
+        assert_eq!(days(json!("2026-11-10T09:30:00+09:00")), Some(json!(9)));
+        assert_eq!(days(json!("2026-11-19T00:00:01Z")), Some(json!(0)));
+        assert_eq!(days(json!("2026-11-21T00:00:00Z")), Some(json!(0)));
+        assert_eq!(days(json!(null)), None);
+        assert_eq!(days(json!("last week")), None);
     }
 
     #[test]

@@ -19,6 +19,8 @@
 //! A call to action is `{{ link or app_url }}` inside `{% if link or app_url %}`: with neither,
 //! the message reads without a link rather than with an empty one.
 //! A variant other than "a" is available to templates as `variant` (follow-up resends use "b").
+//! A customer kind's copy for the CSM (`for_csm: true` in its vars, e.g. a stuck account's
+//! `onboarding_progress`) renders its `.txt` only, which branches on `for_csm`.
 
 use std::sync::OnceLock;
 
@@ -211,6 +213,9 @@ pub fn render(
     );
     ctx.insert("variant".into(), variant.into());
     ctx.insert("locale".into(), lang.into());
+    // A customer kind's copy for the CSM (`Nudge::for_csm`, marked `for_csm` in its vars) goes
+    // over SNS: its `.txt` writes the CSM's message, and there is no HTML to render.
+    let csm_copy = ctx.get("for_csm") == Some(&serde_json::Value::Bool(true));
     let ctx = Value::from_serialize(&ctx);
     let render_err = |name: &str, e: minijinja::Error| TemplateError::Render {
         name: name.to_string(),
@@ -225,7 +230,7 @@ pub fn render(
         .trim()
         .to_string();
     let text = text.trim_start_matches('\n').to_string();
-    let html = if kind.audience() == Audience::Customer {
+    let html = if kind.audience() == Audience::Customer && !csm_copy {
         let html_name = format!("{lang}/{}.html", kind.as_str());
         let t = env
             .get_template(&html_name)

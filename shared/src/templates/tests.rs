@@ -1,6 +1,7 @@
 //! Rendering tests: every template compiles and renders in both locales, and what each health
-//! message says for realistic vars (`health/actions.rs` plans them, `delivery/message.rs` adds
-//! the account's and the deployment's at send time).
+//! and onboarding-program message says for realistic vars (`health/actions.rs` and
+//! `milestones/program.rs` plan them, `delivery/message.rs` adds the account's and the
+//! deployment's at send time).
 
 use super::*;
 use serde_json::json;
@@ -177,6 +178,7 @@ fn sent(nudge: serde_json::Value) -> serde_json::Value {
         "renewal_date": "2027-03-31",
         "tier": "tech_touch",
         "csm_name": "Sato Hanako",
+        "csm_email": "sato@vendor.example",
         "contact_name": "Ann",
         "unsubscribe_url": UNSUBSCRIBE,
         "app_url": APP,
@@ -1009,4 +1011,921 @@ fn numbers_and_dates_read_the_way_the_locale_writes_them() {
         &v,
     );
     assert!(en.text.contains("Renewal: next spring\n"));
+}
+
+// --- The onboarding program and its milestones (`onboarding_welcome`, `milestone`,
+// `onboarding_progress`, `csm_task`; `milestones/program.rs` plans them) ---
+
+const DONE: &str = "https://nudge.example/steps/done?t=tok.en";
+
+/// The progress vars of `program::Progress` with `next_step` the next one (null when done),
+/// plus the done link `template_vars` adds for a contact's email about a step.
+fn progress(done: usize, next: Option<&str>) -> serde_json::Value {
+    let mut v = json!({
+        "done_steps": done,
+        "total_steps": 3,
+        "next_step": next,
+        "step": next,
+    });
+    if next.is_some() {
+        v["done_url"] = json!(DONE);
+    }
+    v
+}
+
+/// `progress` plus `extra`, as sent.
+fn program_vars(done: usize, next: Option<&str>, extra: serde_json::Value) -> serde_json::Value {
+    let mut v = progress(done, next);
+    if let serde_json::Value::Object(m) = extra {
+        for (k, val) in m {
+            v[k] = val;
+        }
+    }
+    sent(v)
+}
+
+/// Help, never pressure: a customer mail about the program never says they are late.
+fn assert_no_pressure(what: &str, r: &Rendered) {
+    for s in [&r.subject, &r.text, &r.html] {
+        for bad in [
+            "haven't",
+            "overdue",
+            "behind schedule",
+            "behind",
+            "deadline",
+            "遅れ",
+            "期限を過ぎ",
+        ] {
+            assert!(!s.contains(bad), "{what} contains {bad:?}:\n{s}");
+        }
+    }
+}
+
+fn render_program(
+    kind: NudgeKind,
+    stage: Option<Stage>,
+    locale: Locale,
+    vars: &serde_json::Value,
+) -> Rendered {
+    let r = render_clean(kind, stage, locale, vars);
+    if kind.audience() == Audience::Customer && vars.get("for_csm").is_none() {
+        assert_no_pressure(&format!("{kind} {locale} {stage:?}"), &r);
+    }
+    r
+}
+
+/// The done link: "I've done this" in the text and as a link in the HTML.
+fn assert_done_link(what: &str, r: &Rendered, locale: Locale) {
+    let (text_word, html_word) = match locale {
+        Locale::Ja => ("「完了しました」", ">完了しました</a>"),
+        _ => ("\"I've done this\"", ">I've done this</a>"),
+    };
+    assert!(r.text.contains(&format!("{DONE}\n")), "{what}: {}", r.text);
+    assert!(r.text.contains(text_word), "{what}: {}", r.text);
+    let h = html(r);
+    assert!(h.contains(&format!("href=\"{DONE}\"")), "{what}: {h}");
+    assert!(h.contains(html_word), "{what}: {h}");
+}
+
+fn assert_no_done_link(what: &str, r: &Rendered) {
+    assert!(!r.text.contains(DONE) && !html(r).contains(DONE), "{what}");
+    for word in ["I've done this", "完了しました"] {
+        assert!(!r.text.contains(word) && !r.html.contains(word), "{what}");
+    }
+}
+
+/// (step, en `todo`, ja `todo`) of the default plan's steps, in order.
+const STEPS: [(&str, &str, &str); 3] = [
+    ("invite_users", "invite your team", "メンバーの招待"),
+    (
+        "import_data",
+        "import the data you already have",
+        "今お持ちのデータの取り込み",
+    ),
+    (
+        "first_report",
+        "create your first report",
+        "最初のレポートの作成",
+    ),
+];
+
+#[test]
+fn a_welcome_gives_the_admin_one_first_step_and_its_done_link() {
+    for (step, en, ja) in STEPS {
+        let v = program_vars(0, Some(step), json!({"role": "admin", "first_step": step}));
+        let r = render_program(NudgeKind::OnboardingWelcome, None, Locale::En, &v);
+        assert_eq!(r.subject, format!("Welcome: your first step is to {en}"));
+        assert!(
+            r.text
+                .contains(&format!("One step is enough to start: {en}. ")),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains(" then "), "what gets easier: {}", r.text);
+        assert!(
+            r.text
+                .contains(&format!("Start when it suits you: {APP}\n"))
+        );
+        assert!(html(&r).contains(&format!("href=\"{APP}\"")));
+        assert_done_link(step, &r, Locale::En);
+        assert!(!r.text.contains("coach"), "standard plan: {}", r.text);
+
+        let r = render_program(NudgeKind::OnboardingWelcome, None, Locale::Ja, &v);
+        assert_eq!(
+            r.subject,
+            format!(
+                "ようこそ: 最初の一歩は「{}」です",
+                ja.trim_start_matches("今お持ちの")
+            )
+        );
+        assert!(
+            r.text.contains(&format!("まずはひとつだけ、「{ja}」から")),
+            "{}",
+            r.text
+        );
+        assert_done_link(step, &r, Locale::Ja);
+        assert!(!r.text.contains("コーチ"));
+    }
+    // A step the labels do not know: a generic first step, never its raw name.
+    let v = program_vars(
+        0,
+        Some("connect_sso"),
+        json!({"role": "admin", "first_step": "connect_sso"}),
+    );
+    let r = render_program(NudgeKind::OnboardingWelcome, None, Locale::En, &v);
+    assert_eq!(r.subject, "Welcome: one first step to start with");
+    assert!(r.text.contains("start: complete the first setup step."));
+    assert!(!r.text.contains("sso") && !html(&r).contains("sso"));
+    let r = render_program(NudgeKind::OnboardingWelcome, None, Locale::Ja, &v);
+    assert!(r.text.contains("「最初の設定ステップ」"), "{}", r.text);
+}
+
+#[test]
+fn a_welcome_tells_an_executive_what_the_month_brings_without_steps() {
+    let v = program_vars(0, Some("invite_users"), json!({"role": "executive"}));
+    let r = render_program(NudgeKind::OnboardingWelcome, None, Locale::En, &v);
+    assert_eq!(r.subject, "What your team's first 30 days with us bring");
+    assert!(r.text.contains("first real result within the month"));
+    assert!(!r.text.contains("invite your team"), "{}", r.text);
+    assert_no_done_link("executive en", &r);
+    let r = render_program(NudgeKind::OnboardingWelcome, None, Locale::Ja, &v);
+    assert!(r.text.contains("1か月以内の最初の成果"), "{}", r.text);
+    assert_no_done_link("executive ja", &r);
+}
+
+#[test]
+fn a_premium_welcome_offers_a_session_with_a_coach() {
+    for plan in ["Premium", " ENTERPRISE "] {
+        let v = program_vars(
+            0,
+            Some("invite_users"),
+            json!({"role": "admin", "first_step": "invite_users", "plan": plan}),
+        );
+        let r = render_program(NudgeKind::OnboardingWelcome, None, Locale::En, &v);
+        assert_in_order(
+            &r.text,
+            &[
+                "invite your team",
+                DONE,
+                "Your plan includes a session with a coach",
+                "Just write to Sato Hanako (sato@vendor.example).",
+            ],
+        );
+        assert!(
+            html(&r).contains("<a href=\"mailto:sato@vendor.example\">Sato Hanako</a>"),
+            "{}",
+            r.html
+        );
+        let r = render_program(NudgeKind::OnboardingWelcome, None, Locale::Ja, &v);
+        assert!(
+            r.text.contains("コーチとのセッション")
+                && r.text.contains(
+                    "担当のSato Hanako（sato@vendor.example）までお気軽にご連絡ください。"
+                ),
+            "{}",
+            r.text
+        );
+        let exec = program_vars(
+            0,
+            Some("invite_users"),
+            json!({"role": "executive", "plan": plan}),
+        );
+        let r = render_program(NudgeKind::OnboardingWelcome, None, Locale::En, &exec);
+        assert!(r.text.contains("session with a coach"), "{}", r.text);
+    }
+}
+
+/// What `program::check_nudges` plans for the day-7 check, as sent.
+fn week_one(role: &str, done: usize, next: Option<&str>, standing: &str) -> serde_json::Value {
+    program_vars(
+        done,
+        next,
+        json!({"role": role, "day": 7, "standing": standing}),
+    )
+}
+
+#[test]
+fn week_one_congratulates_the_admin_and_offers_the_next_step_with_its_done_link() {
+    for (i, (step, en, ja)) in STEPS.into_iter().enumerate() {
+        let v = week_one("admin", i, Some(step), "on_track");
+        let r = render_program(NudgeKind::Milestone, Some(Stage::WeekOne), Locale::En, &v);
+        assert_eq!(
+            r.subject,
+            format!("One week in: {i} of 3 setup steps done"),
+            "{step}"
+        );
+        assert!(
+            r.text.contains(&format!("Next, when it suits you: {en}. ")),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains(&format!("Start here: {APP}\n")));
+        assert_done_link(step, &r, Locale::En);
+        assert!(!r.text.contains("coach"), "standard plan: {}", r.text);
+
+        let r = render_program(NudgeKind::Milestone, Some(Stage::WeekOne), Locale::Ja, &v);
+        assert_eq!(
+            r.subject,
+            format!("ご利用開始から1週間: 3ステップ中{i}ステップ完了")
+        );
+        assert!(
+            r.text.contains(&format!("次は「{ja}」です。")),
+            "{}",
+            r.text
+        );
+        assert_done_link(step, &r, Locale::Ja);
+        assert!(!r.text.contains("コーチ"));
+    }
+    let v = week_one("admin", 1, Some("import_data"), "on_track");
+    let r = render_program(NudgeKind::Milestone, Some(Stage::WeekOne), Locale::En, &v);
+    assert!(
+        r.text.contains("1 of 3 setup steps: a good pace"),
+        "{}",
+        r.text
+    );
+    assert!(html(&r).contains(">Import your data</a>"), "{}", r.html);
+}
+
+#[test]
+fn a_premium_week_one_admin_message_offers_a_coach() {
+    let mut v = week_one("admin", 1, Some("import_data"), "on_track");
+    v["plan"] = json!("enterprise");
+    let r = render_program(NudgeKind::Milestone, Some(Stage::WeekOne), Locale::En, &v);
+    assert_in_order(
+        &r.text,
+        &[
+            "import the data you already have",
+            DONE,
+            "Your plan includes a session with a coach",
+            "sato@vendor.example",
+        ],
+    );
+    let r = render_program(NudgeKind::Milestone, Some(Stage::WeekOne), Locale::Ja, &v);
+    assert!(r.text.contains("コーチとのセッション"), "{}", r.text);
+    // The executives' summary stays about outcomes.
+    v["role"] = json!("executive");
+    let r = render_program(NudgeKind::Milestone, Some(Stage::WeekOne), Locale::En, &v);
+    assert!(!r.text.contains("coach"), "{}", r.text);
+}
+
+#[test]
+fn week_one_tells_an_executive_the_outcome_and_the_counts_never_the_steps() {
+    let standings = [
+        (
+            "on_track",
+            "is on course for its first real result",
+            "順調に進んでいます",
+        ),
+        (
+            "behind",
+            "taking a little longer than planned",
+            "予定より少しゆっくり",
+        ),
+        (
+            "stuck",
+            "we will get in touch with your team",
+            "私たちからチームの皆さまにご連絡し",
+        ),
+    ];
+    for (standing, en, ja) in standings {
+        let v = week_one("executive", 1, Some("import_data"), standing);
+        let r = render_program(NudgeKind::Milestone, Some(Stage::WeekOne), Locale::En, &v);
+        assert_eq!(r.subject, "Your team's first week: 1 of 3 setup steps done");
+        assert_in_order(
+            &r.text,
+            &[
+                "your team at Globex has completed 1 of its 3 setup steps",
+                en,
+                "this month: the weekly numbers",
+                "put together automatically",
+            ],
+        );
+        assert!(
+            html(&r).contains("<strong>1 of its 3</strong> setup steps"),
+            "{standing}"
+        );
+        for step in ["import the data", "spreadsheet", "Import your data"] {
+            assert!(
+                !r.text.contains(step) && !r.html.contains(step),
+                "{standing}"
+            );
+        }
+        assert_no_done_link(standing, &r);
+        assert!(
+            r.text
+                .contains(&format!("progress whenever you like: {APP}\n"))
+        );
+
+        let r = render_program(NudgeKind::Milestone, Some(Stage::WeekOne), Locale::Ja, &v);
+        assert_eq!(r.subject, "最初の1週間の進み具合: 3ステップ中1ステップ完了");
+        assert_in_order(
+            &r.text,
+            &[
+                "Globexの皆さまは設定ステップ3つのうち1つを完了",
+                ja,
+                "最初の成果",
+            ],
+        );
+        assert!(!r.text.contains("データの取り込み"), "{}", r.text);
+        assert_no_done_link(standing, &r);
+    }
+}
+
+/// What `program::milestone_nudges` plans for a first use of key features, as sent.
+fn first_use(features: &[&str], done: usize, next: Option<&str>) -> serde_json::Value {
+    program_vars(
+        done,
+        next,
+        json!({"feature": features[0], "features": features}),
+    )
+}
+
+#[test]
+fn a_first_use_names_every_feature_first_used_and_what_it_eases() {
+    let v = first_use(&["dashboard", "report_builder"], 2, Some("first_report"));
+    let stage = Some(Stage::FirstFeatureUse);
+    let r = render_program(NudgeKind::Milestone, stage, Locale::En, &v);
+    assert_eq!(
+        r.subject,
+        "A good start with the dashboard and the report builder"
+    );
+    assert_in_order(
+        &r.text,
+        &[
+            "You have just used the dashboard and the report builder for the first time.",
+            "one glance",
+            "nobody copies figures into a spreadsheet",
+            "One next step, when it suits you: create your first report.",
+            APP,
+        ],
+    );
+    assert_done_link("first use en", &r, Locale::En);
+    let r = render_program(NudgeKind::Milestone, stage, Locale::Ja, &v);
+    assert!(
+        r.subject
+            .starts_with("ダッシュボードとレポートビルダーを使い始めて"),
+        "{}",
+        r.subject
+    );
+    assert_in_order(
+        &r.text,
+        &[
+            "ダッシュボードとレポートビルダーを初めてお使いいただきました。",
+            "ひと目で",
+            "表計算ソフト",
+            "次の一歩は「最初のレポートの作成」です。",
+        ],
+    );
+    assert_done_link("first use ja", &r, Locale::Ja);
+
+    let one = first_use(&["integration"], 1, Some("import_data"));
+    let r = render_program(NudgeKind::Milestone, stage, Locale::En, &one);
+    assert_eq!(r.subject, "A good start with integrations");
+    assert!(
+        r.text
+            .contains("You have just used integrations for the first time. New records")
+    );
+    let three = first_use(
+        &["dashboard", "integration", "workflow"],
+        1,
+        Some("import_data"),
+    );
+    let r = render_program(NudgeKind::Milestone, stage, Locale::En, &three);
+    assert!(
+        r.subject
+            .ends_with("the dashboard, integrations and workflows"),
+        "{}",
+        r.subject
+    );
+    let r = render_program(NudgeKind::Milestone, stage, Locale::Ja, &three);
+    assert!(
+        r.text
+            .contains("ダッシュボード、データ連携とワークフローを"),
+        "{}",
+        r.text
+    );
+
+    // Only `feature` (an older plan), and every step done: no next step, no done link.
+    let mut done = program_vars(3, None, json!({"feature": "workflow"}));
+    done["done_url"] = json!(null);
+    let r = render_program(NudgeKind::Milestone, stage, Locale::En, &done);
+    assert!(
+        r.text.contains("You have just used workflows"),
+        "{}",
+        r.text
+    );
+    assert_no_done_link("first use, all done", &r);
+    assert!(!r.text.contains("next step"), "{}", r.text);
+}
+
+#[test]
+fn a_first_report_is_celebrated_with_the_next_step() {
+    let v = program_vars(2, Some("invite_users"), json!({}));
+    let stage = Some(Stage::FirstReport);
+    let r = render_program(NudgeKind::Milestone, stage, Locale::En, &v);
+    assert_eq!(r.subject, "Your first report is ready");
+    assert_in_order(
+        &r.text,
+        &[
+            "Congratulations: your first report is ready.",
+            "come together by themselves",
+            "One next step, when it suits you: invite your team.",
+            "about 5 minutes",
+        ],
+    );
+    assert_done_link("first report en", &r, Locale::En);
+    let r = render_program(NudgeKind::Milestone, stage, Locale::Ja, &v);
+    assert_eq!(r.subject, "最初のレポートができました");
+    assert!(
+        r.text.contains("次の一歩は「メンバーの招待」です。"),
+        "{}",
+        r.text
+    );
+    assert_done_link("first report ja", &r, Locale::Ja);
+}
+
+#[test]
+fn onboarding_complete_tells_the_admin_it_is_done_and_the_executive_the_outcome() {
+    let stage = Some(Stage::OnboardingComplete);
+    let admin = program_vars(3, None, json!({"role": "admin"}));
+    let r = render_program(NudgeKind::Milestone, stage, Locale::En, &admin);
+    assert_eq!(r.subject, "Setup complete: all 3 steps done");
+    assert!(
+        r.text
+            .contains("All 3 setup steps are done. Congratulations!")
+    );
+    assert!(
+        r.text
+            .contains(&format!("numbers whenever you like: {APP}\n"))
+    );
+    assert_no_done_link("complete admin", &r);
+    let r = render_program(NudgeKind::Milestone, stage, Locale::Ja, &admin);
+    assert!(
+        r.text.contains("設定ステップ3つがすべて完了しました。"),
+        "{}",
+        r.text
+    );
+
+    let exec = program_vars(3, None, json!({"role": "executive"}));
+    let r = render_program(NudgeKind::Milestone, stage, Locale::En, &exec);
+    assert_eq!(r.subject, "Setup complete: your team's first result is in");
+    assert_in_order(
+        &r.text,
+        &[
+            "Your team at Globex has finished its setup: all 3 steps are done.",
+            "put together automatically",
+            "less time spent compiling them",
+        ],
+    );
+    let r = render_program(NudgeKind::Milestone, stage, Locale::Ja, &exec);
+    assert!(r.text.contains("集計にかかる時間も減ります"), "{}", r.text);
+}
+
+#[test]
+fn a_milestone_without_a_link_reads_without_one() {
+    let mut v = week_one("admin", 1, Some("import_data"), "on_track");
+    v.as_object_mut().unwrap().remove("app_url");
+    v.as_object_mut().unwrap().remove("done_url");
+    for locale in [Locale::En, Locale::Ja] {
+        let r = render_program(NudgeKind::Milestone, Some(Stage::WeekOne), locale, &v);
+        assert_eq!(r.text.matches("https://").count(), 1, "{}", r.text);
+        assert_eq!(r.html.matches("href=").count(), 1, "{}", r.html);
+    }
+    let r = render_program(NudgeKind::Milestone, Some(Stage::WeekOne), Locale::En, &v);
+    assert!(
+        r.text.contains("Start whenever it suits you."),
+        "{}",
+        r.text
+    );
+}
+
+/// The program's customer kinds and the stages they are sent at.
+const PROGRAM_EMAILS: [(NudgeKind, Option<Stage>); 7] = [
+    (NudgeKind::OnboardingWelcome, None),
+    (NudgeKind::OnboardingProgress, Some(Stage::Behind)),
+    (NudgeKind::OnboardingProgress, Some(Stage::Stuck)),
+    (NudgeKind::Milestone, Some(Stage::WeekOne)),
+    (NudgeKind::Milestone, Some(Stage::FirstFeatureUse)),
+    (NudgeKind::Milestone, Some(Stage::FirstReport)),
+    (NudgeKind::Milestone, Some(Stage::OnboardingComplete)),
+];
+
+/// Realistic vars, the planner's nulls and empties, and the bare vars of a message without an
+/// account profile, for each role.
+fn program_var_sets() -> Vec<serde_json::Value> {
+    let mut sets = Vec::new();
+    for role in ["admin", "executive"] {
+        sets.push(program_vars(
+            1,
+            Some("import_data"),
+            json!({"role": role, "first_step": "import_data", "day": 7, "standing": "on_track",
+                   "feature": "dashboard", "features": ["dashboard"], "plan": "premium"}),
+        ));
+        sets.push(program_vars(
+            0,
+            None,
+            json!({"role": role, "first_step": null, "day": 14, "standing": "stuck",
+                   "feature": null, "features": [], "plan": null, "csm_name": null,
+                   "csm_email": null, "contact_name": null, "tier": null}),
+        ));
+        sets.push(json!({"role": role, "account_name": "globex",
+                         "unsubscribe_url": UNSUBSCRIBE}));
+    }
+    sets
+}
+
+#[test]
+fn no_program_email_shows_a_missing_var() {
+    for (kind, stage) in PROGRAM_EMAILS {
+        for locale in [Locale::En, Locale::Ja] {
+            for vars in program_var_sets() {
+                for variant in ["a", "b"] {
+                    let what = format!("{kind} {stage:?} {locale} {variant} {vars}");
+                    let r = render(kind, stage, variant, locale, &vars)
+                        .unwrap_or_else(|e| panic!("{what}: {e}"));
+                    assert_clean(&what, &r);
+                    assert_kind(&what, &r);
+                    assert_no_pressure(&what, &r);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn program_emails_escape_html_in_names() {
+    for (kind, stage) in PROGRAM_EMAILS {
+        for locale in [Locale::En, Locale::Ja] {
+            for role in ["admin", "executive"] {
+                let v = program_vars(
+                    1,
+                    Some("import_data"),
+                    json!({"role": role, "contact_name": "<b>Eve</b>",
+                           "account_name": "<b>Globex</b> & Co", "csm_name": "<i>Sato</i>",
+                           "plan": "premium", "features": ["<script>x</script>"],
+                           "feature": "<script>x</script>"}),
+                );
+                let r = render_program(kind, stage, locale, &v);
+                let h = html(&r);
+                for raw in ["<b>", "<i>", "<script>"] {
+                    assert!(!h.contains(raw), "{kind} {stage:?} {locale} {role}: {h}");
+                }
+                assert!(h.contains("&lt;b&gt;Eve&lt;/b&gt;"), "{kind} {locale}: {h}");
+                assert!(r.text.contains("<b>Eve</b>"), "text is not HTML");
+            }
+        }
+    }
+}
+
+/// What `program::check_nudges` plans for the admin at a check that finds the account behind
+/// or stuck, as sent.
+fn check(done: usize, next: &str, day: i64, standing: &str) -> serde_json::Value {
+    program_vars(
+        done,
+        Some(next),
+        json!({"role": "admin", "day": day, "standing": standing}),
+    )
+}
+
+#[test]
+fn a_behind_or_stuck_admin_gets_the_one_next_step_and_an_offer_of_help() {
+    for (stage, standing) in [(Stage::Behind, "behind"), (Stage::Stuck, "stuck")] {
+        for (i, (step, en, ja)) in STEPS.into_iter().enumerate() {
+            let v = check(i, step, 14, standing);
+            let what = format!("{standing} {step}");
+            let r = render_program(NudgeKind::OnboardingProgress, Some(stage), Locale::En, &v);
+            assert!(
+                r.subject.ends_with(": your next setup step"),
+                "{}",
+                r.subject
+            );
+            let count = if i == 0 {
+                "One step is enough to start: ".to_string()
+            } else {
+                format!("{i} of 3 setup steps are done. Next, when it suits you: ")
+            };
+            assert_in_order(
+                &r.text,
+                &[
+                    &count,
+                    &format!("{en}. "),
+                    &format!("Start here: {APP}\n"),
+                    "Would 20 minutes with us help?",
+                    "Just write to Sato Hanako (sato@vendor.example).",
+                ],
+            );
+            assert_eq!(
+                r.text.starts_with("Hi Ann,\n\nBusy weeks happen. "),
+                standing == "stuck",
+                "{what}: {}",
+                r.text
+            );
+            assert_done_link(&what, &r, Locale::En);
+            assert!(html(&r).contains("href=\"mailto:sato@vendor.example\""));
+            assert!(!r.text.contains("coach"), "{what}");
+
+            let r = render_program(NudgeKind::OnboardingProgress, Some(stage), Locale::Ja, &v);
+            assert!(
+                r.subject.starts_with("次の設定ステップ: 「"),
+                "{}",
+                r.subject
+            );
+            assert_in_order(
+                &r.text,
+                &[
+                    &format!("「{ja}」"),
+                    "20分ほど、私たちと一緒に進めてみませんか。",
+                    "担当のSato Hanako（sato@vendor.example）",
+                ],
+            );
+            assert_done_link(&what, &r, Locale::Ja);
+        }
+    }
+}
+
+#[test]
+fn a_premium_account_behind_is_offered_a_coach_instead_of_20_minutes() {
+    let mut v = check(1, "import_data", 14, "behind");
+    v["plan"] = json!("PREMIUM");
+    for stage in [Stage::Behind, Stage::Stuck] {
+        let r = render_program(NudgeKind::OnboardingProgress, Some(stage), Locale::En, &v);
+        assert!(
+            r.text.contains("Your plan includes a session with a coach"),
+            "{}",
+            r.text
+        );
+        assert!(!r.text.contains("20 minutes"), "one offer: {}", r.text);
+        let r = render_program(NudgeKind::OnboardingProgress, Some(stage), Locale::Ja, &v);
+        assert!(r.text.contains("コーチとのセッション") && !r.text.contains("20分"));
+    }
+}
+
+#[test]
+fn a_step_is_offered_without_a_word_about_the_steps_after_it() {
+    // The words of each default step, and of the steps after it.
+    let later = [
+        (
+            "invite_users",
+            vec!["import", "report", "取り込み", "レポート"],
+        ),
+        ("import_data", vec!["report", "レポート"]),
+    ];
+    for (step, words) in later {
+        let emails = [
+            (
+                NudgeKind::OnboardingProgress,
+                Some(Stage::Behind),
+                check(0, step, 14, "behind"),
+            ),
+            (
+                NudgeKind::Milestone,
+                Some(Stage::WeekOne),
+                week_one("admin", 0, Some(step), "on_track"),
+            ),
+            (
+                NudgeKind::OnboardingWelcome,
+                None,
+                program_vars(0, Some(step), json!({"role": "admin", "first_step": step})),
+            ),
+        ];
+        for (kind, stage, v) in emails {
+            for locale in [Locale::En, Locale::Ja] {
+                let r = render_program(kind, stage, locale, &v);
+                for w in &words {
+                    assert!(
+                        !r.subject.to_lowercase().contains(w) && !r.text.to_lowercase().contains(w),
+                        "{kind} {locale} {step}: {w}\n{}",
+                        r.text
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// What `program::check_nudges` plans for the CSM of a stuck account, as `template_vars` makes
+/// it: no unsubscribe link or done link (not a customer email), the days since the last step.
+fn csm_copy(last: Option<(&str, i64)>, has_admin: bool) -> serde_json::Value {
+    let mut v = sent(json!({
+        "done_steps": 1, "total_steps": 3, "next_step": "import_data", "step": "import_data",
+        "day": 14, "standing": "stuck", "for_csm": true, "has_admin": has_admin,
+        "last_step_at": last.map(|(at, _)| at),
+    }));
+    if let Some((_, days)) = last {
+        v["days_since_last_step"] = json!(days);
+    }
+    let m = v.as_object_mut().unwrap();
+    m.remove("unsubscribe_url");
+    if !has_admin {
+        m.remove("contact_name");
+    }
+    v
+}
+
+#[test]
+fn the_csm_copy_of_a_stuck_account_says_how_long_and_suggests_one_action_in_text_only() {
+    let stage = Some(Stage::Stuck);
+    let v = csm_copy(Some(("2026-11-05T10:00:00+00:00", 9)), true);
+    let r = render_program(NudgeKind::OnboardingProgress, stage, Locale::En, &v);
+    assert_eq!(
+        r.subject,
+        "Globex: onboarding stalled on day 14 (1 of 3 steps done)"
+    );
+    assert!(r.html.is_empty(), "SNS: text only");
+    assert_in_order(
+        &r.text,
+        &[
+            "Globex's onboarding has stalled: no setup step in 9 days.\n",
+            "Day of the program: 14 of 30\n",
+            "Steps done: 1 of 3\n",
+            "Last step: 9 days ago (5 Nov 2026)\n",
+            "Next step: Import your data\n",
+            "Admin: Ann\n",
+            "\nSuggested action: offer Ann a 20-minute setup call to do the next step together \
+             (Import your data).",
+        ],
+    );
+    for customer in [
+        "Hi Ann",
+        "Unsubscribe",
+        "I've done this",
+        "Would 20 minutes",
+        "--",
+    ] {
+        assert!(!r.text.contains(customer), "{customer}: {}", r.text);
+    }
+    let ja = render_program(NudgeKind::OnboardingProgress, stage, Locale::Ja, &v);
+    assert!(ja.html.is_empty());
+    // SNS keeps only the ASCII of a subject: it still says what and where.
+    assert!(
+        ja.subject
+            .starts_with("[onboarding stuck] Globex day 14 (1/3): "),
+        "{}",
+        ja.subject
+    );
+    assert_in_order(
+        &ja.text,
+        &[
+            "最後のステップから9日間、新しいステップの完了がありません。\n",
+            "プログラム: 30日間のうち14日目\n",
+            "完了したステップ: 3ステップ中1ステップ\n",
+            "最後のステップ: 9日前（2026年11月5日）\n",
+            "次のステップ: データの取り込み\n",
+            "おすすめの次の一手: Ann様に20分の設定サポートの通話をご提案し",
+        ],
+    );
+
+    // No step yet, and no admin: finding the admin comes first.
+    let v = csm_copy(None, false);
+    let r = render_program(NudgeKind::OnboardingProgress, stage, Locale::En, &v);
+    assert_in_order(
+        &r.text,
+        &[
+            "no setup step yet, 14 days into the program.\n",
+            "Last step: no step yet\n",
+            "Admin: no admin contact yet\n",
+            "Suggested action: find out who administers Globex and add them as a contact with \
+             the admin role",
+        ],
+    );
+    assert!(!r.text.contains("20-minute"), "one action: {}", r.text);
+    let ja = render_program(NudgeKind::OnboardingProgress, stage, Locale::Ja, &v);
+    assert_in_order(
+        &ja.text,
+        &[
+            "プログラム開始から14日間、まだ完了したステップがありません。",
+            "最後のステップ: まだありません\n",
+            "管理者: 未登録\n",
+            "おすすめの次の一手: Globexの管理者がどなたかを確認し",
+        ],
+    );
+
+    // A premium account's admin is offered the coaching session their plan includes.
+    let mut v = csm_copy(Some(("2026-11-05T10:00:00+00:00", 1)), true);
+    v["plan"] = json!("Enterprise");
+    let r = render_program(NudgeKind::OnboardingProgress, stage, Locale::En, &v);
+    assert!(r.text.contains("no setup step in 1 day.\n"), "{}", r.text);
+    assert!(
+        r.text
+            .contains("offer Ann the session with a coach that their plan includes")
+    );
+}
+
+#[test]
+fn no_csm_copy_shows_a_missing_var() {
+    let mut sets = vec![
+        csm_copy(Some(("2026-11-05T10:00:00+00:00", 9)), true),
+        csm_copy(None, false),
+        json!({"account_name": "globex", "for_csm": true}),
+    ];
+    // A last step time without the days (not a time `template_vars` could read).
+    let mut v = csm_copy(Some(("2026-11-05T10:00:00+00:00", 0)), true);
+    v.as_object_mut().unwrap().remove("days_since_last_step");
+    sets.push(v);
+    for vars in &sets {
+        for locale in [Locale::En, Locale::Ja] {
+            for variant in ["a", "b"] {
+                let what = format!("{locale} {variant} {vars}");
+                let r = render(
+                    NudgeKind::OnboardingProgress,
+                    Some(Stage::Stuck),
+                    variant,
+                    locale,
+                    vars,
+                )
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert_clean(&what, &r);
+                assert!(r.html.is_empty(), "{what}");
+            }
+        }
+    }
+}
+
+#[test]
+fn with_no_admin_at_the_welcome_the_csm_is_asked_to_find_one() {
+    // What `program::welcome_nudges` plans (the CSM's message: no contact, no unsubscribe link).
+    let mut v = sent(json!({"task": "no_admin"}));
+    for k in ["contact_name", "unsubscribe_url"] {
+        v.as_object_mut().unwrap().remove(k);
+    }
+    let stage = Some(Stage::NoAdmin);
+    let r = render_clean(NudgeKind::CsmTask, stage, Locale::En, &v);
+    assert_eq!(r.subject, "Task: find the admin of Globex");
+    assert!(r.html.is_empty());
+    assert_in_order(
+        &r.text,
+        &[
+            "Globex has no admin contact, so its onboarding welcome",
+            "could not go out.\n",
+            "Tier: tech touch\n",
+            "Plan: standard\n",
+            "\nNext step: find out who administers Globex and add them as a contact with the \
+             admin role",
+        ],
+    );
+    assert!(
+        !r.text.contains("no_admin") && !r.text.contains("call"),
+        "{}",
+        r.text
+    );
+    let ja = render_clean(NudgeKind::CsmTask, stage, Locale::Ja, &v);
+    assert!(
+        ja.subject.starts_with("[no admin] Globex: "),
+        "{}",
+        ja.subject
+    );
+    assert_in_order(
+        &ja.text,
+        &[
+            "Globexには管理者の連絡先が登録されていないため",
+            "ティア: テックタッチ\n",
+            "次の一手: Globexの管理者がどなたかを確認し、管理者ロールの連絡先として登録してください。",
+        ],
+    );
+    assert!(!ja.text.contains("no_admin"));
+    // The bare vars of an account without a profile still read.
+    for locale in [Locale::En, Locale::Ja] {
+        let bare = json!({"task": "no_admin", "account_name": "globex"});
+        let r = render_clean(NudgeKind::CsmTask, stage, locale, &bare);
+        assert!(r.text.contains("globex"), "{}", r.text);
+    }
+}
+
+#[test]
+fn a_follow_up_task_still_asks_for_a_call() {
+    // What `delivery::followup` plans when an email went unopened.
+    let v = sent(json!({
+        "original_kind": "risk_nudge", "original_subject": "A 3-minute way",
+        "original_sent_at": "2026-11-20T00:00:00Z", "days": 3,
+    }));
+    let r = render_clean(NudgeKind::CsmTask, None, Locale::En, &v);
+    assert_eq!(r.subject, "Task: call Ann at Globex");
+    assert!(
+        r.text
+            .starts_with("Globex: call Ann.\nWhy: the \"risk_nudge\" email sent"),
+        "{}",
+        r.text
+    );
+    let r = render_clean(NudgeKind::CsmTask, None, Locale::Ja, &v);
+    assert_eq!(r.subject, "タスク: GlobexのAnn様に電話");
 }

@@ -69,10 +69,18 @@ impl Deps {
             config.clone(),
             Arc::new(store),
             Arc::new(SesMailer::new(
-                aws_sdk_sesv2::Client::new(&sdk),
+                aws_sdk_sesv2::Client::from_conf(
+                    aws_sdk_sesv2::config::Builder::from(&sdk)
+                        .retry_config(crate::channels::ses::no_retries())
+                        .build(),
+                ),
                 config.configuration_set.clone(),
             )),
-            Arc::new(SnsNotifier::new(aws_sdk_sns::Client::new(&sdk))),
+            Arc::new(SnsNotifier::new(aws_sdk_sns::Client::from_conf(
+                aws_sdk_sns::config::Builder::from(&sdk)
+                    .retry_config(aws_sdk_sns::config::retry::RetryConfig::disabled())
+                    .build(),
+            ))),
             secret,
         );
         Ok((deps, sdk))

@@ -65,9 +65,14 @@ pub struct Notification {
 
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum SendError {
-    /// The provider throttled us or was unavailable: retry later.
+    /// Surely not sent (throttled, or the connection never reached the provider): retry later.
     #[error("provider temporarily unavailable: {0}")]
     Transient(String),
+    /// Maybe sent: the request may have reached the provider (a server error, a timeout, an
+    /// unreadable answer). SES and SNS have no idempotency key, so resending could send twice:
+    /// the send path records `unknown_outcome` instead.
+    #[error("provider outcome unknown: {0}")]
+    Unknown(String),
     /// The provider refused this message (bad address, not verified, ...): retrying won't help.
     #[error("provider rejected the message: {0}")]
     Rejected(String),

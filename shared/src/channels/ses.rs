@@ -48,26 +48,44 @@ impl Mailer for SesMailer {
     }
 }
 
-pub(crate) fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
-    e: SdkError<E, R>,
+/// What a provider error says about the message: only what surely did not send is retried
+/// (throttling, a connection that never reached the provider); a refusal is final; everything
+/// else may have sent.
+pub(crate) fn classify<E: ProvideErrorMetadata + std::fmt::Debug>(
+    e: SdkError<E, aws_sdk_sesv2::config::http::HttpResponse>,
 ) -> SendError {
+    let short = |e: &SdkError<E, _>| format!("{e:?}").chars().take(300).collect::<String>();
     match &e {
         SdkError::ServiceError(se) => {
             let code = se.err().code().unwrap_or("Unknown").to_string();
             let msg = se.err().message().unwrap_or("").to_string();
+            let status = se.raw().status().as_u16();
             match code.as_str() {
                 "TooManyRequestsException"
                 | "Throttling"
                 | "ThrottlingException"
                 | "LimitExceededException"
-                | "InternalFailure"
-                | "ServiceUnavailable"
-                | "InternalServerError" => SendError::Transient(format!("{code}: {msg}")),
+                | "ThrottledException" => SendError::Transient(format!("{code}: {msg}")),
+                _ if status >= 500 => SendError::Unknown(format!("{code}: {msg}")),
                 _ => SendError::Rejected(format!("{code}: {msg}")),
             }
         }
-        _ => SendError::Transient(format!("{e:?}").chars().take(300).collect()),
+        // Never left this process.
+        SdkError::ConstructionFailure(_) => SendError::Rejected(short(&e)),
+        // No connection was made (DNS, refused, TLS): the request never reached the provider.
+        SdkError::DispatchFailure(d) if !d.is_timeout() && d.is_io() => {
+            SendError::Transient(short(&e))
+        }
+        // A timeout, a dropped connection or an unreadable answer after the request left.
+        _ => SendError::Unknown(short(&e)),
     }
+}
+
+/// SES and SNS clients must not retry on their own: the SDK's standard retry resends on
+/// timeouts and server errors, which may send a message twice. The send path retries what
+/// surely did not send, on the nudge's own schedule.
+pub fn no_retries() -> aws_sdk_sesv2::config::retry::RetryConfig {
+    aws_sdk_sesv2::config::retry::RetryConfig::disabled()
 }
 
 #[cfg(test)]
@@ -147,9 +165,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn ses_server_errors_are_transient() {
-        let r = send(answer(500, "InternalFailure")).await;
-        assert!(matches!(r, Err(SendError::Transient(_))), "{r:?}");
+    async fn ses_server_errors_are_unknown_outcomes_not_retries() {
+        for (status, code) in [(500, "InternalFailure"), (503, "ServiceUnavailable")] {
+            let r = send(answer(status, code)).await;
+            assert!(matches!(r, Err(SendError::Unknown(_))), "{code}: {r:?}");
+        }
     }
 
     #[tokio::test]

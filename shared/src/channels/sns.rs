@@ -104,6 +104,15 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn sns_internal_error_is_an_unknown_outcome_not_a_rejection() {
+        let r = notify(answer(500, "InternalError")).await;
+        assert!(
+            matches!(r, Err(SendError::Unknown(ref m)) if m.starts_with("InternalError")),
+            "{r:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn sns_not_found_is_rejected() {
         let r = notify(answer(404, "NotFound")).await;
         assert!(

@@ -16,10 +16,11 @@
 //!    still mine), the message-id mapping for feedback, the kind's `sent` counter, the log
 //!    entry, and the follow-up (if the kind has a rule).
 //!
-//! A provider error that may pass (throttling, 5xx, network) puts the nudge back to `pending`
-//! with `send_at = now + 15 min × 2^(attempts-1)` and its GSI keys re-set, so a later run
-//! retries it; after `config.max_attempts` claims it is marked `failed` and logged. A
-//! rejection (bad address, unverified sender, ...) fails at once.
+//! A provider error that surely did not send (throttling, no connection) puts the nudge back to
+//! `pending` with `send_at = now + 15 min × 2^(attempts-1)` and its GSI keys re-set, so a later
+//! run retries it; after `config.max_attempts` claims it is marked `failed` and logged. A
+//! rejection (bad address, unverified sender, ...) fails at once; an error after which the
+//! message may have left (5xx, timeout) fails as `unknown_outcome`, like an expired lease.
 //!
 //! ## Why nothing is sent twice
 //! Overlapping scheduled runs, Lambda retries and replays all reach step 5, and the claim is a
@@ -507,6 +508,8 @@ impl<'a> Delivery<'a> {
                 let reason = match &e {
                     SendError::Transient(_) => "provider_retries_exhausted",
                     SendError::Rejected(_) => "provider_rejected",
+                    // Maybe sent: never resent ("maybe missing" over "maybe twice").
+                    SendError::Unknown(_) => UNKNOWN_OUTCOME,
                 };
                 let detail = redact(&e.to_string());
                 warn!(account_id = %n.account_id, nudge_id = %n.nudge_id, kind = %n.kind, attempts, error = %detail, "nudge failed");

@@ -292,3 +292,71 @@ async fn mail_for_the_admin_of_an_account_that_never_named_one_goes_to_its_admin
     let logged = w.log().await.into_iter().find(|e| e.nudge_id == "risk");
     assert_eq!(logged.and_then(|e| e.contact_id), Some("boss".to_string()));
 }
+
+/// A provider that answers every send with the same error.
+struct Failing(crate::channels::SendError);
+
+#[async_trait::async_trait]
+impl crate::channels::Mailer for Failing {
+    async fn send_email(
+        &self,
+        _: &crate::channels::OutgoingEmail,
+    ) -> Result<String, crate::channels::SendError> {
+        Err(self.0.clone())
+    }
+}
+
+#[tokio::test]
+async fn a_send_that_may_have_left_is_unknown_outcome_and_never_resent_while_throttling_is_retried()
+{
+    use crate::channels::SendError;
+    for (error, status, reason) in [
+        (
+            SendError::Unknown("InternalFailure: 500".into()),
+            NudgeStatus::Failed,
+            Some("unknown_outcome"),
+        ),
+        (
+            SendError::Transient("TooManyRequestsException".into()),
+            NudgeStatus::Pending,
+            None,
+        ),
+    ] {
+        let w = World::new();
+        let deps = crate::Deps::new(
+            w.deps.config.clone(),
+            w.store.clone(),
+            std::sync::Arc::new(Failing(error.clone())),
+            w.outbox.clone(),
+            crate::deps::SigningSecret::new(b"use-case-test-signing-secret".to_vec()),
+        );
+        let at = utc("2026-11-20T01:00:00Z");
+        w.account("acme", Tokyo, at - Duration::days(2)).await;
+        w.contact("acme", "u1", Tokyo, at - Duration::days(2)).await;
+        w.plan("acme", "n", Some("u1"), NudgeKind::DeadlineReminder, at)
+            .await;
+        crate::delivery::sweep(&deps, crate::registry::render_vars, at, "run-1")
+            .await
+            .expect("sweep");
+        let n = w.nudge("acme", "n").await;
+        assert_eq!(n.status, status, "{error:?}");
+        let logged: Vec<_> = w
+            .log()
+            .await
+            .into_iter()
+            .map(|e| (e.status, e.reason))
+            .collect();
+        match reason {
+            Some(r) => assert_eq!(logged, [(LogStatus::Failed, Some(r.to_string()))]),
+            None => assert!(logged.is_empty(), "a retry is not logged as final"),
+        }
+        // The next runs never send a maybe-sent nudge again.
+        let later = at + Duration::hours(1);
+        crate::delivery::sweep(&deps, crate::registry::render_vars, later, "run-2")
+            .await
+            .expect("sweep");
+        if status == NudgeStatus::Failed {
+            assert_eq!(w.nudge("acme", "n").await.attempts, 1);
+        }
+    }
+}

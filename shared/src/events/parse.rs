@@ -200,7 +200,7 @@ fn parse_payload(
         },
         EventType::Churned => EventPayload::Churned,
         EventType::Unsubscribed => EventPayload::Unsubscribed {
-            category: p.opt_slug("category")?,
+            category: p.opt_with("category", check_category)?,
         },
     })
 }
@@ -501,6 +501,20 @@ pub fn is_slug(s: &str) -> bool {
 }
 
 /// Feature, step, category and kind names become attribute names in the store.
+/// An unsubscribe category: one Nudge sends under, or `all`. Anything else (a typo) would
+/// silently unsubscribe from nothing, so it is refused.
+fn check_category(s: &str) -> Result<String, String> {
+    use crate::domain::category::{ALL, CUSTOMER};
+    if CUSTOMER.contains(&s) || s == ALL {
+        return Ok(s.to_owned());
+    }
+    Err(format!(
+        "unknown category {:?}; valid categories: {}, {ALL}",
+        s.chars().take(64).collect::<String>(),
+        CUSTOMER.join(", ")
+    ))
+}
+
 fn check_slug(s: &str) -> Result<String, String> {
     if s.is_empty() {
         return Err("must not be empty".into());

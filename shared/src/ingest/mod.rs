@@ -42,6 +42,9 @@ use crate::store::{
 /// Concurrent requests to DynamoDB per batch.
 const CONCURRENCY: usize = 32;
 
+/// A `customer_replied` older than this (a backfill) does not pause the account.
+pub const REPLY_PAUSES_WITHIN: Duration = Duration::days(3);
+
 /// One account's firsts in a batch: each key's earliest time, the event that made it, and
 /// every event that carried one of the keys (retried together if the write fails).
 #[derive(Default)]
@@ -472,7 +475,9 @@ async fn apply_state_effect(deps: &Deps, e: &Event, now: DateTime<Utc>) -> Resul
             };
             store.change_account(account, &change, at).await?;
         }
-        (EventPayload::CustomerReplied, _) => {
+        // A reply backfilled from long ago says nothing about today's conversation: only a
+        // recent one pauses automation (the event is stored all the same).
+        (EventPayload::CustomerReplied, _) if now - at <= REPLY_PAUSES_WITHIN => {
             let applied = store
                 .change_account(account, &AccountChange::Paused, at)
                 .await?;

@@ -378,3 +378,33 @@ async fn week_one_is_the_accounts_local_day_in_new_york_across_the_dst_switch() 
         ]
     );
 }
+
+#[tokio::test]
+async fn a_backfilled_old_reply_does_not_pause_the_account_but_a_recent_one_does() {
+    let mut j = Journey::new();
+    j.onboard("2026-12-01T00:30:00Z", "2026-12-01", "Asia/Tokyo")
+        .await;
+    // Received on 12-10, it happened on 12-02: history, not today's conversation.
+    let now = utc("2026-12-10T01:00:00Z");
+    let old = json!({"event_id": "r-old", "account_id": "acme", "contact_id": "adm",
+        "type": "customer_replied", "occurred_at": "2026-12-02T01:00:00Z", "properties": {}});
+    let parsed = vec![parse_event(&old, now)];
+    let out = ingest_batch(&j.w.deps, &j.cache, parsed, now).await;
+    assert_eq!(out.accepted, 1, "stored all the same");
+    assert!(!paused(&j.w).await);
+    j.send(
+        "2026-12-10T01:00:00Z",
+        &[("customer_replied", Some("adm"), json!({}))],
+    )
+    .await;
+    assert!(paused(&j.w).await);
+}
+
+async fn paused(w: &World) -> bool {
+    use crate::store::ProfileStore;
+    w.store
+        .account("acme")
+        .await
+        .expect("read")
+        .is_some_and(|a| a.paused)
+}

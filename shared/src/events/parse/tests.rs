@@ -95,7 +95,7 @@ fn examples() -> Vec<Value> {
         ev(
             "unsubscribed",
             Some("u-7"),
-            json!({"category": "onboarding_progress"}),
+            json!({"category": "onboarding"}),
         ),
     ]
 }
@@ -505,7 +505,22 @@ fn slugs_must_be_lower_snake_case() {
         Some("u-7"),
         json!({ "category": "a".repeat(65) }),
     );
-    assert_err(&e, "properties.category", "the limit is 64");
+    assert_err(&e, "properties.category", "unknown category");
+    // A typo would silently unsubscribe from nothing.
+    let e = prop_err(
+        "unsubscribed",
+        Some("u-7"),
+        json!({ "category": "onbaording" }),
+    );
+    assert_err(
+        &e,
+        "properties.category",
+        "valid categories: reminders, onboarding, success, all",
+    );
+    for ok in ["reminders", "onboarding", "success", "all"] {
+        let v = ev("unsubscribed", Some("u-7"), json!({ "category": ok }));
+        parse_ok(&v);
+    }
     let e = prop_err("setup_step_completed", Some("u-7"), json!({ "step": 5 }));
     assert_eq!(
         e.to_string(),

@@ -55,7 +55,8 @@ pub fn large_body() -> String {
     json!({ "events": events }).to_string()
 }
 
-async fn post(ingest: &Ingest, events: &[Value], at: DateTime<Utc>) -> Result<Value> {
+/// POSTs a batch through the real ingest handler, signed with the local secret.
+pub(crate) async fn post(ingest: &Ingest, events: &[Value], at: DateTime<Utc>) -> Result<Value> {
     let body = json!({ "events": events }).to_string();
     let req = apigw::to_request(&apigw::signed_post_events(
         LOCAL_SECRET.as_bytes(),

@@ -14,26 +14,13 @@ use nudge_shared::registry;
 use nudge_shared::store::{AgendaStore, AgendaTask};
 use serde_json::{Value, json};
 
-use crate::apigw;
-use crate::local::{LOCAL_SECRET, LocalStack};
+use crate::bench::post;
+use crate::local::LocalStack;
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0)
         .single()
         .unwrap_or_default()
-}
-
-async fn post(ingest: &Ingest, events: &[Value], at: DateTime<Utc>) -> Result<Value> {
-    let body = json!({ "events": events }).to_string();
-    let req = apigw::to_request(&apigw::signed_post_events(
-        LOCAL_SECRET.as_bytes(),
-        &body,
-        at,
-    ))?;
-    match ingest.http(req).await.body() {
-        lambda_http::Body::Text(t) => Ok(serde_json::from_str(t)?),
-        _ => anyhow::bail!("empty response"),
-    }
 }
 
 pub async fn bench_milestones(stack: &LocalStack, accounts: usize, firsts: usize) -> Result<Value> {

@@ -11,7 +11,7 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use tracing::{error, info, warn};
 
-use super::http::{body_bytes, request_time};
+use super::request::{body_bytes, request_time};
 use super::{IngestCache, ingest_batch};
 use crate::Deps;
 use crate::delivery::done_link::{self, DoneTarget};

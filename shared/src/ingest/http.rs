@@ -1,10 +1,8 @@
 //! The HTTP edge of `ingest`: API Gateway HTTP API (v2) requests in, JSON responses out. All
 //! error-to-status mapping happens here, once.
 
-use chrono::{DateTime, Utc};
 use lambda_http::http::{Method, StatusCode};
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use tracing::info;
 
@@ -15,15 +13,8 @@ use crate::events::{self, EnvelopeError, SIGNATURE_HEADER};
 /// Seconds a client should wait before retrying after a 503.
 const RETRY_AFTER_SECS: u32 = 5;
 
-/// "Now" of an HTTP request: API Gateway's receive time, never the wall clock.
-pub fn request_time(req: &Request) -> Option<DateTime<Utc>> {
-    match req.request_context_ref()? {
-        RequestContext::ApiGatewayV2(ctx) if ctx.time_epoch > 0 => {
-            DateTime::from_timestamp_millis(ctx.time_epoch)
-        }
-        _ => None,
-    }
-}
+use super::request::body_bytes;
+pub use super::request::request_time;
 
 pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
     let mut resp = Response::new(Body::Text(body.to_string()));
@@ -55,15 +46,6 @@ pub async fn handle(deps: &Deps, cache: &IngestCache, req: Request) -> Response<
         (_, _, "unsubscribe") => crate::delivery::unsubscribe::handle_http(deps, &req).await,
         (_, "steps", "done") => super::done::handle_http(deps, cache, &req).await,
         _ => error(StatusCode::NOT_FOUND, format!("no route for {path}")),
-    }
-}
-
-pub(super) fn body_bytes(body: &Body) -> &[u8] {
-    match body {
-        Body::Empty => &[],
-        Body::Text(t) => t.as_bytes(),
-        Body::Binary(b) => b,
-        _ => &[],
     }
 }
 

@@ -22,6 +22,7 @@ pub mod done;
 pub mod http;
 pub mod lambda;
 pub mod pause;
+mod request;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;

@@ -28,8 +28,8 @@ use crate::channels::SendError;
 use crate::domain::Nudge;
 use crate::events::{Event, EventPayload};
 use crate::store::{
-    HealthPulse, HealthRecord, HealthSnapshot, HealthStore, IndexedAccount, ModelSelection,
-    StoreError, TicketState,
+    AccountRecord, HealthPulse, HealthRecord, HealthSnapshot, HealthStore, IndexedAccount,
+    ModelSelection, StoreError, TicketState,
 };
 
 /// The function that runs the daily score.
@@ -267,6 +267,10 @@ impl Run<'_> {
         let Some(profile) = record.account.as_ref().and_then(|a| a.profile.as_ref()) else {
             return Ok(0);
         };
+        // A churned account is still scored (the backtest needs its history), never played.
+        if record.account.as_ref().is_some_and(AccountRecord::churned) {
+            return Ok(0);
+        }
         let model = self.active;
         let (change, mut pulse) = actions::band_change(&record.pulse, score);
         let change = change.filter(|c| c.trigger().is_some());

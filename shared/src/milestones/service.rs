@@ -229,6 +229,7 @@ async fn run_task(
 ) -> Result<usize, MilestonesError> {
     let store = &deps.store;
     let account = store.account(&task.account_id).await?;
+    let account_churned = account.as_ref().is_some_and(AccountRecord::churned);
     let (
         Some(which),
         Some(AccountRecord {
@@ -242,6 +243,10 @@ async fn run_task(
         store.finish_task(&task.account_id, &task.task, now).await?;
         return Ok(0);
     };
+    if account_churned {
+        store.finish_task(&task.account_id, &task.task, now).await?;
+        return Ok(0);
+    }
     let firsts = store.firsts(&task.account_id).await?;
     let progress = Progress::from_firsts(model.onboarding_steps(&profile.plan), &firsts);
     let contacts = store.contacts(&task.account_id).await?;

@@ -131,6 +131,14 @@ pub struct AccountRecord {
     pub renewed_at: Option<DateTime<Utc>>,
 }
 
+impl AccountRecord {
+    /// Churned and not renewed since: nothing customer-success acts on any more.
+    pub fn churned(&self) -> bool {
+        self.churned_at
+            .is_some_and(|c| self.renewed_at.is_none_or(|r| r < c))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContactRecord {
     pub account_id: String,

@@ -460,3 +460,33 @@ async fn a_shard_longer_than_one_work_item_is_handed_on_and_every_account_scored
         assert_eq!(snaps.len(), 1, "a{i:05}");
     }
 }
+
+#[tokio::test]
+async fn a_churned_account_is_scored_but_never_played() {
+    let h = Health::new();
+    let known = run_at(1) - Duration::days(60);
+    h.account(
+        "gone",
+        known,
+        NaiveDate::from_ymd_opt(2027, 9, 1).expect("d"),
+    )
+    .await;
+    h.w.store
+        .change_account(
+            "gone",
+            &AccountChange::Churned,
+            run_at(1) - Duration::days(2),
+        )
+        .await
+        .expect("churn");
+    h.activate(&banded("all-red", true)).await;
+    h.daily(run_at(1)).await;
+    assert!(h.nudges("gone").await.is_empty());
+    let day = NaiveDate::from_ymd_opt(2026, 12, 2).expect("d");
+    let snaps =
+        h.w.store
+            .snapshots("gone", day, day)
+            .await
+            .expect("snapshots");
+    assert_eq!(snaps.len(), 1, "its history is kept for the backtest");
+}

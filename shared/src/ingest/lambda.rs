@@ -47,6 +47,13 @@ impl Ingest {
             let span = tracing::info_span!("ingest_feedback", request_id = %request_id);
             return self.feedback(sns).instrument(span).await;
         }
+        if let Some(problem) = unconvertible(&payload) {
+            // The request conversion below would panic on it: answer as the HTTP edge does.
+            let body = serde_json::json!({ "error": problem });
+            let mut resp = Response::new(Body::Text(body.to_string()));
+            *resp.status_mut() = lambda_http::http::StatusCode::BAD_REQUEST;
+            return Ok(serde_json::to_value(to_apigw(resp)).unwrap_or_default());
+        }
         let lambda_req: LambdaRequest =
             serde_json::from_value(payload).map_err(|_| IngestLambdaError::UnknownEvent)?;
         let req: Request = lambda_req.into();
@@ -67,6 +74,40 @@ impl Ingest {
             .map(|summary| serde_json::to_value(summary).unwrap_or_default())
             .map_err(|e| IngestLambdaError::Feedback(e.to_string()))
     }
+}
+
+/// What `lambda_http`'s conversion of an HTTP API payload panics on instead of failing: a URL it
+/// cannot build (a `"`, a space or a control byte in the path, query string or host) and a body
+/// flagged base64 that is not. `None` for anything else.
+fn unconvertible(payload: &Value) -> Option<&'static str> {
+    use base64::Engine;
+    fn text(v: Option<&Value>) -> &str {
+        v.and_then(Value::as_str).unwrap_or_default()
+    }
+    let host = Some(text(payload.pointer("/headers/host")))
+        .filter(|h| !h.is_empty())
+        .unwrap_or(text(payload.pointer("/requestContext/domainName")));
+    let path = Some(text(payload.get("rawPath")))
+        .filter(|p| !p.is_empty())
+        .unwrap_or("/");
+    let query = text(payload.get("rawQueryString"));
+    let url = format!(
+        "https://{}{path}?{query}",
+        if host.is_empty() { "localhost" } else { host }
+    );
+    if lambda_http::http::Uri::try_from(url.as_str()).is_err() {
+        return Some("the request's path, query string or host has characters a URL cannot carry");
+    }
+    let base64 = payload.get("isBase64Encoded").and_then(Value::as_bool) == Some(true);
+    if base64
+        && let Some(body) = payload.get("body").and_then(Value::as_str)
+        && base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .is_err()
+    {
+        return Some("the body is flagged base64 but is not base64");
+    }
+    None
 }
 
 fn is_sns(v: &Value) -> bool {

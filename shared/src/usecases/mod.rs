@@ -7,6 +7,7 @@
 
 mod delivery;
 mod health;
+mod hostile;
 mod milestones;
 mod reminders;
 

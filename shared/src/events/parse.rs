@@ -19,8 +19,10 @@ const EMAIL_MAX: usize = 254;
 const LINK_MAX: usize = 2048;
 const YEAR_MIN: i32 = 2000;
 const YEAR_MAX: i32 = 2100;
-/// Clock skew and batching delay we tolerate on `occurred_at`.
-const FUTURE_SLACK: TimeDelta = TimeDelta::hours(24);
+/// Clock skew we tolerate on `occurred_at` ahead of the receive time. Minutes, not hours: an
+/// event stamped a day ahead would make every real event of that day look stale (profiles and
+/// account changes are last-writer-wins by `occurred_at`).
+const FUTURE_SLACK: TimeDelta = TimeDelta::minutes(15);
 /// How far ahead a deadline may be set.
 const DUE_AT_MAX_MONTHS: u32 = 60;
 
@@ -107,7 +109,7 @@ pub fn parse_event(value: &Value, now: DateTime<Utc>) -> Result<Event, EventErro
         return Err(EventError::new(
             "occurred_at",
             format!(
-                "is in the future (more than 24 hours after {})",
+                "is in the future (more than 15 minutes after {}, the time it was received)",
                 now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ),
         ));

@@ -399,7 +399,7 @@ async fn a_new_admin_is_welcomed_once_and_the_csm_told() {
     // The account's first admin is not a change.
     let first = json!({
         "event_id": "e-admin-0", "account_id": "acme", "contact_id": "u1",
-        "type": "admin_changed", "occurred_at": "2026-12-01T03:00:00Z", "properties": {},
+        "type": "admin_changed", "occurred_at": "2026-12-01T01:00:00Z", "properties": {},
     });
     let event = parse_event(&first, now).expect("valid");
     registry::on_ingest(&h.w.deps, &event, now)

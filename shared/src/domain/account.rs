@@ -125,3 +125,32 @@ impl<'de> Deserialize<'de> for Tier {
         })
     }
 }
+
+/// A contact of an account with its role: who a message addressed by role goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member<'a> {
+    pub contact_id: &'a str,
+    pub role: Role,
+}
+
+/// The account's admin: the contact `admin_changed` named, else the first member (by id) whose
+/// role is admin.
+pub fn admin_of<'a>(named: Option<&'a str>, members: &[Member<'a>]) -> Option<&'a str> {
+    named.or_else(|| {
+        members
+            .iter()
+            .find(|m| m.role == Role::Admin)
+            .map(|m| m.contact_id)
+    })
+}
+
+/// The executives other than `admin` (the admin gets the admin's message).
+pub fn executives<'a>(
+    members: &'a [Member<'a>],
+    admin: Option<&'a str>,
+) -> impl Iterator<Item = &'a str> + 'a {
+    members
+        .iter()
+        .filter(move |m| m.role == Role::Executive && Some(m.contact_id) != admin)
+        .map(|m| m.contact_id)
+}

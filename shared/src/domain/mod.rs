@@ -11,7 +11,7 @@ pub mod nudge;
 pub mod policy;
 pub mod window;
 
-pub use account::{Locale, Role, Tier};
+pub use account::{Locale, Member, Role, Tier, admin_of, executives};
 pub use log::{DeliveryLogEntry, LogStatus};
 pub use nudge::{
     Audience, Channel, Engagement, ExtraVars, Nudge, NudgeKind, NudgeStatus, Recipient,

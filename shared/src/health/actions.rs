@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::model::{Action, Band, Factor, HealthModel, Trigger};
 use super::score::{DayUsage, HealthScore, NpsResponse};
 use super::{ScoreChange, gaps};
-use crate::domain::{Nudge, Role, Stage};
+use crate::domain::{Member, Nudge, Role, Stage, executives};
 use crate::events::AccountProfile;
 use crate::store::HealthPulse;
 
@@ -262,13 +262,6 @@ pub fn upsell_due(
     due.then_some(profile.renewal_date)
 }
 
-/// A contact an upsell may go to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decider<'a> {
-    pub contact_id: &'a str,
-    pub role: Role,
-}
-
 /// The upsell nudges for `renewal`: to the account's admin (resolved when it leaves) and each
 /// executive; never to plain users. Keyed by the renewal date, so once per renewal cycle.
 pub fn upsell_nudges(
@@ -276,7 +269,7 @@ pub fn upsell_nudges(
     facts: &Facts<'_>,
     renewal: NaiveDate,
     admin_contact_id: Option<&str>,
-    contacts: &[Decider<'_>],
+    members: &[Member<'_>],
 ) -> Vec<Nudge> {
     let Facts {
         account_id,
@@ -288,12 +281,7 @@ pub fn upsell_nudges(
     let premium = profile.plan.trim().eq_ignore_ascii_case("premium")
         || profile.plan.trim().eq_ignore_ascii_case("enterprise");
     let mut to: Vec<(Option<&str>, Role)> = vec![(None, Role::Admin)];
-    to.extend(
-        contacts
-            .iter()
-            .filter(|c| c.role == Role::Executive && Some(c.contact_id) != admin_contact_id)
-            .map(|c| (Some(c.contact_id), Role::Executive)),
-    );
+    to.extend(executives(members, admin_contact_id).map(|c| (Some(c), Role::Executive)));
     let trigger = Trigger::RenewalUpsell;
     model
         .playbooks

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use thiserror::Error;
 use tracing::{Instrument, error, info, warn};
 
-use super::actions::{self, Decider, Facts};
+use super::actions::{self, Facts};
 use super::model::HISTORY_DAYS;
 use super::score;
 use super::{
@@ -28,8 +28,8 @@ use crate::channels::SendError;
 use crate::domain::Nudge;
 use crate::events::{Event, EventPayload};
 use crate::store::{
-    AccountRecord, HealthPulse, HealthRecord, HealthSnapshot, HealthStore, IndexedAccount,
-    ModelSelection, StoreError, TicketState,
+    AccountRecord, ContactRecord, HealthPulse, HealthRecord, HealthSnapshot, HealthStore,
+    IndexedAccount, ModelSelection, StoreError, TicketState,
 };
 
 /// The function that runs the daily score.
@@ -302,21 +302,13 @@ impl Run<'_> {
         }
         if let Some(renewal) = actions::upsell_due(model, profile, score, &record.pulse) {
             let contacts = self.deps.store.contacts(account_id).await?;
-            let deciders: Vec<Decider<'_>> = contacts
-                .iter()
-                .filter_map(|c| {
-                    Some(Decider {
-                        contact_id: &c.contact_id,
-                        role: c.profile.as_ref()?.role,
-                    })
-                })
-                .collect();
+            let members: Vec<_> = contacts.iter().filter_map(ContactRecord::member).collect();
             let admin = record
                 .account
                 .as_ref()
                 .and_then(|a| a.admin_contact_id.as_deref());
             nudges.extend(actions::upsell_nudges(
-                model, &facts, renewal, admin, &deciders,
+                model, &facts, renewal, admin, &members,
             ));
             pulse = Some(HealthPulse {
                 upsell_for: Some(renewal),

@@ -13,7 +13,8 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde_json::{Value, json};
 
-use crate::domain::{Nudge, NudgeKind, Role, Stage};
+pub use crate::domain::admin_of;
+use crate::domain::{Member, Nudge, NudgeKind, Stage, executives};
 
 /// The function that plans these nudges (the delivery log's `function`).
 pub const FUNCTION: &str = "milestones";
@@ -200,13 +201,6 @@ pub fn standing(
     }
 }
 
-/// Who a moment's message goes to, from the account's contacts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Member<'a> {
-    pub contact_id: &'a str,
-    pub role: Role,
-}
-
 /// The account a moment's nudges are for, as of `now`.
 #[derive(Debug, Clone, Copy)]
 pub struct Audience<'a> {
@@ -218,25 +212,10 @@ pub struct Audience<'a> {
     pub now: DateTime<Utc>,
 }
 
-/// The account's admin: the contact `admin_changed` named, else the first contact (by id) whose
-/// role is admin.
-pub fn admin_of<'a>(named: Option<&'a str>, members: &'a [Member<'a>]) -> Option<&'a str> {
-    named.or_else(|| {
-        members
-            .iter()
-            .find(|m| m.role == Role::Admin)
-            .map(|m| m.contact_id)
-    })
-}
-
 impl<'a> Audience<'a> {
     /// Executives other than the admin (the admin gets the admin's message).
     fn executives(&self) -> impl Iterator<Item = &'a str> + 'a {
-        let admin = self.admin;
-        self.members
-            .iter()
-            .filter(move |m| m.role == Role::Executive && Some(m.contact_id) != admin)
-            .map(|m| m.contact_id)
+        executives(self.members, self.admin)
     }
 
     fn nudge(&self, id: String, to: Option<&str>, kind: NudgeKind) -> Nudge {

@@ -12,7 +12,7 @@ use thiserror::Error;
 use tracing::{Instrument, error, info, warn};
 
 use super::program::{
-    self, Audience, First, Member, Progress, Task, admin_of, check_nudges, is_new_customer,
+    self, Audience, First, Progress, Task, admin_of, check_nudges, is_new_customer,
     local_day_start, milestone_nudges, standing, welcome_nudges,
 };
 use crate::Deps;
@@ -105,18 +105,6 @@ pub async fn on_event(deps: &Deps, event: &Event, now: DateTime<Utc>) -> Result<
     Ok(())
 }
 
-fn members(contacts: &[ContactRecord]) -> Vec<Member<'_>> {
-    contacts
-        .iter()
-        .filter_map(|c| {
-            Some(Member {
-                contact_id: &c.contact_id,
-                role: c.profile.as_ref()?.role,
-            })
-        })
-        .collect()
-}
-
 async fn plan(deps: &Deps, nudges: &[Nudge]) -> Result<usize, StoreError> {
     let mut created = 0;
     for n in nudges {
@@ -183,7 +171,7 @@ pub async fn on_firsts(
     } else {
         Vec::new()
     };
-    let members = members(&contacts);
+    let members: Vec<_> = contacts.iter().filter_map(ContactRecord::member).collect();
     let to = Audience {
         account_id,
         admin: admin_of(admin_contact_id.as_deref(), &members),
@@ -250,7 +238,7 @@ async fn run_task(
     let firsts = store.firsts(&task.account_id).await?;
     let progress = Progress::from_firsts(model.onboarding_steps(&profile.plan), &firsts);
     let contacts = store.contacts(&task.account_id).await?;
-    let members = members(&contacts);
+    let members: Vec<_> = contacts.iter().filter_map(ContactRecord::member).collect();
     let to = Audience {
         account_id: &task.account_id,
         admin: admin_of(admin_contact_id.as_deref(), &members),

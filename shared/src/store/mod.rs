@@ -27,7 +27,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::domain::{DeliveryLogEntry, Nudge, SuppressionReason};
+use crate::domain::{DeliveryLogEntry, Member, Nudge, SuppressionReason};
 use crate::events::{AccountProfile, ContactProfile};
 
 #[derive(Debug, Error)]
@@ -129,6 +129,16 @@ pub struct AccountRecord {
     pub admin_changed_at: Option<DateTime<Utc>>,
     pub churned_at: Option<DateTime<Utc>>,
     pub renewed_at: Option<DateTime<Utc>>,
+}
+
+impl ContactRecord {
+    /// The contact with its role, if its profile is known.
+    pub fn member(&self) -> Option<Member<'_>> {
+        Some(Member {
+            contact_id: &self.contact_id,
+            role: self.profile.as_ref()?.role,
+        })
+    }
 }
 
 impl AccountRecord {

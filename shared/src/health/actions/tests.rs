@@ -354,19 +354,19 @@ fn the_upsell_goes_to_the_admin_and_executives_never_to_plain_users() {
         now: at(),
     };
     let contacts = [
-        Decider {
+        Member {
             contact_id: "u1",
             role: Role::User,
         },
-        Decider {
+        Member {
             contact_id: "boss",
             role: Role::Executive,
         },
-        Decider {
+        Member {
             contact_id: "adm",
             role: Role::Admin,
         },
-        Decider {
+        Member {
             contact_id: "adm-exec",
             role: Role::Executive,
         },

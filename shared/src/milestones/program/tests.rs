@@ -5,7 +5,7 @@ use chrono_tz::America::New_York;
 use chrono_tz::Asia::Tokyo;
 
 use super::*;
-use crate::domain::{Audience as To, Channel};
+use crate::domain::{Audience as To, Channel, Role};
 
 fn utc(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, h, 0, 0)

@@ -230,7 +230,10 @@ impl Run<'_> {
             .store
             .health_record(&account.account_id, from, to)
             .await?;
-        let Some(current) = score_record(self.active, &record, account.first_seen, now) else {
+        // Built once: the active score, the shadow score and the plays all read it.
+        let usage = usage_of(&record);
+        let Some(current) = score_with(self.active, &record, &usage, account.first_seen, now)
+        else {
             warn!(account_id = %account.account_id, "indexed account without a profile; not scored");
             return Ok(Scored {
                 score: None,
@@ -242,13 +245,15 @@ impl Run<'_> {
             .put_snapshot(&snapshot(&account.account_id, &current, false), ttl)
             .await?;
         if let Some(shadow) = self.shadow
-            && let Some(s) = score_record(shadow, &record, account.first_seen, now)
+            && let Some(s) = score_with(shadow, &record, &usage, account.first_seen, now)
         {
             deps.store
                 .put_snapshot(&snapshot(&account.account_id, &s, true), ttl)
                 .await?;
         }
-        let nudges = self.act(&account.account_id, &record, &current).await?;
+        let nudges = self
+            .act(&account.account_id, &record, &usage, &current)
+            .await?;
         Ok(Scored {
             score: Some(current),
             nudges,
@@ -262,6 +267,7 @@ impl Run<'_> {
         &self,
         account_id: &str,
         record: &HealthRecord,
+        usage: &[DayUsage],
         score: &HealthScore,
     ) -> Result<usize, HealthError> {
         let Some(profile) = record.account.as_ref().and_then(|a| a.profile.as_ref()) else {
@@ -281,7 +287,6 @@ impl Run<'_> {
                 .map(|before| diff(&before, score)),
             None => None,
         };
-        let usage = usage_of(record);
         let latest_nps = record.satisfaction.nps.first().map(|a| NpsResponse {
             score: a.score,
             at: a.at,
@@ -293,7 +298,7 @@ impl Run<'_> {
             score,
             change: moved.as_ref(),
             latest_nps: latest_nps.as_ref(),
-            usage: &usage,
+            usage,
             now: self.now,
         };
         let mut nudges: Vec<Nudge> = Vec::new();
@@ -422,9 +427,19 @@ pub fn score_record(
     first_seen: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Option<HealthScore> {
+    score_with(model, record, &usage_of(record), first_seen, now)
+}
+
+/// [`score_record`] over the record's usage days already built.
+fn score_with(
+    model: &HealthModel,
+    record: &HealthRecord,
+    usage: &[DayUsage],
+    first_seen: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<HealthScore> {
     let account = record.account.as_ref()?;
     let profile = account.profile.as_ref()?;
-    let usage = usage_of(record);
     let steps: BTreeSet<String> = record
         .firsts
         .keys()
@@ -457,7 +472,7 @@ pub fn score_record(
     let inputs = HealthInputs {
         profile,
         first_seen,
-        usage: &usage,
+        usage,
         onboarding_steps_done: &steps,
         first_report: record.firsts.contains_key("report"),
         open_tickets: &open,

@@ -5,10 +5,9 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use chrono::{DateTime, Duration, Utc};
-use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::{DynamoStore, Item, get_s, get_ts, s, ts, ts_str};
-use crate::store::schema::{self, GSI_DUE, GSI1PK, GSI1SK, PK, SK};
+use crate::store::schema::{self, GSI1PK, GSI1SK, PK, SK};
 use crate::store::{AgendaStore, AgendaTask, StoreError};
 
 /// The hour buckets from `from` to `until`, both included.
@@ -71,30 +70,11 @@ impl AgendaStore for DynamoStore {
             .into_iter()
             .flat_map(|b| (0..shards.max(1)).map(move |sh| format!("AGENDA#{b}#{sh}")))
             .collect();
-        let items: Vec<Vec<Item>> = stream::iter(partitions)
-            .map(|p| {
-                let (lower, upper) = (lower.clone(), upper.clone());
-                async move {
-                    let req = self
-                        .client
-                        .query()
-                        .table_name(&self.table)
-                        .index_name(GSI_DUE)
-                        .key_condition_expression("#gpk = :p AND #gsk BETWEEN :l AND :u")
-                        .expression_attribute_names("#gpk", GSI1PK)
-                        .expression_attribute_names("#gsk", GSI1SK)
-                        .expression_attribute_values(":p", s(p))
-                        .expression_attribute_values(":l", s(lower))
-                        .expression_attribute_values(":u", s(upper));
-                    self.query_all(req).await
-                }
-            })
-            .buffer_unordered(16)
-            .try_collect()
+        let items = self
+            .query_due_partitions(partitions, Some(&lower), &upper)
             .await?;
         let mut out: Vec<AgendaTask> = items
             .iter()
-            .flatten()
             .filter_map(|item| {
                 let t = task_from_item(item);
                 if t.is_none() {

@@ -42,22 +42,42 @@ impl DynamoStore {
         Ok(self.conditional(req.send().await)?.is_some())
     }
 
-    async fn query_due_partition(
+    /// Every item of the `due` index's `partitions` whose sort key is at most `upper` (and at
+    /// least `lower`, if given), 16 partitions at a time: the read of the sweep (nudges) and of
+    /// the milestones run (agenda tasks).
+    pub(super) async fn query_due_partitions(
         &self,
-        partition: &str,
+        partitions: Vec<String>,
+        lower: Option<&str>,
         upper: &str,
     ) -> Result<Vec<Item>, StoreError> {
-        let req = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(GSI_DUE)
-            .key_condition_expression("#gpk = :p AND #gsk <= :u")
-            .expression_attribute_names("#gpk", GSI1PK)
-            .expression_attribute_names("#gsk", GSI1SK)
-            .expression_attribute_values(":p", s(partition))
-            .expression_attribute_values(":u", s(upper));
-        self.query_all(req).await
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        let items: Vec<Vec<Item>> = stream::iter(partitions)
+            .map(|p| async move {
+                let condition = if lower.is_some() {
+                    "#gpk = :p AND #gsk BETWEEN :l AND :u"
+                } else {
+                    "#gpk = :p AND #gsk <= :u"
+                };
+                let mut req = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(GSI_DUE)
+                    .key_condition_expression(condition)
+                    .expression_attribute_names("#gpk", GSI1PK)
+                    .expression_attribute_names("#gsk", GSI1SK)
+                    .expression_attribute_values(":p", s(p))
+                    .expression_attribute_values(":u", s(upper));
+                if let Some(l) = lower {
+                    req = req.expression_attribute_values(":l", s(l));
+                }
+                self.query_all(req).await
+            })
+            .buffer_unordered(16)
+            .try_collect()
+            .await?;
+        Ok(items.into_iter().flatten().collect())
     }
 }
 
@@ -172,23 +192,15 @@ impl NudgeStore for DynamoStore {
         shards: u32,
         now: DateTime<Utc>,
     ) -> Result<Vec<Nudge>, StoreError> {
-        use futures::stream::{self, StreamExt, TryStreamExt};
         // '~' sorts after every character of a key, so every send_at <= now matches.
         let upper = format!("{}#~", ts_str(now));
         let partitions: Vec<String> = buckets
             .iter()
             .flat_map(|b| (0..shards.max(1)).map(move |sh| format!("DUE#{b}#{sh}")))
             .collect();
-        let items: Vec<Vec<Item>> = stream::iter(partitions)
-            .map(|p| {
-                let upper = upper.clone();
-                async move { self.query_due_partition(&p, &upper).await }
-            })
-            .buffer_unordered(16)
-            .try_collect()
-            .await?;
+        let items = self.query_due_partitions(partitions, None, &upper).await?;
         let mut out = Vec::new();
-        for item in items.into_iter().flatten() {
+        for item in items {
             match nudge_from_item(&item) {
                 Ok(nudge) => out.push(nudge),
                 Err(e) => tracing::error!(error = %e, "skipping a corrupt nudge item"),

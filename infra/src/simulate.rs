@@ -1,7 +1,7 @@
 //! `nudge simulate`: replays a journey through the real handlers against the local stack.
 //!
-//! Each event goes through the real `ingest` handler as a signed HTTP API request received at
-//! its `occurred_at`; every registered scheduled function runs at each of its cron firing times
+//! Events go through the real `ingest` handler as signed HTTP API requests: those between two
+//! scheduled runs in one request, received at the latest `occurred_at` among them; every registered scheduled function runs at each of its cron firing times
 //! with that time as "now". Events before `--from` are ingested as history (no scheduled runs
 //! before `--from`); events after `--to` are skipped. Everything is ordered by time (events before scheduled runs at the
 //! same instant, scheduled runs in registry order), so the same input gives the same delivery
@@ -169,46 +169,25 @@ pub async fn simulate(stack: &LocalStack, opts: &SimulateOptions) -> Result<Simu
         (*t, *order, line)
     });
 
+    // Events between two scheduled runs go in one request (at most MAX_BATCH events and
+    // MAX_BODY bytes), received at the latest of them: what a sender that batches does, and
+    // ingest applies each account's events in time order whatever the batch.
+    let mut pending: Vec<&TimedEvent> = Vec::new();
+    let mut pending_bytes = 0;
     for (at, _, step) in &timeline {
         match step {
             Step::Event(e) => {
-                let body = serde_json::json!({ "events": [e.body] }).to_string();
-                let req = apigw::to_request(&apigw::signed_post_events(
-                    LOCAL_SECRET.as_bytes(),
-                    &body,
-                    *at,
-                ))?;
-                let resp = ingest.http(req).await;
-                let status = resp.status().as_u16();
-                let out: Value = match resp.body() {
-                    lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
-                    _ => Value::Null,
-                };
-                let count = |k: &str| out.get(k).and_then(Value::as_u64).unwrap_or(0) as usize;
-                report.accepted += count("accepted");
-                report.duplicates += count("duplicates");
-                if let Some(rej) = out.get("rejected").and_then(Value::as_array) {
-                    for r in rej {
-                        let msg = r.get("error").and_then(Value::as_str).unwrap_or("rejected");
-                        report.rejected.push((e.line, msg.to_string()));
-                    }
+                let size = e.body.to_string().len() + 1;
+                if pending.len() == MAX_BATCH || pending_bytes + size > MAX_BODY {
+                    send_batch(&ingest, &mut pending, &mut report).await?;
+                    pending_bytes = 0;
                 }
-                let retry = out
-                    .get("retry")
-                    .and_then(Value::as_array)
-                    .map_or(0, Vec::len);
-                report.retried += retry;
-                if status != 200 && status != 503 {
-                    let msg = out
-                        .get("error")
-                        .and_then(Value::as_str)
-                        .unwrap_or("request failed");
-                    report
-                        .rejected
-                        .push((e.line, format!("HTTP {status}: {msg}")));
-                }
+                pending.push(e);
+                pending_bytes += size;
             }
             Step::Scheduled(f) => {
+                send_batch(&ingest, &mut pending, &mut report).await?;
+                pending_bytes = 0;
                 let run_id = format!("sim-{}-{}", f.name, at.timestamp());
                 registry::run_scheduled(f, &ingest.deps, *at, &run_id)
                     .await
@@ -220,6 +199,7 @@ pub async fn simulate(stack: &LocalStack, opts: &SimulateOptions) -> Result<Simu
             }
         }
     }
+    send_batch(&ingest, &mut pending, &mut report).await?;
     report.rejected.sort();
 
     let items = scan_all(stack, &table).await?;
@@ -239,6 +219,67 @@ pub async fn simulate(stack: &LocalStack, opts: &SimulateOptions) -> Result<Simu
         stack.delete_table(&table).await?;
     }
     Ok(report)
+}
+
+/// Events per request and bytes per body, inside ingest's limits (500 events, 1 MiB).
+const MAX_BATCH: usize = 500;
+const MAX_BODY: usize = 900 * 1024;
+
+/// Sends the pending events as one signed request received at the latest `occurred_at` among
+/// them, and counts the answer; empties `pending`.
+async fn send_batch(
+    ingest: &Ingest,
+    pending: &mut Vec<&TimedEvent>,
+    report: &mut SimulationReport,
+) -> Result<()> {
+    let Some(at) = pending.iter().map(|e| e.at).max() else {
+        return Ok(());
+    };
+    let events: Vec<&Value> = pending.iter().map(|e| &e.body).collect();
+    let body = serde_json::json!({ "events": events }).to_string();
+    let req = apigw::to_request(&apigw::signed_post_events(
+        LOCAL_SECRET.as_bytes(),
+        &body,
+        at,
+    ))?;
+    let resp = ingest.http(req).await;
+    let status = resp.status().as_u16();
+    let out: Value = match resp.body() {
+        lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
+    let count = |k: &str| out.get(k).and_then(Value::as_u64).unwrap_or(0) as usize;
+    report.accepted += count("accepted");
+    report.duplicates += count("duplicates");
+    let line_of = |r: &Value| {
+        r.get("index")
+            .and_then(Value::as_u64)
+            .and_then(|i| pending.get(i as usize))
+            .map_or(0, |e| e.line)
+    };
+    if let Some(rej) = out.get("rejected").and_then(Value::as_array) {
+        for r in rej {
+            let msg = r.get("error").and_then(Value::as_str).unwrap_or("rejected");
+            report.rejected.push((line_of(r), msg.to_string()));
+        }
+    }
+    report.retried += out
+        .get("retry")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    if status != 200 && status != 503 {
+        let msg = out
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("request failed");
+        for e in pending.iter() {
+            report
+                .rejected
+                .push((e.line, format!("HTTP {status}: {msg}")));
+        }
+    }
+    pending.clear();
+    Ok(())
 }
 
 type Item = std::collections::HashMap<String, AttributeValue>;

@@ -245,16 +245,21 @@ pub async fn ingest_batch(
     }
     fresh.sort_by_key(|(i, _)| *i);
 
-    // 2. Idempotent effects and feature hooks, concurrently; an event whose effect failed goes
-    // to retry.
+    // 2. Idempotent effects and feature hooks: accounts concurrently, each account's events in
+    // `occurred_at` order, as if they had arrived one by one (a `contact_upserted` that moves a
+    // contact to New York, then its `deadline_set`, plans the stages in New York time whatever
+    // their order in the body). An event whose effect failed goes to retry.
     let failed: Mutex<BTreeSet<usize>> = Mutex::new(BTreeSet::new());
-    let effects = fresh
-        .iter()
-        .map(|(i, e)| async {
-            if let Err(err) = apply_state_effect(deps, e, now).await {
-                warn!(account_id = %e.account_id, error = %err, "event effect failed; client will retry");
-                if let Ok(mut f) = failed.lock() {
-                    f.insert(*i);
+    let failed_ref = &failed;
+    let effects = per_account_in_time_order(&fresh)
+        .into_iter()
+        .map(|events| async move {
+            for (i, e) in events {
+                if let Err(err) = apply_state_effect(deps, e, now).await {
+                    warn!(account_id = %e.account_id, error = %err, "event effect failed; client will retry");
+                    if let Ok(mut f) = failed_ref.lock() {
+                        f.insert(*i);
+                    }
                 }
             }
         });
@@ -285,7 +290,6 @@ pub async fn ingest_batch(
         }
     }
     let by_index: HashMap<usize, &Event> = fresh.iter().map(|(i, e)| (*i, e)).collect();
-    let failed_ref = &failed;
     let by_index_ref = &by_index;
     let first_writes = firsts.iter().map(|(account, batch)| async move {
         let fail = |what: &str, err: &StoreError| {
@@ -387,6 +391,25 @@ pub async fn ingest_batch(
     out.retry.sort_unstable();
     out.rejected.sort_by_key(|r| r.index);
     out
+}
+
+/// The batch's events grouped by account (in account order), each group sorted by
+/// `occurred_at`, then by position in the body.
+fn per_account_in_time_order(fresh: &[(usize, Event)]) -> Vec<Vec<&(usize, Event)>> {
+    let mut groups: BTreeMap<&str, Vec<&(usize, Event)>> = BTreeMap::new();
+    for entry in fresh {
+        groups
+            .entry(entry.1.account_id.as_str())
+            .or_default()
+            .push(entry);
+    }
+    groups
+        .into_values()
+        .map(|mut events| {
+            events.sort_by_key(|(i, e)| (e.occurred_at_utc(), *i));
+            events
+        })
+        .collect()
 }
 
 /// Per account, the zone of its latest `account_upserted` (by `occurred_at`) among `events`.
@@ -574,6 +597,22 @@ mod tests {
 
     fn t(h: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 20, h, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn effects_run_per_account_in_occurred_at_order_then_body_order() {
+        let batch = vec![
+            (0, upserted("e0", "b", Tz::UTC, t(3))),
+            (1, upserted("e1", "a", Tz::UTC, t(2))),
+            (2, upserted("e2", "b", Tz::UTC, t(1))),
+            (3, upserted("e3", "a", Tz::UTC, t(2))),
+            (4, upserted("e4", "b", Tz::UTC, t(2))),
+        ];
+        let order: Vec<Vec<usize>> = per_account_in_time_order(&batch)
+            .into_iter()
+            .map(|g| g.into_iter().map(|(i, _)| *i).collect())
+            .collect();
+        assert_eq!(order, vec![vec![1, 3], vec![2, 4, 0]]);
     }
 
     #[test]

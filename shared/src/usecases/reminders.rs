@@ -203,3 +203,33 @@ async fn completing_a_deadline_cancels_its_pending_stages_at_once() {
     sweep_every_15_minutes(&w, now, utc("2026-11-21T00:00:00Z")).await;
     assert!(w.outbox.sent().is_empty());
 }
+
+#[tokio::test]
+async fn a_batch_applies_each_accounts_events_in_time_order_so_stages_follow_the_new_zone() {
+    // The contact was in Tokyo; one batch moves them to New York and sets a deadline, with the
+    // deadline first in the body but second in time.
+    let w = World::new();
+    let t0 = utc("2026-11-01T00:00:00Z");
+    w.account("acme", Tokyo, t0).await;
+    w.contact("acme", "u1", Tokyo, t0).await;
+    let now = utc("2026-11-10T15:10:00Z");
+    let wire = [
+        json!({"event_id": "dl", "account_id": "acme", "contact_id": "u1",
+            "type": "deadline_set", "occurred_at": "2026-11-10T15:05:00Z",
+            "properties": {"deadline_id": "d1", "due_at": "2026-11-20T22:00:00Z",
+                "title": "Quarterly report"}}),
+        json!({"event_id": "move", "account_id": "acme", "contact_id": "u1",
+            "type": "contact_upserted", "occurred_at": "2026-11-10T15:00:00Z",
+            "properties": {"email": email("acme", "u1"), "name": "U1", "role": "user",
+                "timezone": "America/New_York"}}),
+    ];
+    let parsed = wire.iter().map(|e| parse_event(e, now)).collect();
+    let out = crate::ingest::ingest_batch(&w.deps, &Default::default(), parsed, now).await;
+    assert_eq!((out.accepted, out.retry.len()), (2, 0), "{out:?}");
+    let pending = with_status(&stages(&w).await, NudgeStatus::Pending);
+    // 09:00 in New York on the due date (EST, UTC-5), not 09:00 in Tokyo.
+    assert!(
+        pending.contains(&("morning_of".into(), utc("2026-11-20T14:00:00Z"))),
+        "{pending:?}"
+    );
+}

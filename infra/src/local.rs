@@ -162,9 +162,21 @@ impl LocalStack {
 
     /// Config for a local run against `table`.
     pub fn config(&self, table: &str, csm_topic_arn: &str) -> Result<Config> {
+        self.config_with(table, csm_topic_arn, &Default::default())
+    }
+
+    /// Config for a local run against `table`, with `overrides` taking precedence over the
+    /// environment (e.g. fewer due-index shards for a small portfolio).
+    pub fn config_with(
+        &self,
+        table: &str,
+        csm_topic_arn: &str,
+        overrides: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Config> {
         let table = table.to_string();
         let topic = csm_topic_arn.to_string();
         Config::from_lookup(|k| match k {
+            _ if overrides.contains_key(k) => overrides.get(k).cloned(),
             "NUDGE_TABLE" => Some(table.clone()),
             "NUDGE_SENDER" => Some(LOCAL_SENDER.into()),
             "NUDGE_CSM_TOPIC_ARN" => Some(topic.clone()),

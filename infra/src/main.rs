@@ -6,8 +6,8 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{CommandFactory, Parser, Subcommand};
 use nudge_infra::local::{LOCAL_SECRET, LocalStack, repo_root};
-use nudge_infra::simulate::{SimulateOptions, simulate};
-use nudge_infra::{bench, health_cli, kpi, report, send};
+use nudge_infra::simulate::{EventSource, SimulateOptions, simulate};
+use nudge_infra::{bench, health_cli, kpi, send};
 
 #[derive(Parser)]
 #[command(
@@ -40,11 +40,25 @@ enum Command {
         #[arg(long)]
         keep_table: bool,
     },
-    /// Simulate the bundled synthetic portfolio and write an HTML report.
+    /// Generate a portfolio from a seed, simulate it through every function and write the
+    /// delivery log, the events and a self-contained HTML report.
     Demo {
-        /// Output directory for deliveries.jsonl and report.html.
+        /// Output directory for deliveries.jsonl, events.jsonl and report.html.
         #[arg(long, default_value = ".nudge/demo")]
         out_dir: PathBuf,
+        #[command(flatten)]
+        portfolio: PortfolioArgs,
+        /// The summary as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the generated portfolio's events (JSON lines) for `nudge simulate --events`.
+    Portfolio {
+        #[command(flatten)]
+        portfolio: PortfolioArgs,
+        /// Where to write them; stdout when omitted.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Print performance figures (use an optimised build: --profile fast).
     Bench {
@@ -134,6 +148,34 @@ enum Command {
         #[arg(long, env = "NUDGE_SIGNING_SECRET", hide_env_values = true)]
         secret: String,
     },
+}
+
+/// The generated portfolio: same seed, same events.
+#[derive(clap::Args)]
+struct PortfolioArgs {
+    #[arg(long, default_value_t = 20261101)]
+    seed: u64,
+    /// Accounts in the portfolio.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u16).range(1..=2000))]
+    accounts: u16,
+    /// Days simulated.
+    #[arg(long, default_value_t = 45, value_parser = clap::value_parser!(u32).range(1..=400))]
+    days: u32,
+    /// First simulated day (UTC midnight); existing customers have three weeks of history before.
+    #[arg(long, default_value = "2026-11-01", value_parser = parse_date)]
+    from: NaiveDate,
+}
+
+impl PortfolioArgs {
+    fn options(&self, out_dir: PathBuf) -> nudge_infra::demo::DemoOptions {
+        nudge_infra::demo::DemoOptions {
+            seed: self.seed,
+            accounts: usize::from(self.accounts),
+            from: self.from.and_time(chrono::NaiveTime::MIN).and_utc(),
+            days: self.days,
+            out_dir,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -238,12 +280,8 @@ async fn main() -> Result<()> {
             keep_table,
         } => {
             let stack = LocalStack::ensure_running()?;
-            let opts = SimulateOptions {
-                events,
-                from,
-                to,
-                keep_table,
-            };
+            let mut opts = SimulateOptions::new(EventSource::File(events), from, to);
+            opts.keep_table = keep_table;
             let r = simulate(&stack, &opts).await?;
             match out {
                 Some(path) => {
@@ -259,24 +297,44 @@ async fn main() -> Result<()> {
             }
             print_summary(&r);
         }
-        Command::Demo { out_dir } => {
+        Command::Demo {
+            out_dir,
+            portfolio,
+            json,
+        } => {
             let stack = LocalStack::ensure_running()?;
-            let opts = SimulateOptions {
-                events: repo_root().join("infra/demo/portfolio.jsonl"),
-                from: "2026-11-01T00:00:00Z".parse()?,
-                to: "2026-12-01T00:00:00Z".parse()?,
-                keep_table: false,
-            };
-            let r = simulate(&stack, &opts).await?;
-            std::fs::create_dir_all(&out_dir)
-                .with_context(|| format!("creating {}", out_dir.display()))?;
-            let log = out_dir.join("deliveries.jsonl");
-            std::fs::write(&log, r.delivery_jsonl())?;
-            let html = out_dir.join("report.html");
-            std::fs::write(&html, report::html("Nudge demo: November 2026", &r)?)?;
-            print_summary(&r);
-            eprintln!("delivery log: {}", log.display());
-            eprintln!("report:       {}", html.display());
+            let out = nudge_infra::demo::run(&stack, &portfolio.options(out_dir)).await?;
+            print_summary(&out.data.sim);
+            let summary = nudge_infra::demo::summary(&out.data);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                eprintln!("band movements: {}", summary["band_movements"]);
+                eprintln!("SES feedback: {}", summary["ses_feedback"]);
+                eprintln!("onboarding: {}", summary["onboarding"]);
+            }
+            eprintln!("events:       {}", out.events.display());
+            eprintln!("delivery log: {}", out.deliveries.display());
+            eprintln!("report:       {}", out.report.display());
+        }
+        Command::Portfolio { portfolio, out } => {
+            let o = portfolio.options(PathBuf::new());
+            let p = nudge_infra::portfolio::generate(o.seed, o.accounts, o.from, o.days);
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, p.jsonl())
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!(
+                        "{} events of {} accounts: {} (simulate with --from {} --to {})",
+                        p.events.len(),
+                        p.accounts.len(),
+                        path.display(),
+                        p.from.to_rfc3339(),
+                        p.to.to_rfc3339()
+                    );
+                }
+                None => print!("{}", p.jsonl()),
+            }
         }
         Command::Bench { what } => {
             let stack = LocalStack::ensure_running()?;

@@ -8,11 +8,12 @@
 //! log, byte for byte.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use aws_lambda_events::sns::SnsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use nudge_shared::channels::MemoryQueue;
@@ -24,15 +25,54 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::apigw;
+use crate::engagement::{Engagement, Feedback, Recording, sns_event};
 use crate::local::{LOCAL_SECRET, LocalStack};
 
 #[derive(Debug, Clone)]
 pub struct SimulateOptions {
-    pub events: PathBuf,
+    pub events: EventSource,
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     /// Keep the simulation's table afterwards (for inspection); deleted by default.
     pub keep_table: bool,
+    /// Recipients' behaviour: when set, every email gets its SES feedback (delivery or
+    /// bounce, opens, clicks) through ingest's SNS path at the simulated time.
+    pub engagement: Option<Engagement>,
+    /// Configuration that differs from the environment's (e.g. fewer due-index shards for a
+    /// small portfolio).
+    pub config: BTreeMap<String, String>,
+}
+
+/// Where the events come from: a JSON-lines file or the lines themselves.
+#[derive(Debug, Clone)]
+pub enum EventSource {
+    File(PathBuf),
+    Lines(String),
+}
+
+impl SimulateOptions {
+    pub fn new(events: EventSource, from: DateTime<Utc>, to: DateTime<Utc>) -> SimulateOptions {
+        SimulateOptions {
+            events,
+            from,
+            to,
+            keep_table: false,
+            engagement: None,
+            config: BTreeMap::new(),
+        }
+    }
+}
+
+/// A message as it left, for the report: when, what it said, to which nudge it belongs.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageCopy {
+    pub at: DateTime<Utc>,
+    pub channel: &'static str,
+    pub account_id: Option<String>,
+    pub nudge_id: Option<String>,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
 }
 
 /// What a simulation did, for the CLI summary and the demo report.
@@ -52,6 +92,11 @@ pub struct SimulationReport {
     /// The delivery log: one entry per message that left, was blocked or failed, sorted by
     /// (at, account_id, nudge_id), without provider message ids (random per run).
     pub deliveries: Vec<DeliveryLogEntry>,
+    /// Every message that left, in order, with its rendered body.
+    #[serde(skip)]
+    pub messages: Vec<MessageCopy>,
+    /// SES feedback events published to ingest, by type (Delivery, Open, Click, Bounce).
+    pub feedback: BTreeMap<String, usize>,
 }
 
 impl SimulationReport {
@@ -81,9 +126,16 @@ enum Step<'a> {
 /// Reads a JSON-lines event file; a line that is not JSON is reported, not fatal.
 type LineErrors = Vec<(usize, String)>;
 
-fn read_events(path: &Path) -> Result<(Vec<TimedEvent>, LineErrors)> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading events from {}", path.display()))?;
+fn read_events(source: &EventSource) -> Result<(Vec<TimedEvent>, LineErrors)> {
+    let text = match source {
+        EventSource::File(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading events from {}", path.display()))?,
+        EventSource::Lines(text) => text.clone(),
+    };
+    parse_lines(&text)
+}
+
+fn parse_lines(text: &str) -> Result<(Vec<TimedEvent>, LineErrors)> {
     let mut events = Vec::new();
     let mut bad = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -131,10 +183,26 @@ pub async fn simulate(stack: &LocalStack, opts: &SimulateOptions) -> Result<Simu
     );
     stack.create_table(&table).await?;
     let topic = stack.prepare_messaging().await?;
-    let (deps, _store) = stack.deps(stack.config(&table, &topic)?);
+    let config = stack.config_with(&table, &topic, &opts.config)?;
+    let (deps, _store) = stack.deps(config);
+    let providers = Recording::new(deps.mailer.clone(), deps.notifier.clone());
+    let deps = deps.with_providers(providers.clone(), providers.clone());
     // Work a scheduled run fans out (SQS when deployed) is drained in process after the run.
     let queue = Arc::new(MemoryQueue::default());
     let ingest = Ingest::new(deps.with_queue(queue.clone()));
+    let config_set = ingest
+        .deps
+        .config
+        .configuration_set
+        .clone()
+        .unwrap_or_else(|| "nudge-events".into());
+    let mut outbox = Outbox {
+        providers: providers.clone(),
+        engagement: opts.engagement.clone(),
+        config_set,
+        due: BTreeMap::new(),
+        seq: 0,
+    };
 
     let mut report = SimulationReport {
         table: table.clone(),
@@ -175,11 +243,13 @@ pub async fn simulate(stack: &LocalStack, opts: &SimulateOptions) -> Result<Simu
     let mut pending: Vec<&TimedEvent> = Vec::new();
     let mut pending_bytes = 0;
     for (at, _, step) in &timeline {
+        outbox.publish_due(&ingest, *at, &mut report).await?;
         match step {
             Step::Event(e) => {
                 let size = e.body.to_string().len() + 1;
                 if pending.len() == MAX_BATCH || pending_bytes + size > MAX_BODY {
                     send_batch(&ingest, &mut pending, &mut report).await?;
+                    outbox.collect(*at, &mut report);
                     pending_bytes = 0;
                 }
                 pending.push(e);
@@ -187,6 +257,7 @@ pub async fn simulate(stack: &LocalStack, opts: &SimulateOptions) -> Result<Simu
             }
             Step::Scheduled(f) => {
                 send_batch(&ingest, &mut pending, &mut report).await?;
+                outbox.collect(*at, &mut report);
                 pending_bytes = 0;
                 let run_id = format!("sim-{}-{}", f.name, at.timestamp());
                 registry::run_scheduled(f, &ingest.deps, *at, &run_id)
@@ -196,10 +267,13 @@ pub async fn simulate(stack: &LocalStack, opts: &SimulateOptions) -> Result<Simu
                     .await
                     .with_context(|| format!("{} queued work at {at}", f.name))?;
                 *report.runs.entry(f.name.to_string()).or_default() += 1;
+                outbox.collect(*at, &mut report);
             }
         }
     }
     send_batch(&ingest, &mut pending, &mut report).await?;
+    outbox.collect(opts.to, &mut report);
+    outbox.publish_due(&ingest, opts.to, &mut report).await?;
     report.rejected.sort();
 
     let items = scan_all(stack, &table).await?;
@@ -220,6 +294,68 @@ pub async fn simulate(stack: &LocalStack, opts: &SimulateOptions) -> Result<Simu
     }
     Ok(report)
 }
+
+/// What left during the simulation and the SES feedback still to come.
+struct Outbox {
+    providers: Arc<Recording>,
+    engagement: Option<Engagement>,
+    config_set: String,
+    due: BTreeMap<(DateTime<Utc>, usize), Feedback>,
+    seq: usize,
+}
+
+impl Outbox {
+    /// Takes the messages sent by the step at `at`: copies for the report, feedback planned.
+    fn collect(&mut self, at: DateTime<Utc>, report: &mut SimulationReport) {
+        for m in self.providers.take() {
+            if let Some(engagement) = &self.engagement {
+                for f in engagement.feedback(&m, at, &self.config_set) {
+                    self.seq += 1;
+                    self.due.insert((f.at, self.seq), f);
+                }
+            }
+            let (account_id, nudge_id) = m.nudge.clone().unzip();
+            report.messages.push(MessageCopy {
+                at,
+                channel: m.channel,
+                account_id,
+                nudge_id,
+                subject: m.subject,
+                text: m.text,
+                html: m.html,
+            });
+        }
+    }
+
+    /// Publishes the feedback due by `now` to ingest, as SES's SNS subscription would.
+    async fn publish_due(
+        &mut self,
+        ingest: &Ingest,
+        now: DateTime<Utc>,
+        report: &mut SimulationReport,
+    ) -> Result<()> {
+        let later = self.due.split_off(&(now, usize::MAX));
+        let due: Vec<Feedback> = std::mem::replace(&mut self.due, later)
+            .into_values()
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        for f in &due {
+            *report.feedback.entry(f.kind.to_string()).or_default() += 1;
+        }
+        let event: SnsEvent = serde_json::from_value(sns_event(FEEDBACK_TOPIC, &due))
+            .context("SES feedback event")?;
+        ingest
+            .feedback(event)
+            .await
+            .with_context(|| format!("SES feedback at {now}"))?;
+        Ok(())
+    }
+}
+
+/// The topic SES publishes its events to (as template.yaml names it).
+const FEEDBACK_TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:nudge-ses-feedback";
 
 /// Events per request and bytes per body, inside ingest's limits (500 events, 1 MiB).
 const MAX_BATCH: usize = 500;

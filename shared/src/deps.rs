@@ -109,6 +109,13 @@ impl Deps {
         self.queue = queue;
         self
     }
+
+    /// The same, sending through other providers (a simulation's recording wrappers).
+    pub fn with_providers(mut self, mailer: Arc<dyn Mailer>, notifier: Arc<dyn Notifier>) -> Deps {
+        self.mailer = mailer;
+        self.notifier = notifier;
+        self
+    }
 }
 
 /// The HTTPS client of every SDK client: hyper 1 + rustls with ring (the SDK's default

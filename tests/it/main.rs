@@ -12,6 +12,7 @@ mod playbooks;
 mod priority;
 mod queue;
 mod reminders;
+mod report;
 mod simulate;
 mod store;
 mod template;

@@ -1,7 +1,7 @@
 //! `nudge simulate`: same input, same delivery log, byte for byte; hostile lines are reported.
 
 use nudge_infra::local::LocalStack;
-use nudge_infra::simulate::{SimulateOptions, simulate};
+use nudge_infra::simulate::{EventSource, SimulateOptions, simulate};
 
 fn journey() -> std::path::PathBuf {
     let p = std::env::temp_dir().join(format!("nudge-journey-{}.jsonl", std::process::id()));
@@ -21,12 +21,11 @@ fn journey() -> std::path::PathBuf {
 #[tokio::test]
 async fn same_input_gives_the_same_delivery_log_byte_for_byte() {
     let stack = LocalStack::ensure_running().unwrap();
-    let opts = SimulateOptions {
-        events: journey(),
-        from: "2026-11-02T00:00:00Z".parse().unwrap(),
-        to: "2026-11-06T12:00:00Z".parse().unwrap(),
-        keep_table: false,
-    };
+    let opts = SimulateOptions::new(
+        EventSource::File(journey()),
+        "2026-11-02T00:00:00Z".parse().unwrap(),
+        "2026-11-06T12:00:00Z".parse().unwrap(),
+    );
     let a = simulate(&stack, &opts).await.unwrap();
     let b = simulate(&stack, &opts).await.unwrap();
     assert_eq!(a.delivery_jsonl(), b.delivery_jsonl());
@@ -75,12 +74,11 @@ async fn same_input_gives_the_same_delivery_log_byte_for_byte() {
 #[tokio::test]
 async fn an_empty_window_is_an_error_not_a_silent_success() {
     let stack = LocalStack::ensure_running().unwrap();
-    let opts = SimulateOptions {
-        events: journey(),
-        from: "2026-11-08T00:00:00Z".parse().unwrap(),
-        to: "2026-11-01T00:00:00Z".parse().unwrap(),
-        keep_table: false,
-    };
+    let opts = SimulateOptions::new(
+        EventSource::File(journey()),
+        "2026-11-08T00:00:00Z".parse().unwrap(),
+        "2026-11-01T00:00:00Z".parse().unwrap(),
+    );
     let err = simulate(&stack, &opts).await.unwrap_err();
     assert!(err.to_string().contains("--to"));
 }

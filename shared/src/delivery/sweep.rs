@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use super::DeliveryError;
 use super::send::{Outcome, deliver};
 use crate::Deps;
-use crate::domain::{ExtraVars, NudgeStatus};
+use crate::domain::{ExtraVars, Nudge, NudgeStatus};
 use crate::store::schema;
 
 /// How far before the checkpoint a run looks again (late writes, clock skew, expired leases).
@@ -88,6 +88,24 @@ fn bucket_start(at: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(secs - secs.rem_euclid(width), 0).unwrap_or(at)
 }
 
+/// Due nudges grouped by account, in the order of each account's first nudge; each group keeps
+/// the due order. By account, not by contact: a nudge for "the admin" names its recipient only
+/// when it is sent, so two nudges to one person may not share a contact id yet.
+fn per_account(due: Vec<Nudge>) -> Vec<Vec<Nudge>> {
+    let mut groups: Vec<Vec<Nudge>> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for n in due {
+        match index.get(&n.account_id) {
+            Some(&i) => groups[i].push(n),
+            None => {
+                index.insert(n.account_id.clone(), groups.len());
+                groups.push(vec![n]);
+            }
+        }
+    }
+    groups
+}
+
 /// One sweep: deliver every due nudge, then advance the checkpoint.
 pub async fn sweep(
     deps: &Deps,
@@ -115,15 +133,23 @@ pub async fn sweep(
         due: due.len(),
         ..Default::default()
     };
-    let outcomes: Vec<Result<Outcome, DeliveryError>> = stream::iter(due)
-        .map(|n| async move {
-            let r = deliver(deps, extra, &n, now, run_id).await;
-            if let Err(e) = &r {
-                warn!(account_id = %n.account_id, nudge_id = %n.nudge_id, kind = %n.kind, error = %e, "delivery error; left for the next run");
+    // Accounts concurrently, each account's nudges one after another in due order: which of
+    // two messages to one person the frequency cap lets through is decided by that order,
+    // never by a race between them (and a simulation gives the same log every time).
+    let outcomes: Vec<Result<Outcome, DeliveryError>> = stream::iter(per_account(due))
+        .map(|nudges| async move {
+            let mut out = Vec::with_capacity(nudges.len());
+            for n in nudges {
+                let r = deliver(deps, extra, &n, now, run_id).await;
+                if let Err(e) = &r {
+                    warn!(account_id = %n.account_id, nudge_id = %n.nudge_id, kind = %n.kind, error = %e, "delivery error; left for the next run");
+                }
+                out.push(r);
             }
-            r
+            out
         })
         .buffer_unordered(CONCURRENCY)
+        .flat_map(stream::iter)
         .collect()
         .await;
     for o in &outcomes {
@@ -155,6 +181,35 @@ pub async fn sweep(
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn one_accounts_nudges_go_one_after_another_in_due_order() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap();
+        let n = |id: &str, account: &str, contact: Option<&str>| {
+            Nudge::new(
+                id,
+                account,
+                contact.map(str::to_string),
+                crate::domain::NudgeKind::Milestone,
+                at,
+                "test",
+                at,
+            )
+        };
+        let groups = per_account(vec![
+            n("1", "a", Some("u1")),
+            n("2", "a", Some("u2")),
+            n("3", "a", Some("u1")),
+            n("4", "b", Some("u1")),
+            n("5", "a", None),
+            n("6", "a", None),
+        ]);
+        let ids: Vec<Vec<&str>> = groups
+            .iter()
+            .map(|g| g.iter().map(|n| n.nudge_id.as_str()).collect())
+            .collect();
+        assert_eq!(ids, vec![vec!["1", "2", "3", "5", "6"], vec!["4"]]);
+    }
 
     #[test]
     fn buckets_cover_the_range() {

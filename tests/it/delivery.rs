@@ -307,6 +307,55 @@ async fn a_permanent_bounce_suppresses_email_but_not_csm_alerts() {
     assert_eq!(alerts.len(), 1, "{alerts:?}");
 }
 
+/// `event` with its SES message changed by `edit`.
+fn with_message(mut event: Value, edit: impl FnOnce(&mut Value)) -> Value {
+    let sns = &mut event["Records"][0]["Sns"];
+    let mut message: Value = serde_json::from_str(sns["Message"].as_str().unwrap()).unwrap();
+    edit(&mut message);
+    sns["Message"] = Value::String(message.to_string());
+    event
+}
+
+#[tokio::test]
+async fn feedback_from_another_topic_configuration_set_or_account_changes_nothing() {
+    let env = TestEnv::new("dlv_forged").await;
+    seed(&env, "acme", "tech_touch", &[("u1", "Ann")]).await;
+    let to = addr(&env, "u1");
+    let bounce = fixture_with("ses-bounce-permanent", "gone@example.jp", &to);
+    let complaint = fixture_with("ses-complaint", "angry@example.jp", &to);
+    let mut other_topic = bounce.clone();
+    other_topic["Records"][0]["Sns"]["TopicArn"] =
+        json!("arn:aws:sns:ap-northeast-1:123456789012:someone-elses-topic");
+    let other_set = with_message(complaint.clone(), |m| {
+        m["mail"]["tags"]["ses:configuration-set"] = json!(["marketing"]);
+    });
+    let other_account = with_message(bounce.clone(), |m| {
+        m["mail"]["sendingAccountId"] = json!("210987654321");
+    });
+    for forged in [other_topic, other_set, other_account] {
+        let out = feed(&env, forged).await;
+        assert_eq!(
+            (out.applied, out.ignored, out.suppressed),
+            (0, 1, 0),
+            "{out:?}"
+        );
+    }
+    assert_eq!(env.store.suppression(&to).await.unwrap(), None);
+    let t = at("2026-11-20T00:00:00Z");
+    put(&env, &reminder("acme", "u1", "d1", t)).await;
+    let r = sweep(env.deps(), t, "run-1").await.unwrap();
+    assert_eq!((r.sent, r.blocked), (1, 0), "{r:?}");
+
+    // The same bounce through our own topic is applied.
+    let out = feed(&env, bounce).await;
+    assert_eq!(
+        (out.applied, out.ignored, out.suppressed),
+        (1, 0, 1),
+        "{out:?}"
+    );
+    assert!(env.store.suppression(&to).await.unwrap().is_some());
+}
+
 #[tokio::test]
 async fn a_complaint_suppresses_everything_customer_facing() {
     let env = TestEnv::new("dlv_complaint").await;

@@ -11,7 +11,7 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("environment variable {name} is invalid: {message}")]
     Invalid { name: &'static str, message: String },
-    #[error("could not read the signing secret from {source_name}: {message}")]
+    #[error("could not read the secret {source_name}: {message}")]
     Secret {
         source_name: String,
         message: String,

@@ -222,17 +222,8 @@ fn each_function_is_granted_exactly_what_its_code_uses() {
                 ],
             ),
         ),
-        (
-            "HealthFunction",
-            with(
-                dynamo(&[]),
-                &["secretsmanager:GetSecretValue", "sqs:SendMessage"],
-            ),
-        ),
-        (
-            "MilestonesFunction",
-            with(dynamo(&[]), &["secretsmanager:GetSecretValue"]),
-        ),
+        ("HealthFunction", with(dynamo(&[]), &["sqs:SendMessage"])),
+        ("MilestonesFunction", dynamo(&[])),
     ];
     for (id, want) in &want {
         assert_eq!(&granted_actions(resource(&all, id)), want, "{id}");
@@ -324,4 +315,84 @@ fn every_dead_letter_queue_has_an_alarm_to_the_operations_topic() {
         });
         assert!(watched, "{q} has no alarm notifying OperationsTopic");
     }
+}
+
+/// The secrets a function's role may read (`!Ref` of its GetSecretValue statement), sorted.
+fn readable_secrets(block: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut after_action = false;
+    let mut in_resources = false;
+    for line in block {
+        let l = line.trim();
+        if l == "Action: secretsmanager:GetSecretValue" {
+            after_action = true;
+            continue;
+        }
+        if after_action && let Some(r) = l.strip_prefix("Resource:") {
+            match r.trim().strip_prefix("!Ref ") {
+                Some(id) => out.push(id.to_string()),
+                None => in_resources = true,
+            }
+            after_action = false;
+            continue;
+        }
+        if in_resources {
+            match l.strip_prefix("- !Ref ") {
+                Some(id) => out.push(id.to_string()),
+                None => in_resources = false,
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn each_function_reads_exactly_the_secrets_its_binary_loads() {
+    let t = template();
+    let all = resources(&t);
+    for (id, binary, _) in functions(&t) {
+        let main = std::fs::read_to_string(format!(
+            "{}/functions/{binary}/src/main.rs",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        // What the binary asks `Deps` to load, and the secrets and variables that takes.
+        let (secrets, vars): (&[&str], &[&str]) = if main.contains("Secrets::ALL") {
+            (
+                &["LinkSigningKeys", "SigningSecret"],
+                &["NUDGE_LINK_KEYS_ARN", "NUDGE_SIGNING_SECRET_ARN"],
+            )
+        } else if main.contains("Secrets::LINK_KEYS") {
+            (&["LinkSigningKeys"], &["NUDGE_LINK_KEYS_ARN"])
+        } else {
+            assert!(main.contains("Secrets::NONE"), "{binary}: {main}");
+            (&[], &[])
+        };
+        let block = resource(&all, &id);
+        assert_eq!(readable_secrets(block), secrets, "{id}");
+        let mut set: Vec<&str> = block
+            .iter()
+            .filter_map(|l| l.trim().split_once(": !Ref "))
+            .map(|(k, _)| k)
+            .filter(|k| k.ends_with("_ARN") && k.contains("SECRET") || k.contains("LINK_KEYS"))
+            .collect();
+        set.sort();
+        assert_eq!(set, vars, "{id}");
+    }
+    // Deployed functions never get the local-only secret variables.
+    let globals = &t[t.find("Globals:").unwrap()..t.find("Resources:").unwrap()];
+    for var in [
+        "NUDGE_SIGNING_SECRET",
+        "NUDGE_SIGNING_SECRET_PREVIOUS",
+        "NUDGE_LINK_KEYS",
+    ] {
+        assert!(
+            globals.contains(&format!(
+                "        {var}: !If [SamLocalOnly, \"\", !Ref AWS::NoValue]\n"
+            )),
+            "{var}"
+        );
+    }
+    assert!(!globals.contains("_ARN: !Ref SigningSecret"));
 }

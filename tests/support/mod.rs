@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
 use nudge_infra::apigw;
-pub use nudge_infra::local::{LOCAL_SECRET, LOCAL_SENDER, LocalStack};
+pub use nudge_infra::local::{
+    LOCAL_LINK_KEYS, LOCAL_SECRET, LOCAL_SENDER, LocalStack, local_keys, local_link_keys,
+};
 use nudge_shared::Deps;
 use nudge_shared::ingest::lambda::Ingest;
 use nudge_shared::store::dynamo::DynamoStore;

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::config::Credentials;
 use nudge_shared::channels::ses::SesMailer;
 use nudge_shared::channels::sns::SnsNotifier;
 use nudge_shared::config::Config;
-use nudge_shared::deps::{Deps, SigningSecret};
+use nudge_shared::deps::{Deps, Keys, LinkKeys, SigningSecret, SigningSecrets};
 use nudge_shared::store::dynamo::DynamoStore;
 use nudge_shared::store::schema;
 
@@ -21,6 +21,21 @@ pub const LOCAL_SENDER: &str = "nudge@nudge.test";
 pub const LOCAL_CSM_TOPIC: &str = "nudge-csm-alerts";
 /// Signing secret for local runs only.
 pub const LOCAL_SECRET: &str = "DEV-ONLY-local-signing-secret-do-not-use-in-production-0000000000";
+/// Link key set for local runs only (`NUDGE_LINK_KEYS`'s shape).
+pub const LOCAL_LINK_KEYS: &str = r#"{"current":"local1","local1":"DEV-ONLY-local-link-key-do-not-use-in-production-00000000000"}"#;
+
+/// [`LOCAL_LINK_KEYS`], parsed.
+pub fn local_link_keys() -> LinkKeys {
+    LinkKeys::parse(LOCAL_LINK_KEYS).expect("LOCAL_LINK_KEYS is a valid key set")
+}
+
+/// The keys of local runs: [`LOCAL_SECRET`] (no previous one) and [`LOCAL_LINK_KEYS`].
+pub fn local_keys() -> Keys {
+    Keys {
+        signing: SigningSecrets::new(SigningSecret::new(LOCAL_SECRET.as_bytes().to_vec()), None),
+        links: local_link_keys(),
+    }
+}
 
 /// The repository root (where `infra/stack.sh` lives).
 pub fn repo_root() -> PathBuf {
@@ -194,7 +209,7 @@ impl LocalStack {
             Arc::new(store.clone()),
             Arc::new(SesMailer::new(self.ses(), config.configuration_set.clone())),
             Arc::new(SnsNotifier::new(self.sns())),
-            SigningSecret::new(LOCAL_SECRET.as_bytes().to_vec()),
+            local_keys(),
         );
         (deps, store)
     }

@@ -11,7 +11,7 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("environment variable {name} is invalid: {message}")]
     Invalid { name: &'static str, message: String },
-    #[error("could not read the signing secret from {source_name}: {message}")]
+    #[error("could not read the secret {source_name}: {message}")]
     Secret {
         source_name: String,
         message: String,
@@ -38,7 +38,13 @@ pub struct Config {
     /// The product's web app, the call to action of emails whose nudge carries no `link`;
     /// `None` = those emails show no link.
     pub app_url: Option<String>,
+    /// The SES configuration set mail is sent with; SES feedback from another is ignored.
     pub configuration_set: Option<String>,
+    /// The SNS topic the configuration set publishes feedback to; feedback from another
+    /// topic is ignored.
+    pub feedback_topic_arn: Option<String>,
+    /// The AWS account that sends the mail; feedback about another account's mail is ignored.
+    pub sending_account_id: Option<String>,
     pub csm_topic_arn: Option<String>,
     /// Work queues per function with a queue worker (`NUDGE_QUEUE_URLS`:
     /// `health=https://sqs...,milestones=...`).
@@ -148,6 +154,12 @@ impl Config {
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty()),
             configuration_set: get("NUDGE_CONFIGURATION_SET").filter(|s| !s.is_empty()),
+            feedback_topic_arn: get("NUDGE_FEEDBACK_TOPIC_ARN")
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
+            sending_account_id: get("NUDGE_SENDING_ACCOUNT_ID")
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
             csm_topic_arn: get("NUDGE_CSM_TOPIC_ARN").filter(|s| !s.is_empty()),
             queue_urls,
             raw_event_ttl_days: num("NUDGE_RAW_EVENT_TTL_DAYS", 400)?,

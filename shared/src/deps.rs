@@ -1,5 +1,7 @@
-//! `Deps`: configuration, clients and resource names, built once at cold start and passed by
-//! reference to every handler. Never global.
+//! `Deps`: configuration, clients, resource names and keys, built once at cold start and
+//! passed by reference to every handler. Never global.
+
+mod keys;
 
 use std::sync::Arc;
 
@@ -11,23 +13,34 @@ use crate::config::{Config, ConfigError};
 use crate::store::Store;
 use crate::store::dynamo::DynamoStore;
 
-/// The HMAC key for request signatures (and, derived from it, unsubscribe tokens).
-#[derive(Clone)]
-pub struct SigningSecret(Vec<u8>);
+pub use keys::{
+    Keys, LinkKeys, LinkKeysError, MIN_LINK_KEY_LEN, MIN_SIGNING_SECRET_LEN, SigningSecret,
+    SigningSecrets, is_key_id,
+};
 
-impl SigningSecret {
-    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
-        SigningSecret(bytes.into())
-    }
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
+/// The secrets a function reads at cold start: only those it uses, so its role may read no
+/// others. What it does not read stays empty and refuses everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Secrets {
+    /// The request-signing secrets (current and previous): the function verifies requests.
+    pub request_signing: bool,
+    /// The link keys: the function signs or verifies links in customer email.
+    pub link_keys: bool,
 }
 
-impl std::fmt::Debug for SigningSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SigningSecret(..)")
-    }
+impl Secrets {
+    pub const NONE: Secrets = Secrets {
+        request_signing: false,
+        link_keys: false,
+    };
+    pub const LINK_KEYS: Secrets = Secrets {
+        request_signing: false,
+        link_keys: true,
+    };
+    pub const ALL: Secrets = Secrets {
+        request_signing: true,
+        link_keys: true,
+    };
 }
 
 pub struct Deps {
@@ -37,22 +50,21 @@ pub struct Deps {
     pub notifier: Arc<dyn Notifier>,
     /// Work fanned out to a function's own queue worker.
     pub queue: Arc<dyn Queue>,
-    pub secret: SigningSecret,
+    pub keys: Keys,
 }
 
 impl Deps {
     /// Cold start: config from the environment, SDK clients (endpoints from the standard
-    /// `AWS_ENDPOINT_URL_*` variables locally), the signing secret from Secrets Manager when
-    /// `NUDGE_SIGNING_SECRET_ARN` is set, else from `NUDGE_SIGNING_SECRET` (local runs only).
-    /// No work queue: see [`Deps::from_env_with_sqs`].
-    pub async fn from_env() -> Result<Deps, ConfigError> {
-        Ok(Self::load().await?.0)
+    /// `AWS_ENDPOINT_URL_*` variables locally) and the `secrets` the function uses (see
+    /// [`load_keys`]). No work queue: see [`Deps::from_env_with_sqs`].
+    pub async fn from_env(secrets: Secrets) -> Result<Deps, ConfigError> {
+        Ok(Self::load(secrets).await?.0)
     }
 
     /// [`Deps::from_env`] plus the SQS work queues of `NUDGE_QUEUE_URLS`, for functions that
     /// fan work out. Separate so the other bootstraps do not link the SQS client.
-    pub async fn from_env_with_sqs() -> Result<Deps, ConfigError> {
-        let (deps, sdk) = Self::load().await?;
+    pub async fn from_env_with_sqs(secrets: Secrets) -> Result<Deps, ConfigError> {
+        let (deps, sdk) = Self::load(secrets).await?;
         let urls = deps.config.queue_urls.clone();
         Ok(deps.with_queue(Arc::new(SqsQueue::new(
             aws_sdk_sqs::Client::new(&sdk),
@@ -60,10 +72,10 @@ impl Deps {
         ))))
     }
 
-    async fn load() -> Result<(Deps, aws_config::SdkConfig), ConfigError> {
+    async fn load(secrets: Secrets) -> Result<(Deps, aws_config::SdkConfig), ConfigError> {
         let config = Config::from_env()?;
         let sdk = sdk_config_from_env().await;
-        let secret = load_secret(&sdk).await?;
+        let keys = load_keys(&sdk, secrets).await?;
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone());
         let deps = Deps::new(
             config.clone(),
@@ -81,7 +93,7 @@ impl Deps {
                     .retry_config(aws_sdk_sns::config::retry::RetryConfig::disabled())
                     .build(),
             ))),
-            secret,
+            keys,
         );
         Ok((deps, sdk))
     }
@@ -91,7 +103,7 @@ impl Deps {
         store: Arc<dyn Store>,
         mailer: Arc<dyn Mailer>,
         notifier: Arc<dyn Notifier>,
-        secret: SigningSecret,
+        keys: Keys,
     ) -> Deps {
         Deps {
             config,
@@ -99,7 +111,7 @@ impl Deps {
             mailer,
             notifier,
             queue: Arc::new(NoQueue),
-            secret,
+            keys,
         }
     }
 
@@ -136,41 +148,134 @@ pub async fn sdk_config_from_env() -> aws_config::SdkConfig {
         .await
 }
 
-async fn load_secret(sdk: &aws_config::SdkConfig) -> Result<SigningSecret, ConfigError> {
-    // Local runs (cargo lambda watch, sam local, tests) set the secret directly; deployed
-    // functions only get the Secrets Manager ARN.
-    match std::env::var("NUDGE_SIGNING_SECRET") {
-        Ok(v) if v.len() >= 16 => return Ok(SigningSecret::new(v.into_bytes())),
-        Ok(v) if !v.is_empty() => {
-            return Err(ConfigError::Invalid {
-                name: "NUDGE_SIGNING_SECRET",
-                message: "must be at least 16 characters".into(),
-            });
-        }
-        _ => {}
-    }
-    let arn = std::env::var("NUDGE_SIGNING_SECRET_ARN")
-        .ok()
-        .filter(|a| !a.is_empty())
-        .ok_or(ConfigError::Missing(
-            "NUDGE_SIGNING_SECRET_ARN (or NUDGE_SIGNING_SECRET for local runs)",
-        ))?;
+/// The secrets of `secrets`, read once. Local runs (cargo lambda watch, sam local, tests) set
+/// them directly (`NUDGE_SIGNING_SECRET` and optionally `NUDGE_SIGNING_SECRET_PREVIOUS`;
+/// `NUDGE_LINK_KEYS`, the key set's JSON), which wins; deployed functions get only the Secrets
+/// Manager ARNs (`NUDGE_SIGNING_SECRET_ARN`: its `AWSCURRENT` and, when a rotation left one,
+/// `AWSPREVIOUS` version; `NUDGE_LINK_KEYS_ARN`).
+pub async fn load_keys(sdk: &aws_config::SdkConfig, secrets: Secrets) -> Result<Keys, ConfigError> {
     let client = aws_sdk_secretsmanager::Client::new(sdk);
-    let out = client
-        .get_secret_value()
-        .secret_id(&arn)
-        .send()
-        .await
-        .map_err(|e| ConfigError::Secret {
-            source_name: arn.clone(),
-            message: format!("{}", aws_sdk_secretsmanager::Error::from(e)),
-        })?;
-    let value = out.secret_string().unwrap_or_default();
-    if value.len() < 16 {
+    let (signing, links) = tokio::join!(
+        async {
+            if secrets.request_signing {
+                load_signing_secrets(&client).await
+            } else {
+                Ok(SigningSecrets::default())
+            }
+        },
+        async {
+            if secrets.link_keys {
+                load_link_keys(&client).await
+            } else {
+                Ok(LinkKeys::default())
+            }
+        }
+    );
+    Ok(Keys {
+        signing: signing?,
+        links: links?,
+    })
+}
+
+fn local(name: &'static str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn arn(name: &'static str, missing: &'static str) -> Result<String, ConfigError> {
+    local(name).ok_or(ConfigError::Missing(missing))
+}
+
+fn signing_secret(
+    value: String,
+    source: impl Fn() -> String,
+) -> Result<SigningSecret, ConfigError> {
+    if value.len() < MIN_SIGNING_SECRET_LEN {
         return Err(ConfigError::Secret {
-            source_name: arn,
-            message: "the secret is empty or shorter than 16 characters".into(),
+            source_name: source(),
+            message: format!(
+                "the secret is empty or shorter than {MIN_SIGNING_SECRET_LEN} characters"
+            ),
         });
     }
-    Ok(SigningSecret::new(value.as_bytes().to_vec()))
+    Ok(SigningSecret::new(value.into_bytes()))
+}
+
+async fn load_signing_secrets(
+    client: &aws_sdk_secretsmanager::Client,
+) -> Result<SigningSecrets, ConfigError> {
+    if let Some(v) = local("NUDGE_SIGNING_SECRET") {
+        let current = signing_secret(v, || "NUDGE_SIGNING_SECRET".into())?;
+        let previous = local("NUDGE_SIGNING_SECRET_PREVIOUS")
+            .map(|v| signing_secret(v, || "NUDGE_SIGNING_SECRET_PREVIOUS".into()))
+            .transpose()?;
+        return Ok(SigningSecrets::new(current, previous));
+    }
+    let arn = arn(
+        "NUDGE_SIGNING_SECRET_ARN",
+        "NUDGE_SIGNING_SECRET_ARN (or NUDGE_SIGNING_SECRET for local runs)",
+    )?;
+    let (current, previous) = tokio::join!(
+        secret_string(client, &arn, "AWSCURRENT"),
+        secret_string(client, &arn, "AWSPREVIOUS")
+    );
+    let current = current?.ok_or_else(|| ConfigError::Secret {
+        source_name: arn.clone(),
+        message: "the secret or its AWSCURRENT version was not found".into(),
+    })?;
+    let current = signing_secret(current, || arn.clone())?;
+    // A secret that was never rotated has no AWSPREVIOUS version.
+    let previous = previous?
+        .map(|v| signing_secret(v, || format!("{arn} (AWSPREVIOUS)")))
+        .transpose()?;
+    Ok(SigningSecrets::new(current, previous))
+}
+
+async fn load_link_keys(client: &aws_sdk_secretsmanager::Client) -> Result<LinkKeys, ConfigError> {
+    if let Some(v) = local("NUDGE_LINK_KEYS") {
+        return LinkKeys::parse(&v).map_err(|e| ConfigError::Invalid {
+            name: "NUDGE_LINK_KEYS",
+            message: e.to_string(),
+        });
+    }
+    let arn = arn(
+        "NUDGE_LINK_KEYS_ARN",
+        "NUDGE_LINK_KEYS_ARN (or NUDGE_LINK_KEYS for local runs)",
+    )?;
+    let value = secret_string(client, &arn, "AWSCURRENT")
+        .await?
+        .ok_or_else(|| ConfigError::Secret {
+            source_name: arn.clone(),
+            message: "the secret or its AWSCURRENT version was not found".into(),
+        })?;
+    LinkKeys::parse(&value).map_err(|e| ConfigError::Secret {
+        source_name: arn,
+        message: e.to_string(),
+    })
+}
+
+/// The secret string of one version stage; `None` when the secret has no version there.
+async fn secret_string(
+    client: &aws_sdk_secretsmanager::Client,
+    arn: &str,
+    stage: &str,
+) -> Result<Option<String>, ConfigError> {
+    match client
+        .get_secret_value()
+        .secret_id(arn)
+        .version_stage(stage)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.secret_string().map(str::to_string)),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(ConfigError::Secret {
+            source_name: format!("{arn} ({stage})"),
+            message: format!("{}", aws_sdk_secretsmanager::Error::from(e)),
+        }),
+    }
 }

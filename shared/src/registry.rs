@@ -494,7 +494,7 @@ mod tests {
             Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), "t")),
             Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(&sdk), None)),
             Arc::new(SnsNotifier::new(aws_sdk_sns::Client::new(&sdk))),
-            crate::deps::SigningSecret::new(b"0123456789abcdef".to_vec()),
+            crate::deps::Keys::default(),
         )
         .with_queue(queue)
     }
@@ -508,7 +508,7 @@ mod tests {
             store.clone(),
             deps.mailer,
             deps.notifier,
-            deps.secret,
+            deps.keys,
         );
         (deps, store)
     }

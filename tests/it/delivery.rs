@@ -17,14 +17,15 @@ use nudge_shared::channels::sns::SnsNotifier;
 use nudge_shared::channels::{Mailer, OutgoingEmail, SendError};
 use nudge_shared::delivery::feedback;
 use nudge_shared::delivery::{Outcome, deliver};
-use nudge_shared::deps::SigningSecret;
+use nudge_shared::deps::{Keys, LinkKeys};
 use nudge_shared::domain::{
     DeliveryLogEntry, LogStatus, Nudge, NudgeKind, NudgeStatus, no_extra_vars,
 };
+use nudge_shared::ingest::lambda::Ingest;
 use nudge_shared::store::{
     DeliveryLogStore, EngagementStore, NudgeStore, ProfileStore, SendStore, SuppressionStore,
 };
-use nudge_tests::{LOCAL_SECRET, TestEnv, at, mail, sweep};
+use nudge_tests::{TestEnv, at, local_keys, mail, sweep};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------- helpers --
@@ -165,7 +166,7 @@ fn deps_with_flaky_mailer(env: &TestEnv) -> Deps {
             failed: AtomicBool::new(false),
         }),
         Arc::new(SnsNotifier::new(env.stack.sns())),
-        SigningSecret::new(LOCAL_SECRET.as_bytes().to_vec()),
+        local_keys(),
     )
 }
 
@@ -305,6 +306,55 @@ async fn a_permanent_bounce_suppresses_email_but_not_csm_alerts() {
     assert!(env.raw_to(&addr(&env, "u1")).await.is_empty());
     let alerts = csm_messages(&env).await;
     assert_eq!(alerts.len(), 1, "{alerts:?}");
+}
+
+/// `event` with its SES message changed by `edit`.
+fn with_message(mut event: Value, edit: impl FnOnce(&mut Value)) -> Value {
+    let sns = &mut event["Records"][0]["Sns"];
+    let mut message: Value = serde_json::from_str(sns["Message"].as_str().unwrap()).unwrap();
+    edit(&mut message);
+    sns["Message"] = Value::String(message.to_string());
+    event
+}
+
+#[tokio::test]
+async fn feedback_from_another_topic_configuration_set_or_account_changes_nothing() {
+    let env = TestEnv::new("dlv_forged").await;
+    seed(&env, "acme", "tech_touch", &[("u1", "Ann")]).await;
+    let to = addr(&env, "u1");
+    let bounce = fixture_with("ses-bounce-permanent", "gone@example.jp", &to);
+    let complaint = fixture_with("ses-complaint", "angry@example.jp", &to);
+    let mut other_topic = bounce.clone();
+    other_topic["Records"][0]["Sns"]["TopicArn"] =
+        json!("arn:aws:sns:ap-northeast-1:123456789012:someone-elses-topic");
+    let other_set = with_message(complaint.clone(), |m| {
+        m["mail"]["tags"]["ses:configuration-set"] = json!(["marketing"]);
+    });
+    let other_account = with_message(bounce.clone(), |m| {
+        m["mail"]["sendingAccountId"] = json!("210987654321");
+    });
+    for forged in [other_topic, other_set, other_account] {
+        let out = feed(&env, forged).await;
+        assert_eq!(
+            (out.applied, out.ignored, out.suppressed),
+            (0, 1, 0),
+            "{out:?}"
+        );
+    }
+    assert_eq!(env.store.suppression(&to).await.unwrap(), None);
+    let t = at("2026-11-20T00:00:00Z");
+    put(&env, &reminder("acme", "u1", "d1", t)).await;
+    let r = sweep(env.deps(), t, "run-1").await.unwrap();
+    assert_eq!((r.sent, r.blocked), (1, 0), "{r:?}");
+
+    // The same bounce through our own topic is applied.
+    let out = feed(&env, bounce).await;
+    assert_eq!(
+        (out.applied, out.ignored, out.suppressed),
+        (1, 0, 1),
+        "{out:?}"
+    );
+    assert!(env.store.suppression(&to).await.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -508,6 +558,72 @@ async fn the_frequency_cap_holds_over_a_week_of_simulated_time() {
 }
 
 #[tokio::test]
+async fn an_unsubscribe_link_keeps_working_after_the_link_key_is_rotated() {
+    let env = TestEnv::new("dlv_unsub_rotated").await;
+    seed(&env, "acme", "tech_touch", &[("u1", "Ann")]).await;
+    let t = at("2026-11-20T00:00:00Z");
+    put(&env, &nudge(NudgeKind::RiskNudge, "acme", "u1", "rk:1", t)).await;
+    sweep(env.deps(), t, "h").await.unwrap();
+    let raws = env.raw_to(&addr(&env, "u1")).await;
+    let lu = mail::header(&raws[0], "List-Unsubscribe").expect("List-Unsubscribe header");
+    let old = lu
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert!(old.starts_with("local1."), "{old}");
+
+    // k2 becomes current; local1 stays in the set.
+    let local1 = serde_json::from_str::<Value>(nudge_tests::LOCAL_LINK_KEYS).unwrap()["local1"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let links = LinkKeys::parse(
+        &json!({"current": "k2", "local1": local1, "k2": "k2-0123456789abcdef0123456789abcdef"})
+            .to_string(),
+    )
+    .unwrap();
+    let d = env.deps();
+    let rotated = Deps::new(
+        d.config.clone(),
+        d.store.clone(),
+        d.mailer.clone(),
+        d.notifier.clone(),
+        Keys {
+            links,
+            ..local_keys()
+        },
+    );
+    // New emails carry k2.
+    put(&env, &reminder("acme", "u1", "d1", t)).await;
+    sweep(&rotated, t, "h2").await.unwrap();
+    let raws = env.raw_to(&addr(&env, "u1")).await;
+    assert_eq!(raws.len(), 2);
+    let lu = mail::header(&raws[1], "List-Unsubscribe").expect("List-Unsubscribe header");
+    assert!(lu.contains("token=k2."), "{lu}");
+
+    // The old email's one-click unsubscribe still works.
+    let app = Ingest::new(rotated);
+    let post = apigw::http_event(
+        "POST",
+        "/unsubscribe",
+        &format!("token={old}"),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        "List-Unsubscribe=One-Click",
+        t,
+    );
+    let resp = app.http(apigw::to_request(&post).unwrap()).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let contact = env.store.contact("acme", "u1").await.unwrap().unwrap();
+    assert_eq!(
+        contact.unsubscribed.into_iter().collect::<Vec<_>>(),
+        vec!["success"]
+    );
+}
+
+#[tokio::test]
 async fn unsubscribe_links_work_and_a_tampered_token_changes_nothing() {
     let env = TestEnv::new("dlv_unsub").await;
     seed(&env, "acme", "tech_touch", &[("u1", "Ann")]).await;
@@ -552,14 +668,19 @@ async fn unsubscribe_links_work_and_a_tampered_token_changes_nothing() {
         }
     };
 
-    // Tampered: another contact id under the same signature.
-    let (payload, sig) = token.split_once('.').unwrap();
+    // Tampered: another contact id under the same signature; an unknown key id; no key id
+    // (the format before link keys).
+    let (signed, sig) = token.rsplit_once('.').unwrap();
+    let (kid, payload) = signed.split_once('.').unwrap();
+    assert_eq!(kid, "local1");
     let forged_payload =
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"["acme","u1","all"]"#);
     for bad in [
-        format!("{forged_payload}.{sig}"),
-        format!("{payload}.{}", "0".repeat(sig.len())),
-        format!("{payload}x.{sig}"),
+        format!("{kid}.{forged_payload}.{sig}"),
+        format!("{signed}.{}", "0".repeat(sig.len())),
+        format!("{kid}.{payload}x.{sig}"),
+        format!("k9.{payload}.{sig}"),
+        format!("{payload}.{sig}"),
         "garbage".to_string(),
     ] {
         let (status, _) = env

@@ -3,12 +3,15 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{Duration, NaiveDate};
 use nudge_infra::apigw;
+use nudge_shared::Deps;
+use nudge_shared::deps::{Keys, SigningSecret, SigningSecrets};
 use nudge_shared::events::Severity;
+use nudge_shared::ingest::lambda::Ingest;
 use nudge_shared::store::schema;
 use nudge_shared::store::{
     EventStore, HealthStore, IndexedAccount, NpsAnswer, ProfileStore, TicketState,
 };
-use nudge_tests::{LOCAL_SECRET, TestEnv, at};
+use nudge_tests::{LOCAL_SECRET, TestEnv, at, local_link_keys};
 use serde_json::{Value, json};
 
 fn login(id: &str, account: &str, contact: &str, t: &str) -> Value {
@@ -727,4 +730,64 @@ async fn rollups_count_the_account_local_day_from_the_batch_a_profile_read_or_th
         logins_by_day(&env, "bare").await,
         vec![("2026-11-21".into(), 2)]
     );
+}
+
+/// The ingest handler of a container that loaded `keys`, over the test's table.
+fn ingest_with(env: &TestEnv, keys: Keys) -> Ingest {
+    let d = env.deps();
+    Ingest::new(Deps::new(
+        d.config.clone(),
+        d.store.clone(),
+        d.mailer.clone(),
+        d.notifier.clone(),
+        keys,
+    ))
+}
+
+async fn status_of(app: &Ingest, event: &Value) -> u16 {
+    let req = apigw::to_request(event).expect("valid HTTP API event");
+    app.http(req).await.status().as_u16()
+}
+
+#[tokio::test]
+async fn after_a_rotation_requests_signed_with_the_previous_secret_are_still_accepted() {
+    let env = TestEnv::new("rotation").await;
+    let now = at("2026-11-20T15:00:00Z");
+    const NEW: &str = "the-rotated-signing-secret-0123456789";
+    // Secrets Manager after a rotation: AWSCURRENT = NEW, AWSPREVIOUS = the old secret.
+    let rotated = ingest_with(
+        &env,
+        Keys {
+            signing: SigningSecrets::new(
+                SigningSecret::new(NEW.as_bytes().to_vec()),
+                Some(SigningSecret::new(LOCAL_SECRET.as_bytes().to_vec())),
+            ),
+            links: local_link_keys(),
+        },
+    );
+    for (i, secret) in [NEW, LOCAL_SECRET].into_iter().enumerate() {
+        let body = batch(&[login(
+            &format!("r{i}"),
+            "acme",
+            "u1",
+            "2026-11-20T10:01:00-05:00",
+        )]);
+        let event = apigw::signed_post_events(secret.as_bytes(), &body, now);
+        assert_eq!(status_of(&rotated, &event).await, 200, "signed with #{i}");
+    }
+    let body = batch(&[login("r2", "acme", "u1", "2026-11-20T10:02:00-05:00")]);
+    let neither = apigw::signed_post_events(b"neither-the-current-nor-the-previous", &body, now);
+    assert_eq!(status_of(&rotated, &neither).await, 401);
+    // A container that loaded no previous secret refuses the old one.
+    let current_only = ingest_with(
+        &env,
+        Keys {
+            signing: SigningSecrets::new(SigningSecret::new(NEW.as_bytes().to_vec()), None),
+            links: local_link_keys(),
+        },
+    );
+    let old = apigw::signed_post_events(LOCAL_SECRET.as_bytes(), &body, now);
+    assert_eq!(status_of(&current_only, &old).await, 401);
+    let stored = env.store.raw_events("acme").await.unwrap();
+    assert_eq!(stored.len(), 2, "{stored:?}");
 }

@@ -7,13 +7,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
 use nudge_infra::apigw;
-pub use nudge_infra::local::{LOCAL_SECRET, LOCAL_SENDER, LocalStack};
+pub use nudge_infra::local::{
+    LOCAL_LINK_KEYS, LOCAL_SECRET, LOCAL_SENDER, LocalStack, local_keys, local_link_keys,
+};
 use nudge_shared::Deps;
 use nudge_shared::ingest::lambda::Ingest;
 use nudge_shared::store::dynamo::DynamoStore;
 use serde_json::Value;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// The feedback topic, configuration set and sending account of every test's configuration,
+/// as in the SES feedback fixtures.
+pub const FEEDBACK_TOPIC_ARN: &str = "arn:aws:sns:ap-northeast-1:123456789012:nudge-ses-feedback";
+pub const FEEDBACK_CONFIGURATION_SET: &str = "nudge-events";
+pub const FEEDBACK_ACCOUNT_ID: &str = "123456789012";
 
 pub struct TestEnv {
     pub stack: LocalStack,
@@ -46,6 +54,10 @@ impl TestEnv {
         stack.create_table(&table).await.expect("create table");
         let topic_arn = stack.prepare_messaging().await.expect("moto SES/SNS setup");
         let mut config = stack.config(&table, &topic_arn).expect("config");
+        // The origin the SES feedback fixtures (tests/events/ses-*.json) were published under.
+        config.feedback_topic_arn = Some(FEEDBACK_TOPIC_ARN.into());
+        config.configuration_set = Some(FEEDBACK_CONFIGURATION_SET.into());
+        config.sending_account_id = Some(FEEDBACK_ACCOUNT_ID.into());
         tweak(&mut config);
         let (deps, store) = stack.deps(config);
         TestEnv {

@@ -2,13 +2,14 @@
 //! the same function, fed by its SQS queue, scores the accounts. Wiring only.
 
 use lambda_runtime::{Error, run, service_fn};
+use nudge_shared::deps::Secrets;
 use nudge_shared::{Deps, registry, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let feature = registry::find("health").ok_or("health is not in the registry")?;
-    let deps = Deps::from_env_with_sqs().await?;
+    let deps = Deps::from_env_with_sqs(Secrets::NONE).await?;
     run(service_fn(|event| {
         registry::handle_any(feature, &deps, event)
     }))

@@ -1,11 +1,12 @@
 //! `ingest`: product events over the HTTP API, SES feedback over SNS. Wiring only.
 
 use lambda_runtime::{Error, run, service_fn};
+use nudge_shared::deps::Secrets;
 use nudge_shared::{Deps, ingest::lambda::Ingest, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let app = Ingest::new(Deps::from_env().await?);
+    let app = Ingest::new(Deps::from_env(Secrets::ALL).await?);
     run(service_fn(|event| app.handle(event))).await
 }

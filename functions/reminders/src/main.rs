@@ -2,13 +2,14 @@
 //! nudge, whoever planned it). Wiring only.
 
 use lambda_runtime::{Error, run, service_fn};
+use nudge_shared::deps::Secrets;
 use nudge_shared::{Deps, registry, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let feature = registry::find("reminders").ok_or("reminders is not in the registry")?;
-    let deps = Deps::from_env().await?;
+    let deps = Deps::from_env(Secrets::LINK_KEYS).await?;
     run(service_fn(|event| {
         registry::handle_scheduled(feature, &deps, event)
     }))

@@ -3,11 +3,13 @@
 //! `setup_step_completed` for that account, contact and step.
 //!
 //! Token: `<key id> "." base64url(JSON ["<account_id>","<contact_id>","<step>","<nudge_id>"])
-//! "." base64url(HMAC-SHA256(k, "<key id>.<payload>"))`, where for key id `v1`
-//! `k = HMAC-SHA256(signing secret, "nudge-done-link-v1")`: a key of its own, so a done token
-//! is never an unsubscribe token or a request signature, nor the other way round. The key id
-//! is signed with the payload; a later key (another label, or another secret) gets a new id
-//! and tokens of an id this code does not know are refused. At most [`MAX_TOKEN_LEN`]
+//! "." base64url(HMAC-SHA256(k, "<key id>.<payload>"))`, where
+//! `k = HMAC-SHA256(link key <key id>, "nudge-done-link-v1")`: the link keys
+//! (`deps::LinkKeys`) are Nudge's own, never the request-signing secret, and the label keeps a
+//! done token from ever being an unsubscribe token, nor the other way round. The key id is
+//! signed with the payload; new tokens carry the current key id, a token verifies under the
+//! key its id names for as long as that id is in the set, and tokens of an id the set does
+//! not have are refused. At most [`MAX_TOKEN_LEN`]
 //! characters, all URL-safe; no expiry (the step is done whenever the customer says so); the
 //! step is a slug as the event contract requires. Verification is constant-time and never
 //! panics; a forged or altered token changes nothing.
@@ -30,13 +32,12 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use super::pages::{bilingual, html_page};
+use crate::deps::LinkKeys;
 use crate::domain::Locale;
 use crate::events::{Event, EventPayload, is_slug};
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// The key id new tokens are signed with.
-pub const KEY_ID: &str = "v1";
 /// Tokens longer than this are neither signed nor verified.
 pub const MAX_TOKEN_LEN: usize = 2048;
 /// Hex characters of the payload hash in the event id (128 bits).
@@ -58,6 +59,8 @@ pub enum TokenError {
     MissingId,
     #[error("the done-link token would be {0} characters, over the limit")]
     TooLong(usize),
+    #[error("no link key is loaded to sign a done-link token with")]
+    NoKey,
 }
 
 /// What a token records: one contact of one account says one step is done, from one email.
@@ -101,15 +104,13 @@ impl DoneTarget {
     }
 }
 
-/// The key of a key id; `None` for an id this code does not know.
-fn key(secret: &[u8], key_id: &str) -> Option<Vec<u8>> {
-    let label: &[u8] = match key_id {
-        "v1" => b"nudge-done-link-v1",
-        _ => return None,
-    };
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(label);
-    Some(mac.finalize().into_bytes().to_vec())
+const KEY_LABEL: &[u8] = b"nudge-done-link-v1";
+
+/// The done-link key under one link key.
+fn key(link_key: &[u8]) -> Vec<u8> {
+    let mut mac = HmacSha256::new_from_slice(link_key).expect("HMAC takes any key length");
+    mac.update(KEY_LABEL);
+    mac.finalize().into_bytes().to_vec()
 }
 
 fn mac_for(key: &[u8], signed: &str) -> HmacSha256 {
@@ -118,19 +119,20 @@ fn mac_for(key: &[u8], signed: &str) -> HmacSha256 {
     mac
 }
 
-/// Signs a token for `target` under [`KEY_ID`].
-pub fn sign(secret: &[u8], target: &DoneTarget) -> Result<String, TokenError> {
+/// Signs a token for `target` under the current link key.
+pub fn sign(keys: &LinkKeys, target: &DoneTarget) -> Result<String, TokenError> {
     if target.account_id.is_empty() || target.contact_id.is_empty() || target.nudge_id.is_empty() {
         return Err(TokenError::MissingId);
     }
     if !is_slug(&target.step) {
         return Err(TokenError::BadStep(target.step.clone()));
     }
+    let (key_id, link_key) = keys.current().ok_or(TokenError::NoKey)?;
     let signed = format!(
-        "{KEY_ID}.{}",
+        "{key_id}.{}",
         URL_SAFE_NO_PAD.encode(target.payload_json().as_bytes())
     );
-    let key = key(secret, KEY_ID).ok_or(TokenError::UnknownKey)?;
+    let key = key(link_key);
     let sig = URL_SAFE_NO_PAD.encode(mac_for(&key, &signed).finalize().into_bytes());
     let token = format!("{signed}.{sig}");
     if token.len() > MAX_TOKEN_LEN {
@@ -139,8 +141,8 @@ pub fn sign(secret: &[u8], target: &DoneTarget) -> Result<String, TokenError> {
     Ok(token)
 }
 
-/// Verifies a token (constant-time) and decodes its target.
-pub fn verify(secret: &[u8], token: &str) -> Result<DoneTarget, TokenError> {
+/// Verifies a token (constant-time) under the key its key id names and decodes its target.
+pub fn verify(keys: &LinkKeys, token: &str) -> Result<DoneTarget, TokenError> {
     let token = token.trim();
     if token.is_empty() {
         return Err(TokenError::Missing);
@@ -154,7 +156,7 @@ pub fn verify(secret: &[u8], token: &str) -> Result<DoneTarget, TokenError> {
     else {
         return Err(TokenError::Malformed);
     };
-    let key = key(secret, key_id).ok_or(TokenError::UnknownKey)?;
+    let key = key(keys.get(key_id).ok_or(TokenError::UnknownKey)?);
     // Unpadded, and (the engine's default) no stray bits: one signature has one spelling.
     let sig = URL_SAFE_NO_PAD
         .decode(sig.as_bytes())
@@ -250,7 +252,18 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const SECRET: &[u8] = b"0123456789abcdef-secret";
+    const K1: &str = "v1-0123456789abcdef0123456789abcdef";
+    const K2: &str = "v2-0123456789abcdef0123456789abcdef";
+
+    /// Key `v1` alone, current.
+    fn keys() -> LinkKeys {
+        LinkKeys::parse(&format!(r#"{{"current":"v1","v1":"{K1}"}}"#)).unwrap()
+    }
+
+    /// `v1` and `v2`, `v2` current: after a rotation.
+    fn rotated() -> LinkKeys {
+        LinkKeys::parse(&format!(r#"{{"current":"v2","v1":"{K1}","v2":"{K2}"}}"#)).unwrap()
+    }
 
     fn target() -> DoneTarget {
         DoneTarget {
@@ -262,7 +275,7 @@ mod tests {
     }
 
     fn token() -> String {
-        sign(SECRET, &target()).unwrap()
+        sign(&keys(), &target()).unwrap()
     }
 
     #[test]
@@ -274,8 +287,31 @@ mod tests {
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')),
             "URL-safe: {t}"
         );
-        assert_eq!(verify(SECRET, &t), Ok(target()));
-        assert_eq!(verify(SECRET, &format!(" {t}\n")), Ok(target()));
+        assert_eq!(verify(&keys(), &t), Ok(target()));
+        assert_eq!(verify(&keys(), &format!(" {t}\n")), Ok(target()));
+    }
+
+    #[test]
+    fn a_token_keeps_verifying_after_another_key_becomes_current() {
+        let old = token();
+        let new = sign(&rotated(), &target()).unwrap();
+        assert!(new.starts_with("v2."), "{new}");
+        assert_eq!(verify(&rotated(), &old), Ok(target()));
+        assert_eq!(verify(&rotated(), &new), Ok(target()));
+        // The same link followed under either key records the same event.
+        assert_eq!(
+            verify(&rotated(), &old).unwrap().event_id(),
+            verify(&rotated(), &new).unwrap().event_id()
+        );
+        // A container that has not loaded v2 yet refuses v2's tokens.
+        assert_eq!(verify(&keys(), &new), Err(TokenError::UnknownKey));
+        // The key id is signed: v1's payload and MAC under the id v2 fail.
+        let swapped = format!("v2.{}", old.split_once('.').unwrap().1);
+        assert_eq!(verify(&rotated(), &swapped), Err(TokenError::BadSignature));
+        assert_eq!(
+            sign(&LinkKeys::default(), &target()),
+            Err(TokenError::NoKey)
+        );
     }
 
     #[test]
@@ -285,7 +321,7 @@ mod tests {
             contact_id: "c\",\"d".into(),
             ..target()
         };
-        assert_eq!(verify(SECRET, &sign(SECRET, &odd).unwrap()), Ok(odd));
+        assert_eq!(verify(&keys(), &sign(&keys(), &odd).unwrap()), Ok(odd));
     }
 
     #[test]
@@ -301,7 +337,7 @@ mod tests {
         let other =
             URL_SAFE_NO_PAD.encode(br#"["acme","u-8","import_data","ob:acme:u-7:import_data"]"#);
         assert_eq!(
-            verify(SECRET, &format!("v1.{other}.{sig}")),
+            verify(&keys(), &format!("v1.{other}.{sig}")),
             Err(TokenError::BadSignature)
         );
         // A flipped signature character.
@@ -309,58 +345,57 @@ mod tests {
         flipped[0] = if flipped[0] == b'A' { b'B' } else { b'A' };
         let flipped = String::from_utf8(flipped).unwrap();
         assert_eq!(
-            verify(SECRET, &format!("v1.{payload}.{flipped}")),
+            verify(&keys(), &format!("v1.{payload}.{flipped}")),
             Err(TokenError::BadSignature)
         );
+        let foreign =
+            LinkKeys::parse(r#"{"current":"v1","v1":"not-our-key-0123456789abcdef0123"}"#).unwrap();
+        assert_eq!(verify(&foreign, &t), Err(TokenError::BadSignature));
         assert_eq!(
-            verify(b"another-secret-of-16", &t),
-            Err(TokenError::BadSignature)
-        );
-        assert_eq!(
-            verify(SECRET, &format!("v2.{payload}.{sig}")),
+            verify(&keys(), &format!("v2.{payload}.{sig}")),
             Err(TokenError::UnknownKey)
         );
         for cut in 1..t.len() {
-            assert!(verify(SECRET, &t[..cut]).is_err(), "truncated to {cut}");
+            assert!(verify(&keys(), &t[..cut]).is_err(), "truncated to {cut}");
         }
         assert_eq!(
-            verify(SECRET, &format!("v1.{payload}")),
+            verify(&keys(), &format!("v1.{payload}")),
             Err(TokenError::Malformed)
         );
         assert_eq!(
-            verify(SECRET, &format!("{t}.x")),
+            verify(&keys(), &format!("{t}.x")),
             Err(TokenError::Malformed)
         );
-        assert_eq!(verify(SECRET, ""), Err(TokenError::Missing));
-        assert_eq!(verify(SECRET, "garbage"), Err(TokenError::Malformed));
-        assert_eq!(verify(SECRET, "v1.%%.!!"), Err(TokenError::Malformed));
+        assert_eq!(verify(&keys(), ""), Err(TokenError::Missing));
+        assert_eq!(verify(&keys(), "garbage"), Err(TokenError::Malformed));
+        assert_eq!(verify(&keys(), "v1.%%.!!"), Err(TokenError::Malformed));
         assert_eq!(
-            verify(SECRET, &"v1.".repeat(1000)),
+            verify(&keys(), &"v1.".repeat(1000)),
             Err(TokenError::Malformed)
         );
     }
 
     #[test]
     fn an_unsubscribe_token_is_not_a_done_token() {
-        let unsub = super::super::unsubscribe::sign(SECRET, "acme", "u-7", "onboarding");
-        assert!(verify(SECRET, &unsub).is_err());
+        let unsub = super::super::unsubscribe::sign(&keys(), "acme", "u-7", "onboarding").unwrap();
+        assert!(verify(&keys(), &unsub).is_err());
         // Even laid out as a done token and signed under the unsubscribe key, it is refused:
         // the two keys differ.
         let payload =
             URL_SAFE_NO_PAD.encode(br#"["acme","u-7","import_data","ob:acme:u-7:import_data"]"#);
         let signed = format!("v1.{payload}");
-        let mut unsub_key = HmacSha256::new_from_slice(SECRET).unwrap();
+        let mut unsub_key = HmacSha256::new_from_slice(K1.as_bytes()).unwrap();
         unsub_key.update(b"nudge-unsubscribe-v1");
         let unsub_key = unsub_key.finalize().into_bytes();
         let sig = URL_SAFE_NO_PAD.encode(mac_for(&unsub_key, &signed).finalize().into_bytes());
         assert_eq!(
-            verify(SECRET, &format!("{signed}.{sig}")),
+            verify(&keys(), &format!("{signed}.{sig}")),
             Err(TokenError::BadSignature)
         );
-        // Nor is a bare signature under the signing secret (a request signature's key).
-        let sig = URL_SAFE_NO_PAD.encode(mac_for(SECRET, &signed).finalize().into_bytes());
+        // Nor is a bare signature under the link key itself.
+        let sig = URL_SAFE_NO_PAD.encode(mac_for(K1.as_bytes(), &signed).finalize().into_bytes());
         assert_eq!(
-            verify(SECRET, &format!("{signed}.{sig}")),
+            verify(&keys(), &format!("{signed}.{sig}")),
             Err(TokenError::BadSignature)
         );
     }
@@ -372,41 +407,41 @@ mod tests {
             ..target()
         };
         assert_eq!(
-            sign(SECRET, &step("<b>x</b>")),
+            sign(&keys(), &step("<b>x</b>")),
             Err(TokenError::BadStep("<b>x</b>".into()))
         );
         assert!(matches!(
-            sign(SECRET, &step("Import Data")),
+            sign(&keys(), &step("Import Data")),
             Err(TokenError::BadStep(_))
         ));
         let no_nudge = DoneTarget {
             nudge_id: String::new(),
             ..target()
         };
-        assert_eq!(sign(SECRET, &no_nudge), Err(TokenError::MissingId));
+        assert_eq!(sign(&keys(), &no_nudge), Err(TokenError::MissingId));
         let long = DoneTarget {
             nudge_id: "n".repeat(MAX_TOKEN_LEN),
             ..target()
         };
-        assert!(matches!(sign(SECRET, &long), Err(TokenError::TooLong(_))));
+        assert!(matches!(sign(&keys(), &long), Err(TokenError::TooLong(_))));
     }
 
     #[test]
     fn a_validly_signed_payload_with_a_bad_step_is_still_refused() {
         let payload = URL_SAFE_NO_PAD.encode(br#"["acme","u-7","<b>x</b>","n1"]"#);
         let signed = format!("v1.{payload}");
-        let key = key(SECRET, "v1").unwrap();
+        let key = key(K1.as_bytes());
         let sig = URL_SAFE_NO_PAD.encode(mac_for(&key, &signed).finalize().into_bytes());
         assert_eq!(
-            verify(SECRET, &format!("{signed}.{sig}")),
+            verify(&keys(), &format!("{signed}.{sig}")),
             Err(TokenError::Malformed)
         );
     }
 
     #[test]
     fn the_event_id_is_the_same_for_every_use_of_a_token_and_differs_between_emails() {
-        let a = verify(SECRET, &token()).unwrap();
-        let b = verify(SECRET, &token()).unwrap();
+        let a = verify(&keys(), &token()).unwrap();
+        let b = verify(&keys(), &token()).unwrap();
         assert_eq!(a.event_id(), b.event_id());
         assert!(a.event_id().starts_with("done-"));
         assert_eq!(a.event_id().len(), "done-".len() + 32);
@@ -548,12 +583,12 @@ mod tests {
     proptest! {
         #[test]
         fn verify_never_panics(s in ".{0,300}") {
-            let _ = verify(SECRET, &s);
+            let _ = verify(&keys(), &s);
         }
 
         #[test]
         fn verify_never_panics_on_token_like_input(s in "v[0-9]\\.[A-Za-z0-9_.-]{0,200}") {
-            let _ = verify(SECRET, &s);
+            let _ = verify(&keys(), &s);
         }
 
         #[test]
@@ -565,7 +600,7 @@ mod tests {
             prop_assume!(bytes[i] != new);
             bytes[i] = new;
             let altered = String::from_utf8(bytes).unwrap();
-            prop_assert!(verify(SECRET, &altered).is_err());
+            prop_assert!(verify(&keys(), &altered).is_err());
         }
     }
 }

@@ -10,6 +10,13 @@
 //!   `config.soft_bounce_limit` in a row; a delivery resets the streak;
 //! - delivery / open / click → first occurrence recorded on the nudge and counted once.
 //!
+//! Feedback is trusted only from where it must come from ([`check_origin`]): the SNS topic the
+//! configuration set publishes to (`NUDGE_FEEDBACK_TOPIC_ARN`), mail tagged with our
+//! configuration set (`NUDGE_CONFIGURATION_SET`) and sent by our account
+//! (`NUDGE_SENDING_ACCOUNT_ID`). Anything else (another topic subscribed to the function, a
+//! forged message, another account's SES) is logged without addresses and ignored: a forged
+//! bounce must never suppress a customer. With one of the three unset, nothing is applied.
+//!
 //! A record that cannot be parsed is logged and skipped (SNS would redeliver the whole event
 //! if we failed it); a store error that may pass fails the invocation so Lambda retries it
 //! (every update is idempotent except the soft-bounce streak, which may count a retry twice).
@@ -25,6 +32,7 @@ use tracing::{info, warn};
 use super::DeliveryError;
 use super::message::parse_nudge_ref_tag;
 use crate::Deps;
+use crate::config::Config;
 use crate::store::{AddressFeedback, EngagementKind, MessageRef};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -66,6 +74,60 @@ pub struct FeedbackEvent {
     /// The addresses concerned (bounced/complained/delivered recipients; else the destination).
     pub recipients: Vec<String>,
     pub tags: BTreeMap<String, Vec<String>>,
+    /// `mail.sendingAccountId`.
+    pub sending_account_id: Option<String>,
+}
+
+impl FeedbackEvent {
+    /// The configuration set SES sent the mail with (its `ses:configuration-set` tag; event
+    /// publishing always sets it).
+    pub fn configuration_set(&self) -> Option<&str> {
+        tag(self, "ses:configuration-set")
+    }
+}
+
+/// Why a feedback record is not trusted. Messages name no address.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum ForeignFeedback {
+    #[error("{0} is not configured: SES feedback cannot be checked, so none is applied")]
+    NotConfigured(&'static str),
+    #[error("the SNS topic is not the configured feedback topic")]
+    Topic,
+    #[error("the mail was not sent with the configured configuration set")]
+    ConfigurationSet,
+    #[error("the mail was not sent by the configured account")]
+    Account,
+}
+
+/// Whether the record of `topic_arn` carrying `e` comes from our own SES: the configured
+/// feedback topic, configuration set and sending account, all three.
+pub fn check_origin(
+    config: &Config,
+    topic_arn: &str,
+    e: &FeedbackEvent,
+) -> Result<(), ForeignFeedback> {
+    fn expected<'a>(
+        value: &'a Option<String>,
+        name: &'static str,
+    ) -> Result<&'a str, ForeignFeedback> {
+        value
+            .as_deref()
+            .filter(|v| !v.is_empty())
+            .ok_or(ForeignFeedback::NotConfigured(name))
+    }
+    let topic = expected(&config.feedback_topic_arn, "NUDGE_FEEDBACK_TOPIC_ARN")?;
+    let set = expected(&config.configuration_set, "NUDGE_CONFIGURATION_SET")?;
+    let account = expected(&config.sending_account_id, "NUDGE_SENDING_ACCOUNT_ID")?;
+    if topic_arn != topic {
+        return Err(ForeignFeedback::Topic);
+    }
+    if e.configuration_set() != Some(set) {
+        return Err(ForeignFeedback::ConfigurationSet);
+    }
+    if e.sending_account_id.as_deref() != Some(account) {
+        return Err(ForeignFeedback::Account);
+    }
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -154,12 +216,17 @@ pub fn parse_message(
     let at = ts(detail.get("timestamp"))
         .or_else(|| ts(mail.get("timestamp")))
         .unwrap_or(fallback_at);
+    let sending_account_id = mail
+        .get("sendingAccountId")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     Ok(FeedbackEvent {
         kind,
         message_id,
         at,
         recipients,
         tags,
+        sending_account_id,
     })
 }
 
@@ -178,6 +245,8 @@ pub struct FeedbackSummary {
     pub records: usize,
     pub applied: usize,
     pub skipped: usize,
+    /// Records from an unexpected topic, configuration set or account: not applied.
+    pub ignored: usize,
     /// Events per kind.
     pub events: BTreeMap<String, usize>,
     /// Addresses newly (or again) suppressed.
@@ -261,7 +330,14 @@ pub async fn handle_sns(deps: &Deps, event: &SnsEvent) -> Result<FeedbackSummary
         records: event.records.len(),
         ..Default::default()
     };
-    for (i, parsed) in parse_sns(event).into_iter().enumerate() {
+    for (i, (record, parsed)) in event.records.iter().zip(parse_sns(event)).enumerate() {
+        if let Ok(e) = &parsed
+            && let Err(why) = check_origin(&deps.config, &record.sns.topic_arn, e)
+        {
+            warn!(record = i, feedback = e.kind.as_str(), reason = %why, "SES feedback from an unexpected origin; ignored");
+            summary.ignored += 1;
+            continue;
+        }
         match parsed {
             Ok(e) => {
                 *summary.events.entry(e.kind.as_str().into()).or_default() += 1;
@@ -332,6 +408,80 @@ mod tests {
             Some(("acme".into(), "up:1".into()))
         );
         assert_eq!(tag(&o, "nudge_kind"), Some("upsell_offer"));
+    }
+
+    /// The configuration the fixtures were published under.
+    fn ours() -> Config {
+        Config::from_lookup(|k| match k {
+            "NUDGE_TABLE" => Some("t".into()),
+            "NUDGE_FEEDBACK_TOPIC_ARN" => {
+                Some("arn:aws:sns:ap-northeast-1:123456789012:nudge-ses-feedback".into())
+            }
+            "NUDGE_CONFIGURATION_SET" => Some("nudge-events".into()),
+            "NUDGE_SENDING_ACCOUNT_ID" => Some("123456789012".into()),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    fn topic_of(name: &str) -> String {
+        fixture(name).records[0].sns.topic_arn.clone()
+    }
+
+    #[test]
+    fn feedback_is_trusted_only_from_our_topic_configuration_set_and_account() {
+        let config = ours();
+        for name in ["bounce-permanent", "complaint", "delivery", "open", "click"] {
+            assert_eq!(
+                check_origin(&config, &topic_of(name), &one(name)),
+                Ok(()),
+                "{name}"
+            );
+        }
+        let bounce = one("bounce-permanent");
+        let topic = topic_of("bounce-permanent");
+        assert_eq!(
+            check_origin(
+                &config,
+                "arn:aws:sns:ap-northeast-1:123456789012:someone-elses-topic",
+                &bounce
+            ),
+            Err(ForeignFeedback::Topic)
+        );
+        let mut other_set = bounce.clone();
+        other_set
+            .tags
+            .insert("ses:configuration-set".into(), vec!["marketing".into()]);
+        assert_eq!(
+            check_origin(&config, &topic, &other_set),
+            Err(ForeignFeedback::ConfigurationSet)
+        );
+        // Identity notifications carry no tags: not ours to trust either.
+        let mut untagged = bounce.clone();
+        untagged.tags.clear();
+        assert_eq!(
+            check_origin(&config, &topic, &untagged),
+            Err(ForeignFeedback::ConfigurationSet)
+        );
+        let mut other_account = bounce.clone();
+        other_account.sending_account_id = Some("210987654321".into());
+        assert_eq!(
+            check_origin(&config, &topic, &other_account),
+            Err(ForeignFeedback::Account)
+        );
+        other_account.sending_account_id = None;
+        assert_eq!(
+            check_origin(&config, &topic, &other_account),
+            Err(ForeignFeedback::Account)
+        );
+        let mut unset = config.clone();
+        unset.sending_account_id = None;
+        assert_eq!(
+            check_origin(&unset, &topic, &bounce),
+            Err(ForeignFeedback::NotConfigured("NUDGE_SENDING_ACCOUNT_ID"))
+        );
+        let why = ForeignFeedback::Topic.to_string();
+        assert!(!why.contains('@'), "{why}");
     }
 
     #[test]

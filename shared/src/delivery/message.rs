@@ -122,16 +122,24 @@ pub(super) fn template_vars(
     if nudge.audience() == Audience::Customer
         && let Some(c) = &recipient.contact
     {
-        let token = unsubscribe::sign(
-            deps.secret.as_bytes(),
+        // Without a link key there is no unsubscribe link, and the send path refuses to send
+        // a customer email without one.
+        match unsubscribe::sign(
+            &deps.keys.links,
             &nudge.account_id,
             &c.contact_id,
             nudge.kind.category(),
-        );
-        vars.insert(
-            "unsubscribe_url".into(),
-            json!(unsubscribe::link(&deps.config.public_base_url, &token)),
-        );
+        ) {
+            Ok(token) => {
+                vars.insert(
+                    "unsubscribe_url".into(),
+                    json!(unsubscribe::link(&deps.config.public_base_url, &token)),
+                );
+            }
+            Err(e) => {
+                warn!(account_id = %nudge.account_id, nudge_id = %nudge.nudge_id, error = %e, "no unsubscribe link");
+            }
+        }
         if let Some(step) = nudge.vars.get("step").and_then(Value::as_str) {
             let target = done_link::DoneTarget {
                 account_id: nudge.account_id.clone(),
@@ -141,7 +149,7 @@ pub(super) fn template_vars(
             };
             // A step the event contract would refuse gets no link: following it could record
             // nothing. The email still goes out without the button.
-            match done_link::sign(deps.secret.as_bytes(), &target) {
+            match done_link::sign(&deps.keys.links, &target) {
                 Ok(token) => {
                     vars.insert(
                         "done_url".into(),
@@ -227,7 +235,12 @@ mod tests {
     use crate::domain::{NudgeKind, no_extra_vars};
     use crate::events::{ContactProfile, Role};
 
-    const SECRET: &[u8] = b"message-test-signing-secret";
+    fn link_keys() -> crate::deps::LinkKeys {
+        crate::deps::LinkKeys::parse(
+            r#"{"current":"m1","m1":"message-test-link-key-0123456789abcdef"}"#,
+        )
+        .unwrap()
+    }
 
     fn deps() -> Deps {
         use crate::channels::ses::SesMailer;
@@ -247,7 +260,10 @@ mod tests {
             Arc::new(crate::store::memory::MemoryStore::new()),
             Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(&sdk), None)),
             Arc::new(SnsNotifier::new(aws_sdk_sns::Client::new(&sdk))),
-            crate::deps::SigningSecret::new(SECRET.to_vec()),
+            crate::deps::Keys {
+                links: link_keys(),
+                ..Default::default()
+            },
         )
     }
 
@@ -301,7 +317,7 @@ mod tests {
             .strip_prefix("https://nudge.example/steps/done?t=")
             .unwrap_or_else(|| panic!("{url}"));
         assert_eq!(
-            done_link::verify(SECRET, token),
+            done_link::verify(&link_keys(), token),
             Ok(done_link::DoneTarget {
                 account_id: "acme".into(),
                 contact_id: "u1".into(),

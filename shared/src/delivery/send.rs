@@ -204,6 +204,19 @@ impl<'a> Delivery<'a> {
 
     /// Steps 3-7.
     async fn run(&self) -> Result<Outcome, DeliveryError> {
+        // A customer email always carries its unsubscribe link: with no link key loaded to
+        // sign one, it fails as a template error rather than leave without.
+        if self.nudge.audience() == Audience::Customer
+            && self.recipient.contact.is_some()
+            && self.vars.get("unsubscribe_url").is_none()
+        {
+            return self
+                .fail_template(templates::TemplateError::Render {
+                    name: "unsubscribe_url".into(),
+                    message: "no link key to sign the unsubscribe link with".into(),
+                })
+                .await;
+        }
         let rendered = match templates::render(
             self.nudge.kind,
             self.nudge.stage,

@@ -1,10 +1,14 @@
 //! One-click unsubscribe (RFC 8058) with signed, per-contact, per-category tokens.
 //!
-//! Token: `base64url(JSON ["<account_id>","<contact_id>","<category>"]) "." hex(HMAC-SHA256(k,
-//! payload))` where `k = HMAC-SHA256(signing secret, "nudge-unsubscribe-v1")`: a key of its own,
-//! so an unsubscribe token can never be replayed as a request signature or the other way round.
-//! Tokens do not expire (an unsubscribe link in a two-year-old email must still work) and carry
-//! nothing secret. Verification is constant-time; a forged or altered token changes nothing.
+//! Token: `<key id> "." base64url(JSON ["<account_id>","<contact_id>","<category>"]) "."
+//! hex(HMAC-SHA256(k, "<key id>.<payload>"))` where `k = HMAC-SHA256(link key <key id>,
+//! "nudge-unsubscribe-v1")`. The link keys (`deps::LinkKeys`) are Nudge's own, never the
+//! request-signing secret, so no event sender can mint a token; the label keeps an unsubscribe
+//! token from ever passing as a done-link token under the same key. New tokens carry the
+//! current key id; a token verifies under the key its id names for as long as that id is in
+//! the set, and a token without a key id is refused. Tokens do not expire (an unsubscribe link
+//! in a two-year-old email must still work: keep old key ids in the set) and carry nothing
+//! secret. Verification is constant-time; a forged or altered token changes nothing.
 //!
 //! HTTP: `GET /unsubscribe?token=` shows a small confirmation page (ja/en) with a button; it
 //! never unsubscribes by itself, because mail scanners prefetch links. `POST /unsubscribe?token=`
@@ -29,6 +33,7 @@ use super::pages::{
     bilingual, body_text, form_param, html_page, method_not_allowed, page_locale, retry_later,
 };
 use crate::Deps;
+use crate::deps::LinkKeys;
 use crate::domain::{Locale, category};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -43,8 +48,12 @@ pub enum TokenError {
     Missing,
     #[error("the unsubscribe token is malformed")]
     Malformed,
+    #[error("the unsubscribe token names an unknown key id")]
+    UnknownKey,
     #[error("the unsubscribe token's signature does not match")]
     BadSignature,
+    #[error("no link key is loaded to sign an unsubscribe token with")]
+    NoKey,
 }
 
 /// What a token unsubscribes: one contact of one account from one category.
@@ -55,28 +64,35 @@ pub struct UnsubscribeTarget {
     pub category: String,
 }
 
-fn key(secret: &[u8]) -> Vec<u8> {
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
+/// The unsubscribe key under one link key.
+fn key(link_key: &[u8]) -> Vec<u8> {
+    let mut mac = HmacSha256::new_from_slice(link_key).expect("HMAC takes any key length");
     mac.update(KEY_LABEL);
     mac.finalize().into_bytes().to_vec()
 }
 
-fn mac_for(secret: &[u8], payload: &str) -> HmacSha256 {
-    let mut mac = HmacSha256::new_from_slice(&key(secret)).expect("HMAC takes any key length");
-    mac.update(payload.as_bytes());
+fn mac_for(link_key: &[u8], signed: &str) -> HmacSha256 {
+    let mut mac = HmacSha256::new_from_slice(&key(link_key)).expect("HMAC takes any key length");
+    mac.update(signed.as_bytes());
     mac
 }
 
-/// Signs a token for (account, contact, category).
-pub fn sign(secret: &[u8], account_id: &str, contact_id: &str, category: &str) -> String {
+/// Signs a token for (account, contact, category) under the current link key.
+pub fn sign(
+    keys: &LinkKeys,
+    account_id: &str,
+    contact_id: &str,
+    category: &str,
+) -> Result<String, TokenError> {
+    let (key_id, link_key) = keys.current().ok_or(TokenError::NoKey)?;
     let json = serde_json::to_string(&[account_id, contact_id, category]).unwrap_or_default();
-    let payload = URL_SAFE_NO_PAD.encode(json.as_bytes());
-    let sig = hex::encode(mac_for(secret, &payload).finalize().into_bytes());
-    format!("{payload}.{sig}")
+    let signed = format!("{key_id}.{}", URL_SAFE_NO_PAD.encode(json.as_bytes()));
+    let sig = hex::encode(mac_for(link_key, &signed).finalize().into_bytes());
+    Ok(format!("{signed}.{sig}"))
 }
 
-/// Verifies a token (constant-time) and decodes its target.
-pub fn verify(secret: &[u8], token: &str) -> Result<UnsubscribeTarget, TokenError> {
+/// Verifies a token (constant-time) under the key its key id names and decodes its target.
+pub fn verify(keys: &LinkKeys, token: &str) -> Result<UnsubscribeTarget, TokenError> {
     let token = token.trim();
     if token.is_empty() {
         return Err(TokenError::Missing);
@@ -84,7 +100,14 @@ pub fn verify(secret: &[u8], token: &str) -> Result<UnsubscribeTarget, TokenErro
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::Malformed);
     }
-    let (payload, sig_hex) = token.split_once('.').ok_or(TokenError::Malformed)?;
+    // Exactly three parts: a token without a key id (signed before link keys) is malformed.
+    let mut parts = token.split('.');
+    let (Some(key_id), Some(payload), Some(sig_hex), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed);
+    };
+    let link_key = keys.get(key_id).ok_or(TokenError::UnknownKey)?;
     // Lowercase hex only: one token has exactly one spelling.
     if !sig_hex
         .bytes()
@@ -93,7 +116,8 @@ pub fn verify(secret: &[u8], token: &str) -> Result<UnsubscribeTarget, TokenErro
         return Err(TokenError::Malformed);
     }
     let sig = hex::decode(sig_hex).map_err(|_| TokenError::Malformed)?;
-    mac_for(secret, payload)
+    let signed = &token[..key_id.len() + 1 + payload.len()];
+    mac_for(link_key, signed)
         .verify_slice(&sig)
         .map_err(|_| TokenError::BadSignature)?;
     let json = URL_SAFE_NO_PAD
@@ -178,7 +202,7 @@ pub async fn handle_http(deps: &Deps, req: &Request) -> Response<Body> {
     let token = form_param(query, "token")
         .or_else(|| form_param(&body, "token"))
         .unwrap_or_default();
-    let target = match verify(deps.secret.as_bytes(), &token) {
+    let target = match verify(&deps.keys.links, &token) {
         Ok(t) => t,
         Err(e) => {
             info!(error = %e, "unsubscribe request with an invalid token");
@@ -221,13 +245,28 @@ mod tests {
     use crate::templates;
     use proptest::prelude::*;
 
-    const SECRET: &[u8] = b"0123456789abcdef-secret";
+    const K1: &str = "k1-0123456789abcdef0123456789abcdef";
+    const K2: &str = "k2-0123456789abcdef0123456789abcdef";
+
+    /// The key set with `current` current: k1 alone, or k1 and k2.
+    fn keys(current: &str) -> LinkKeys {
+        let json = match current {
+            "k1" => format!(r#"{{"current":"k1","k1":"{K1}"}}"#),
+            _ => format!(r#"{{"current":"{current}","k1":"{K1}","k2":"{K2}"}}"#),
+        };
+        LinkKeys::parse(&json).unwrap()
+    }
+
+    fn sign1(account: &str, contact: &str, cat: &str) -> String {
+        sign(&keys("k1"), account, contact, cat).unwrap()
+    }
 
     #[test]
     fn round_trips() {
-        let t = sign(SECRET, "acme", "u-7", "reminders");
+        let t = sign1("acme", "u-7", "reminders");
+        assert!(t.starts_with("k1."), "{t}");
         assert_eq!(
-            verify(SECRET, &t),
+            verify(&keys("k1"), &t),
             Ok(UnsubscribeTarget {
                 account_id: "acme".into(),
                 contact_id: "u-7".into(),
@@ -237,45 +276,84 @@ mod tests {
     }
 
     #[test]
+    fn a_token_keeps_verifying_after_another_key_becomes_current() {
+        let old = sign1("acme", "u-7", "reminders");
+        let rotated = keys("k2");
+        let new = sign(&rotated, "acme", "u-7", "reminders").unwrap();
+        assert!(new.starts_with("k2."), "{new}");
+        assert_eq!(verify(&rotated, &old), verify(&keys("k1"), &old));
+        assert!(verify(&rotated, &old).is_ok());
+        assert!(verify(&rotated, &new).is_ok());
+        // Until k2 reaches every container, one that knows only k1 refuses k2's tokens.
+        assert_eq!(verify(&keys("k1"), &new), Err(TokenError::UnknownKey));
+    }
+
+    #[test]
+    fn unknown_key_ids_tokens_without_one_and_swapped_ids_are_refused() {
+        let t = sign1("acme", "u-7", "reminders");
+        let (_, rest) = t.split_once('.').unwrap();
+        assert_eq!(
+            verify(&keys("k2"), &format!("k9.{rest}")),
+            Err(TokenError::UnknownKey)
+        );
+        // The key id is signed: the same payload and MAC under another known id fails.
+        assert_eq!(
+            verify(&keys("k2"), &format!("k2.{rest}")),
+            Err(TokenError::BadSignature)
+        );
+        // The format before link keys: payload and MAC, no key id.
+        assert_eq!(verify(&keys("k1"), rest), Err(TokenError::Malformed));
+        assert_eq!(
+            sign(&LinkKeys::default(), "acme", "u-7", "all"),
+            Err(TokenError::NoKey)
+        );
+        assert_eq!(
+            verify(&LinkKeys::default(), &t),
+            Err(TokenError::UnknownKey)
+        );
+    }
+
+    #[test]
     fn separators_in_ids_cannot_confuse_fields() {
-        let t = sign(SECRET, "a|b", "c\",\"d", "success");
-        let v = verify(SECRET, &t).unwrap();
+        let t = sign1("a|b", "c\",\"d", "success");
+        let v = verify(&keys("k1"), &t).unwrap();
         assert_eq!(v.account_id, "a|b");
         assert_eq!(v.contact_id, "c\",\"d");
     }
 
     #[test]
     fn altered_tokens_are_rejected() {
-        let t = sign(SECRET, "acme", "u-7", "reminders");
-        let (payload, sig) = t.split_once('.').unwrap();
+        let k = keys("k1");
+        let t = sign1("acme", "u-7", "reminders");
+        let (signed, sig) = t.rsplit_once('.').unwrap();
         let other = URL_SAFE_NO_PAD.encode(br#"["acme","u-8","reminders"]"#);
         assert_eq!(
-            verify(SECRET, &format!("{other}.{sig}")),
+            verify(&k, &format!("k1.{other}.{sig}")),
             Err(TokenError::BadSignature)
         );
+        let forged =
+            LinkKeys::parse(r#"{"current":"k1","k1":"not-our-key-0123456789abcdef0123"}"#).unwrap();
+        assert_eq!(verify(&forged, &t), Err(TokenError::BadSignature));
+        assert_eq!(verify(&k, signed), Err(TokenError::Malformed));
+        assert_eq!(verify(&k, ""), Err(TokenError::Missing));
         assert_eq!(
-            verify(b"another-secret-of-16", &t),
-            Err(TokenError::BadSignature)
-        );
-        assert_eq!(verify(SECRET, payload), Err(TokenError::Malformed));
-        assert_eq!(verify(SECRET, ""), Err(TokenError::Missing));
-        assert_eq!(
-            verify(SECRET, &format!("{payload}.zz")),
+            verify(&k, &format!("{signed}.zz")),
             Err(TokenError::Malformed)
         );
+        assert_eq!(verify(&k, &format!("{t}.x")), Err(TokenError::Malformed));
         // A validly signed token for an unknown category is still refused.
         assert_eq!(
-            verify(SECRET, &sign(SECRET, "a", "c", "csm")),
+            verify(&k, &sign1("a", "c", "csm")),
             Err(TokenError::Malformed)
         );
     }
 
     #[test]
-    fn the_unsubscribe_key_is_not_the_signing_secret() {
-        let t = sign(SECRET, "acme", "u-7", "all");
-        let (payload, sig) = t.split_once('.').unwrap();
-        let mut plain = HmacSha256::new_from_slice(SECRET).unwrap();
-        plain.update(payload.as_bytes());
+    fn the_unsubscribe_key_is_not_the_link_key() {
+        let t = sign1("acme", "u-7", "all");
+        let (signed, sig) = t.rsplit_once('.').unwrap();
+        let mut plain = HmacSha256::new_from_slice(K1.as_bytes()).unwrap();
+        plain.update(signed.as_bytes());
         assert_ne!(hex::encode(plain.finalize().into_bytes()), sig);
     }
 
@@ -349,19 +427,19 @@ mod tests {
     proptest! {
         #[test]
         fn verify_never_panics(s in ".{0,300}") {
-            let _ = verify(SECRET, &s);
+            let _ = verify(&keys("k2"), &s);
         }
 
         #[test]
         fn any_single_character_change_is_rejected(idx in 0usize..200, c in "[A-Za-z0-9_.-]") {
-            let t = sign(SECRET, "acme", "u-7", "success");
+            let t = sign1("acme", "u-7", "success");
             let i = idx % t.len();
             let mut bytes = t.clone().into_bytes();
             let new = c.as_bytes()[0];
             prop_assume!(bytes[i] != new);
             bytes[i] = new;
             let altered = String::from_utf8(bytes).unwrap();
-            prop_assert!(verify(SECRET, &altered).is_err());
+            prop_assert!(verify(&keys("k2"), &altered).is_err());
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Request signatures: `X-Nudge-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret,
 //! "<t>.<raw body>")>`. The timestamp is inside the MAC so a captured request cannot be replayed
 //! outside the skew window. Several `v1=` parts are allowed so a secret can be rotated by
-//! signing with both the old and the new one for a while.
+//! signing with both the old and the new one for a while; the server, for its part, accepts
+//! the current and the previous secret ([`verify_any`]), so a rotation never refuses a sender
+//! that still signs with the old one.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -53,6 +55,17 @@ pub fn verify(
     body: &[u8],
     now_unix: i64,
 ) -> Result<(), SignatureError> {
+    verify_any(&[secret], header, body, now_unix)
+}
+
+/// [`verify`] against several secrets (the current and the previous one): any one `v1`
+/// matching under any one secret is enough. No secret at all matches nothing.
+pub fn verify_any(
+    secrets: &[&[u8]],
+    header: Option<&str>,
+    body: &[u8],
+    now_unix: i64,
+) -> Result<(), SignatureError> {
     let header = header.map(str::trim).unwrap_or_default();
     if header.is_empty() {
         return Err(SignatureError::Missing);
@@ -88,17 +101,23 @@ pub fn verify(
     if skew.unsigned_abs() > MAX_SKEW_SECS.unsigned_abs() {
         return Err(SignatureError::Stale { skew_secs: skew });
     }
-    let expected = mac(secret, t_text, body).finalize().into_bytes();
+    let expected: Vec<_> = secrets
+        .iter()
+        .map(|s| mac(s, t_text, body).finalize().into_bytes())
+        .collect();
     let mut any_well_formed = false;
     let mut matched = subtle::Choice::from(0u8);
     for c in candidates {
         // Malformed candidates are skipped, not fatal: another v1 may still match.
         let Ok(given) = hex::decode(c) else { continue };
-        if given.len() != expected.len() {
+        if given.len() != 32 {
             continue;
         }
         any_well_formed = true;
-        matched |= expected.as_slice().ct_eq(&given);
+        // Every secret is compared, matched or not: the time taken says nothing about which.
+        for e in &expected {
+            matched |= e.as_slice().ct_eq(&given);
+        }
     }
     if bool::from(matched) {
         Ok(())
@@ -226,6 +245,30 @@ mod tests {
             good_v1.trim_start_matches("v1=").to_uppercase()
         );
         assert_eq!(verify(SECRET, Some(&upper), BODY, T), Ok(()));
+    }
+
+    #[test]
+    fn the_previous_secret_is_accepted_beside_the_current_one() {
+        let (current, previous): (&[u8], &[u8]) = (b"new secret", b"old secret");
+        let both = [current, previous];
+        for secret in both {
+            let h = sign(secret, T, BODY);
+            assert_eq!(verify_any(&both, Some(&h), BODY, T), Ok(()));
+        }
+        let neither = sign(b"a third secret", T, BODY);
+        assert_eq!(
+            verify_any(&both, Some(&neither), BODY, T),
+            Err(SignatureError::Mismatch)
+        );
+        // Before any rotation there is no previous secret: the old one is refused.
+        assert_eq!(
+            verify_any(&[current], Some(&sign(previous, T, BODY)), BODY, T),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_any(&[], Some(&sign(current, T, BODY)), BODY, T),
+            Err(SignatureError::Mismatch)
+        );
     }
 
     #[test]

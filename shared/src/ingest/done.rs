@@ -33,7 +33,7 @@ pub async fn handle_http(deps: &Deps, cache: &IngestCache, req: &Request) -> Res
 }
 
 fn verified(deps: &Deps, token: &str) -> Option<DoneTarget> {
-    match done_link::verify(deps.secret.as_bytes(), token) {
+    match done_link::verify(&deps.keys.links, token) {
         Ok(t) => Some(t),
         Err(e) => {
             info!(error = %e, "done link with an invalid token");

@@ -80,7 +80,8 @@ async fn post_events(deps: &Deps, cache: &IngestCache, req: &Request) -> Respons
         .headers()
         .get(SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok());
-    if let Err(e) = events::verify(deps.secret.as_bytes(), header, body, now.timestamp()) {
+    let secrets = deps.keys.signing.all();
+    if let Err(e) = events::verify_any(&secrets, header, body, now.timestamp()) {
         return error(StatusCode::UNAUTHORIZED, e.to_string());
     }
     let parsed = match events::parse_batch(body, now) {

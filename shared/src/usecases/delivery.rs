@@ -328,7 +328,7 @@ async fn a_send_that_may_have_left_is_unknown_outcome_and_never_resent_while_thr
             w.store.clone(),
             std::sync::Arc::new(Failing(error.clone())),
             w.outbox.clone(),
-            crate::deps::SigningSecret::new(b"use-case-test-signing-secret".to_vec()),
+            super::test_keys(),
         );
         let at = utc("2026-11-20T01:00:00Z");
         w.account("acme", Tokyo, at - Duration::days(2)).await;
@@ -359,4 +359,29 @@ async fn a_send_that_may_have_left_is_unknown_outcome_and_never_resent_while_thr
             assert_eq!(w.nudge("acme", "n").await.attempts, 1);
         }
     }
+}
+
+#[tokio::test]
+async fn without_a_link_key_a_customer_email_fails_instead_of_leaving_without_its_unsubscribe_link()
+{
+    let w = World::new();
+    let deps = crate::Deps::new(
+        w.deps.config.clone(),
+        w.store.clone(),
+        w.outbox.clone(),
+        w.outbox.clone(),
+        crate::deps::Keys::default(),
+    );
+    let at = utc("2026-11-20T01:00:00Z");
+    w.account("acme", Tokyo, at - Duration::days(2)).await;
+    w.contact("acme", "u1", Tokyo, at - Duration::days(2)).await;
+    w.plan("acme", "n", Some("u1"), NudgeKind::DeadlineReminder, at)
+        .await;
+    crate::delivery::sweep(&deps, crate::registry::render_vars, at, "run-1")
+        .await
+        .expect("sweep");
+    assert!(w.outbox.sent().is_empty());
+    assert_eq!(w.nudge("acme", "n").await.status, NudgeStatus::Failed);
+    let logged: Vec<_> = w.log().await.into_iter().map(|e| e.reason).collect();
+    assert_eq!(logged, [Some("template_error".to_string())]);
 }

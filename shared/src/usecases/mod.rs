@@ -22,11 +22,25 @@ use crate::Deps;
 use crate::channels::{Mailer, Notification, Notifier, OutgoingEmail, SendError};
 use crate::config::Config;
 use crate::delivery::RunReport;
-use crate::deps::SigningSecret;
+use crate::deps::{Keys, LinkKeys, SigningSecret, SigningSecrets};
 use crate::domain::{Channel, DeliveryLogEntry, Locale, Nudge, NudgeKind, Role};
 use crate::events::{AccountProfile, ContactProfile};
 use crate::store::memory::MemoryStore;
 use crate::store::{DeliveryLogStore, NudgeStore, ProfileStore};
+
+/// Keys of both kinds for the use cases.
+pub fn test_keys() -> Keys {
+    Keys {
+        signing: SigningSecrets::new(
+            SigningSecret::new(b"use-case-test-signing-secret".to_vec()),
+            None,
+        ),
+        links: LinkKeys::parse(
+            r#"{"current":"u1","u1":"use-case-test-link-key-0123456789abcdef"}"#,
+        )
+        .expect("link keys"),
+    }
+}
 
 pub(crate) const CSM_TOPIC: &str = "arn:aws:sns:ap-northeast-1:000000000000:nudge-csm-alerts";
 
@@ -108,7 +122,7 @@ impl World {
             store.clone(),
             outbox.clone(),
             outbox.clone(),
-            SigningSecret::new(b"use-case-test-signing-secret".to_vec()),
+            test_keys(),
         );
         World {
             deps,

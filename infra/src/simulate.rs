@@ -25,7 +25,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::apigw;
-use crate::engagement::{Engagement, Feedback, Recording, sns_event};
+use crate::engagement::{Engagement, Feedback, Recording, SENDING_ACCOUNT, sns_event};
 use crate::local::{LOCAL_SECRET, LocalStack};
 
 #[derive(Debug, Clone)]
@@ -183,7 +183,14 @@ pub async fn simulate(stack: &LocalStack, opts: &SimulateOptions) -> Result<Simu
     );
     stack.create_table(&table).await?;
     let topic = stack.prepare_messaging().await?;
-    let config = stack.config_with(&table, &topic, &opts.config)?;
+    let mut config = stack.config_with(&table, &topic, &opts.config)?;
+    // Ingest applies SES feedback only from its own topic, configuration set and account:
+    // those the simulated feedback comes from.
+    config.feedback_topic_arn = Some(FEEDBACK_TOPIC.into());
+    config.sending_account_id = Some(SENDING_ACCOUNT.into());
+    if config.configuration_set.is_none() {
+        config.configuration_set = Some("nudge-events".into());
+    }
     let (deps, _store) = stack.deps(config);
     let providers = Recording::new(deps.mailer.clone(), deps.notifier.clone());
     let deps = deps.with_providers(providers.clone(), providers.clone());
@@ -195,7 +202,7 @@ pub async fn simulate(stack: &LocalStack, opts: &SimulateOptions) -> Result<Simu
         .config
         .configuration_set
         .clone()
-        .unwrap_or_else(|| "nudge-events".into());
+        .unwrap_or_default();
     let mut outbox = Outbox {
         providers: providers.clone(),
         engagement: opts.engagement.clone(),

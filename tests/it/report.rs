@@ -27,6 +27,10 @@ async fn the_demo_report_loads_in_chromium_without_errors_and_the_log_is_reprodu
         "{:?}",
         a.data.sim.feedback
     );
+    // ... and ingest applied it: deliveries and opens are counted per kind.
+    let delivered: u64 = a.data.engagement.iter().map(|r| r.2).sum();
+    let opened: u64 = a.data.engagement.iter().map(|r| r.3).sum();
+    assert!(delivered > 0 && opened > 0, "{:?}", a.data.engagement);
     assert!(!a.data.sim.deliveries.is_empty());
     assert_eq!(
         std::fs::read(&a.deliveries).unwrap(),

@@ -409,7 +409,7 @@ impl<'a> Delivery<'a> {
             channel: self.channel,
             unsubscribed: contact.map(|c| &c.unsubscribed).unwrap_or(&no_categories),
             suppression,
-            paused: self.account.as_ref().is_some_and(|a| a.paused),
+            paused: self.account.as_ref().is_some_and(|a| a.is_paused(self.now)),
             cap: deps.config.cap,
             recent_marketing: cap_state.as_ref().map(|c| &c.sends).unwrap_or(&no_sends),
             tz: self.recipient.context.tz,

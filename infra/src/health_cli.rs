@@ -1,6 +1,5 @@
 //! `nudge model ...`, `nudge explain ...` and `nudge queue`: the health model as data, one
-//! account's score explained, and the CSM priority list, against the table named by `--table` (`NUDGE_TABLE`) with the standard AWS
-//! environment (locally: `eval "$(infra/stack.sh env)"`).
+//! account's score explained, and the CSM priority list, against the table the CLI's targeting options name (`target.rs`).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -16,12 +15,6 @@ use nudge_shared::store::{
     HealthSnapshot, HealthStore, IndexedAccount, ModelSelection, ProfileStore,
 };
 use serde_json::json;
-
-/// The store of the table `table`, through the standard AWS environment.
-pub async fn store(table: &str) -> DynamoStore {
-    let sdk = nudge_shared::deps::sdk_config_from_env().await;
-    DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table)
-}
 
 /// The selection and the model it names (the built-in default when none is active), as JSON.
 pub async fn model_show(store: &DynamoStore, version: Option<&str>) -> Result<String> {

@@ -1,5 +1,5 @@
 //! Local stack management and the `nudge` operator CLI's commands (simulate, demo,
-//! send-events, bench, model, explain, queue, kpi), as a library so the integration tests reuse
+//! send-events, bench, model, explain, queue, kpi, preview, log, pause, resume), as a library so the integration tests reuse
 //! them.
 
 pub mod apigw;
@@ -12,7 +12,10 @@ pub mod engagement;
 pub mod health_cli;
 pub mod kpi;
 pub mod local;
+pub mod ops;
 pub mod portfolio;
+pub mod preview;
 pub mod report;
 pub mod send;
 pub mod simulate;
+pub mod target;

@@ -7,13 +7,19 @@ use chrono::{DateTime, NaiveDate, Utc};
 use clap::{CommandFactory, Parser, Subcommand};
 use nudge_infra::local::{LOCAL_SECRET, LocalStack, repo_root};
 use nudge_infra::simulate::{EventSource, SimulateOptions, simulate};
-use nudge_infra::{bench, health_cli, kpi, send};
+use nudge_infra::target::Target;
+use nudge_infra::{bench, health_cli, kpi, ops, preview, send};
+use nudge_shared::domain::{Locale, NudgeKind, Role};
 
 #[derive(Parser)]
 #[command(
     name = "nudge",
     version,
-    about = "Nudge operator CLI: simulate journeys, run the demo, send events"
+    about = "Nudge operator CLI: simulate journeys, run the demo, send events",
+    after_help = "Exit codes: 0 done, 1 failed (AWS, the table, an unknown account), 2 usage \
+                  (a bad option or value).\n\
+                  Table commands go to the local stack after `eval \"$(infra/stack.sh env)\"`, \
+                  or to a deployed stack with --profile NAME [--region R] --table T."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -75,14 +81,8 @@ enum Command {
     Model {
         #[command(subcommand)]
         what: ModelCmd,
-        /// The table (a local one after `eval "$(infra/stack.sh env)"`, or the deployed one).
-        #[arg(
-            long,
-            env = "NUDGE_TABLE",
-            global = true,
-            default_value = "nudge-local"
-        )]
-        table: String,
+        #[command(flatten)]
+        target: Target,
     },
     /// One account's health: score, band, tier, phase, every driver, what changed since the
     /// day before, and the last 30 days.
@@ -93,8 +93,8 @@ enum Command {
         date: Option<NaiveDate>,
         #[arg(long)]
         json: bool,
-        #[arg(long, env = "NUDGE_TABLE", default_value = "nudge-local")]
-        table: String,
+        #[command(flatten)]
+        target: Target,
     },
     /// The CSM priority list, most at stake first: high-ARR accounts with low or falling NPS
     /// (with the latest comment), then red accounts by ARR, then stalled onboarding; each row
@@ -108,8 +108,8 @@ enum Command {
         json: bool,
         #[arg(long, env = "NUDGE_HEALTH_INDEX_SHARDS", default_value_t = 8)]
         index_shards: u32,
-        #[arg(long, env = "NUDGE_TABLE", default_value = "nudge-local")]
-        table: String,
+        #[command(flatten)]
+        target: Target,
     },
     /// Onboarding KPIs of the accounts whose contract starts within FROM..=TO: completion rate
     /// and its per-step funnel, median days to complete, time to first value, active rate and
@@ -135,8 +135,87 @@ enum Command {
         json: bool,
         #[arg(long, env = "NUDGE_HEALTH_INDEX_SHARDS", default_value_t = 8)]
         index_shards: u32,
-        #[arg(long, env = "NUDGE_TABLE", default_value = "nudge-local")]
-        table: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Render a message as its recipient would get it, from sample data and the kind's own
+    /// planner (no AWS): subject and plain text, or the HTML body.
+    ///
+    /// The sample is an account with an admin, an executive and a user, in Tokyo (ja) or New
+    /// York (en). NUDGE_COMPANY_NAME, NUDGE_PRODUCT_NAME, NUDGE_APP_URL and
+    /// NUDGE_PUBLIC_BASE_URL are read like the functions read them. Links are signed with a
+    /// preview key and work nowhere.
+    Preview {
+        /// The message kind (deadline_reminder, onboarding_welcome, milestone, ...).
+        #[arg(value_parser = parse_kind)]
+        kind: NudgeKind,
+        /// The recipient's language.
+        #[arg(long, default_value = "en", value_parser = parse_locale)]
+        locale: Locale,
+        /// The recipient's role (default: whom the planner addresses first, usually the admin).
+        #[arg(long, value_parser = parse_role)]
+        role: Option<Role>,
+        /// The account's plan (premium and enterprise get the coaching offer).
+        #[arg(long, default_value = "standard")]
+        plan: String,
+        /// The stage (default: the kind's first; an unknown one lists the valid ones).
+        #[arg(long)]
+        stage: Option<String>,
+        /// Print the HTML body instead (customer emails only).
+        #[arg(long, conflicts_with = "json")]
+        html: bool,
+        /// Everything as one JSON object: recipient, subject, text, HTML, template variables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The delivery log as stored: what was sent, blocked or failed, oldest first.
+    ///
+    /// The table view masks addresses; --json prints each entry as stored, one per line.
+    /// Without --account it scans the whole table: on a large deployed table, name the account.
+    Log {
+        /// One account (a key range: cheap with --since).
+        #[arg(long, value_name = "ID")]
+        account: Option<String>,
+        /// Only this kind.
+        #[arg(long, value_parser = parse_kind)]
+        kind: Option<NudgeKind>,
+        /// Entries at or after this time: RFC 3339 or YYYY-MM-DD (UTC midnight).
+        #[arg(long, value_parser = ops::parse_since)]
+        since: Option<DateTime<Utc>>,
+        /// Show the most recent N entries of what matched (0: all).
+        #[arg(long, default_value_t = 50, value_name = "N")]
+        limit: usize,
+        /// JSON lines, as stored (addresses included).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Pause automation for an account, as a customer reply does: its customer messages are
+    /// blocked (logged as account_paused) until `nudge resume` or --until; CSM alerts still go.
+    Pause {
+        account: String,
+        /// End the pause by itself at this time (RFC 3339 or YYYY-MM-DD, UTC midnight).
+        #[arg(long, value_parser = ops::parse_since)]
+        until: Option<DateTime<Utc>>,
+        /// Why (shown by `nudge pause` and `resume`; default: "paused by an operator").
+        #[arg(long)]
+        reason: Option<String>,
+        /// What changed as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Resume automation for an account (as `automation_resumed` does). Messages blocked while
+    /// it was paused are not sent again.
+    Resume {
+        account: String,
+        /// What changed as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
     },
     /// Sign and POST events (JSON lines or {"events": [...]}) to an ingest endpoint.
     SendEvents {
@@ -402,8 +481,8 @@ async fn main() -> Result<()> {
             stack.prepare_messaging().await?;
             println!("created table {name} in {}", stack.dynamodb_url);
         }
-        Command::Model { what, table } => {
-            let store = health_cli::store(&table).await;
+        Command::Model { what, target } => {
+            let store = store_of(&target, "model").await?;
             let out = match what {
                 ModelCmd::Show { version } => {
                     health_cli::model_show(&store, version.as_deref()).await?
@@ -453,9 +532,9 @@ async fn main() -> Result<()> {
             account,
             date,
             json,
-            table,
+            target,
         } => {
-            let store = health_cli::store(&table).await;
+            let store = store_of(&target, "explain").await?;
             println!(
                 "{}",
                 health_cli::explain(&store, &account, date, json)
@@ -467,9 +546,9 @@ async fn main() -> Result<()> {
             at,
             json,
             index_shards,
-            table,
+            target,
         } => {
-            let store = health_cli::store(&table).await;
+            let store = store_of(&target, "queue").await?;
             let now = at.unwrap_or_else(Utc::now);
             println!(
                 "{}",
@@ -484,7 +563,7 @@ async fn main() -> Result<()> {
             at,
             json,
             index_shards,
-            table,
+            target,
         } => {
             if from > to {
                 // A usage error like clap's own: its message shape and exit code 2.
@@ -497,7 +576,7 @@ async fn main() -> Result<()> {
                     None => cli.error(kind, msg).exit(),
                 }
             }
-            let store = health_cli::store(&table).await;
+            let store = store_of(&target, "kpi").await?;
             let now = at.unwrap_or_else(Utc::now);
             println!(
                 "{}",
@@ -505,6 +584,87 @@ async fn main() -> Result<()> {
                     .await?
                     .trim_end()
             );
+        }
+        Command::Preview {
+            kind,
+            locale,
+            role,
+            plan,
+            stage,
+            html,
+            json,
+        } => {
+            let req = preview::PreviewRequest {
+                kind,
+                stage,
+                locale,
+                role,
+                plan,
+            };
+            let env = |k: &str| std::env::var(k).ok();
+            let out = match preview::render(&req, env).await {
+                Ok(out) => out,
+                Err(e) => match e.downcast_ref::<preview::Usage>() {
+                    Some(u) => usage_error("preview", &u.0),
+                    None => return Err(e),
+                },
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&out.json())?);
+            } else if html {
+                match out.html() {
+                    Ok(h) => print!("{h}"),
+                    Err(u) => usage_error("preview", &u.0),
+                }
+            } else {
+                print!("{}", out.text());
+            }
+        }
+        Command::Log {
+            account,
+            kind,
+            since,
+            limit,
+            json,
+            target,
+        } => {
+            let store = store_of(&target, "log").await?;
+            let q = ops::LogQuery {
+                account,
+                kind,
+                since,
+                limit: (limit > 0).then_some(limit),
+            };
+            let entries = ops::log_entries(&store, &q).await?;
+            if json {
+                print!("{}", ops::log_json(&entries)?);
+            } else {
+                print!("{}", ops::log_table(&entries));
+            }
+        }
+        Command::Pause {
+            account,
+            until,
+            reason,
+            json,
+            target,
+        } => {
+            let now = Utc::now();
+            if until.is_some_and(|u| u <= now) {
+                usage_error("pause", "--until is not in the future");
+            }
+            let store = store_of(&target, "pause").await?;
+            let change = ops::pause(&store, &account, until, reason.as_deref(), now).await?;
+            print_change(&change, &target, json)?;
+        }
+        Command::Resume {
+            account,
+            json,
+            target,
+        } => {
+            let store = store_of(&target, "resume").await?;
+            let change = ops::resume(&store, &account, Utc::now()).await?;
+            print_change(&change, &target, json)?;
         }
         Command::SendEvents { file, url, secret } => {
             let events = send::read_events(&file)?;
@@ -529,6 +689,58 @@ async fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The table of `target`; options that contradict the environment are a usage error of
+/// `command` (exit code 2) before any call is made.
+async fn store_of(
+    target: &Target,
+    command: &str,
+) -> Result<nudge_shared::store::dynamo::DynamoStore> {
+    if let Some(problem) = target.conflict(|k| std::env::var(k).ok()) {
+        usage_error(command, &problem);
+    }
+    target.store().await
+}
+
+/// Exits with clap's usage message shape and code (2), like clap's own errors.
+fn usage_error(command: &str, msg: &str) -> ! {
+    let mut cli = Cli::command();
+    cli.build();
+    let kind = clap::error::ErrorKind::ValueValidation;
+    match cli.find_subcommand_mut(command) {
+        Some(sub) => sub.error(kind, msg).exit(),
+        None => cli.error(kind, msg).exit(),
+    }
+}
+
+fn print_change(change: &ops::PauseChange, target: &Target, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&change.json())?);
+    } else {
+        print!(
+            "{}",
+            change.text(&target.describe(|k| std::env::var(k).ok()))
+        );
+    }
+    Ok(())
+}
+
+/// A message kind, with the valid ones listed on a mistake.
+fn parse_kind(s: &str) -> Result<NudgeKind, String> {
+    NudgeKind::parse(s.trim()).ok_or_else(|| {
+        let kinds: Vec<&str> = NudgeKind::ALL.iter().map(|k| k.as_str()).collect();
+        format!("unknown kind; valid kinds: {}", kinds.join(", "))
+    })
+}
+
+fn parse_locale(s: &str) -> Result<Locale, String> {
+    s.parse().map_err(|_| "expected ja or en".to_string())
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse()
+        .map_err(|_| "expected admin, executive or user".to_string())
 }
 
 /// A calendar date for `--from` / `--to`, with a message that shows the expected shape.

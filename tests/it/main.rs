@@ -8,6 +8,7 @@ mod health_store;
 mod ingest;
 mod kpi;
 mod milestones;
+mod ops;
 mod playbooks;
 mod priority;
 mod queue;

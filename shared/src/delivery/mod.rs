@@ -14,7 +14,7 @@ pub mod unsubscribe;
 use thiserror::Error;
 
 pub use message::{nudge_ref_tag, parse_nudge_ref_tag};
-pub use send::{Outcome, deliver, deliver_new};
+pub use send::{Outcome, Preview, deliver, deliver_new, preview};
 pub use sweep::{RunReport, sweep};
 
 use crate::store::StoreError;

@@ -51,7 +51,7 @@ use crate::Deps;
 use crate::channels::{Notification, SendError, redact};
 use crate::domain::policy::{self, BlockReason, PolicyInput};
 use crate::domain::{
-    Audience, Channel, DeliveryLogEntry, ExtraVars, LogStatus, Nudge, NudgeStatus, Role,
+    Audience, Channel, DeliveryLogEntry, ExtraVars, Locale, LogStatus, Nudge, NudgeStatus, Role,
     SendWindow, UNKNOWN_OUTCOME,
 };
 use crate::store::{AccountRecord, MessageRef};
@@ -131,6 +131,39 @@ pub async fn deliver(
     }
     .instrument(span)
     .await
+}
+
+/// A nudge's message as the send path would write it at `now`: recipient, locale, template
+/// variables and rendering exactly as [`deliver`] resolves them, without the send window,
+/// policy, claim or send, and without writing anything (`nudge preview`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preview {
+    /// Email address or CSM topic ARN; `None`: nobody to send to (it would be blocked).
+    pub to: Option<String>,
+    pub locale: Locale,
+    pub channel: Channel,
+    /// What the template saw.
+    pub vars: serde_json::Value,
+    pub rendered: Rendered,
+}
+
+/// See [`Preview`]. Reads the account and contact from the store, like a delivery.
+pub async fn preview(
+    deps: &Deps,
+    extra: ExtraVars,
+    nudge: &Nudge,
+    now: DateTime<Utc>,
+) -> Result<Preview, DeliveryError> {
+    let d = Delivery::load(deps, extra, nudge, now, "preview").await?;
+    let locale = d.recipient.context.locale;
+    let rendered = templates::render(nudge.kind, nudge.stage, &nudge.variant, locale, &d.vars)?;
+    Ok(Preview {
+        to: d.recipient.to,
+        locale,
+        channel: d.channel,
+        vars: d.vars,
+        rendered,
+    })
 }
 
 /// What policy says about one nudge now.
@@ -422,7 +455,7 @@ impl<'a> Delivery<'a> {
             channel: self.channel,
             unsubscribed: contact.map(|c| &c.unsubscribed).unwrap_or(&no_categories),
             suppression,
-            paused: self.account.as_ref().is_some_and(|a| a.paused),
+            paused: self.account.as_ref().is_some_and(|a| a.is_paused(self.now)),
             cap: deps.config.cap,
             recent_marketing: cap_state.as_ref().map(|c| &c.sends).unwrap_or(&no_sends),
             tz: self.recipient.context.tz,

@@ -645,6 +645,8 @@ mod tests {
                 profile_at: None,
                 paused: false,
                 paused_at: None,
+                paused_until: None,
+                pause_reason: None,
                 admin_contact_id: None,
                 admin_changed_at: Some(t(3)),
                 churned_at: None,

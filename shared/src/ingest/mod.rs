@@ -503,7 +503,14 @@ async fn apply_state_effect(deps: &Deps, e: &Event, now: DateTime<Utc>) -> Resul
         // recent one pauses automation (the event is stored all the same).
         (EventPayload::CustomerReplied, _) if now - at <= REPLY_PAUSES_WITHIN => {
             let applied = store
-                .change_account(account, &AccountChange::Paused, at)
+                .change_account(
+                    account,
+                    &AccountChange::Paused {
+                        until: None,
+                        reason: None,
+                    },
+                    at,
+                )
                 .await?;
             pause::notify_paused(deps, e, applied, now).await?;
         }

@@ -304,10 +304,11 @@ pub async fn profiles_are_last_writer_wins(store: &dyn Store) {
         "same time is not newer"
     );
     let change = |c: AccountChange, at| async move { store.change_account("c-prof", &c, at).await };
-    assert_eq!(
-        change(AccountChange::Paused, t(20)).await.unwrap(),
-        Applied::Applied
-    );
+    let reply = || AccountChange::Paused {
+        until: None,
+        reason: None,
+    };
+    assert_eq!(change(reply(), t(20)).await.unwrap(), Applied::Applied);
     assert_eq!(
         change(AccountChange::Resumed, t(15)).await.unwrap(),
         Applied::Stale
@@ -332,6 +333,39 @@ pub async fn profiles_are_last_writer_wins(store: &dyn Store) {
         Applied::Applied
     );
     assert!(!store.account("c-prof").await.unwrap().unwrap().paused);
+
+    // An operator's pause keeps its end and reason; it holds until then, not after.
+    let operator = AccountChange::Paused {
+        until: Some(t(90)),
+        reason: Some("migration".into()),
+    };
+    assert_eq!(change(operator, t(30)).await.unwrap(), Applied::Applied);
+    let a = store.account("c-prof").await.unwrap().unwrap();
+    assert_eq!(
+        (a.paused_until, a.pause_reason.as_deref()),
+        (Some(stored(90)), Some("migration"))
+    );
+    assert!(a.is_paused(t(89)) && !a.is_paused(t(90)));
+    // A reply after it replaces it whole: indefinite, no reason.
+    assert_eq!(change(reply(), t(35)).await.unwrap(), Applied::Applied);
+    let a = store.account("c-prof").await.unwrap().unwrap();
+    assert!(a.is_paused(t(10_000)));
+    assert_eq!((a.paused_until, a.pause_reason), (None, None));
+    let operator = AccountChange::Paused {
+        until: Some(t(90)),
+        reason: Some("migration".into()),
+    };
+    assert_eq!(change(operator, t(40)).await.unwrap(), Applied::Applied);
+    // A resume clears the end and reason with the flag.
+    assert_eq!(
+        change(AccountChange::Resumed, t(45)).await.unwrap(),
+        Applied::Applied
+    );
+    let a = store.account("c-prof").await.unwrap().unwrap();
+    assert_eq!(
+        (a.paused, a.paused_until, a.pause_reason),
+        (false, None, None)
+    );
 
     assert!(store.contact("c-prof", "u-1").await.unwrap().is_none());
     let contact = ContactProfile {
@@ -647,6 +681,19 @@ pub async fn rollups_firsts_log_and_checkpoints_accumulate(store: &dyn Store) {
         Utc.with_ymd_and_hms(2026, 11, 20, 9, 1, 0).unwrap()
     );
     assert!(store.all_delivery_log().await.unwrap().len() >= 2);
+    // From a time on: the key range includes an entry at exactly that time.
+    let since = |at| store.delivery_log_since("c-misc", at);
+    let ids = |log: Vec<DeliveryLogEntry>| log.into_iter().map(|e| e.nudge_id).collect::<Vec<_>>();
+    assert_eq!(ids(since(t(2)).await.unwrap()), ["n2"]);
+    assert_eq!(ids(since(t(0)).await.unwrap()), ["n1", "n2"]);
+    assert!(since(t(3)).await.unwrap().is_empty());
+    assert!(
+        store
+            .delivery_log_since("c-misc-other", t(0))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     assert_eq!(store.checkpoint("misc").await.unwrap(), None);
     store.set_checkpoint("misc", t(10)).await.unwrap();

@@ -83,6 +83,8 @@ struct AccountState {
     profile: Option<AccountProfile>,
     paused: bool,
     paused_at: Option<DateTime<Utc>>,
+    paused_until: Option<DateTime<Utc>>,
+    pause_reason: Option<String>,
     admin_contact_id: Option<String>,
     churned_at: Option<DateTime<Utc>>,
     renewed_at: Option<DateTime<Utc>>,
@@ -241,6 +243,22 @@ impl DeliveryLogStore for MemoryStore {
         Ok(s.log
             .iter()
             .filter(|((a, _), _)| a == account_id)
+            .map(|(_, e)| e.clone())
+            .collect())
+    }
+
+    async fn delivery_log_since(
+        &self,
+        account_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<DeliveryLogEntry>, StoreError> {
+        request().await;
+        // The same key range as the table's: by the key's milliseconds, not the entry's seconds.
+        let from = schema::log_sk_from(since);
+        let s = self.lock();
+        Ok(s.log
+            .iter()
+            .filter(|((a, sk), _)| a == account_id && *sk >= from)
             .map(|(_, e)| e.clone())
             .collect())
     }

@@ -120,9 +120,16 @@ pub struct AccountRecord {
     pub account_id: String,
     pub profile: Option<AccountProfile>,
     pub profile_at: Option<DateTime<Utc>>,
-    /// Set by `customer_replied`, cleared by `automation_resumed`.
+    /// Set by `customer_replied` (or an operator's `nudge pause`), cleared by
+    /// `automation_resumed` (or `nudge resume`). Read it through [`AccountRecord::is_paused`].
     pub paused: bool,
     pub paused_at: Option<DateTime<Utc>>,
+    /// An operator's pause may end by itself at this time; a customer's reply never does.
+    #[serde(default)]
+    pub paused_until: Option<DateTime<Utc>>,
+    /// Why an operator paused the account (a customer reply records none).
+    #[serde(default)]
+    pub pause_reason: Option<String>,
     pub admin_contact_id: Option<String>,
     /// When the admin last changed (`admin_changed`'s time): a churn signal for health.
     #[serde(default)]
@@ -142,6 +149,11 @@ impl ContactRecord {
 }
 
 impl AccountRecord {
+    /// Whether customer nudges are held at `now`: paused, and not past an operator's `until`.
+    pub fn is_paused(&self, now: DateTime<Utc>) -> bool {
+        self.paused && self.paused_until.is_none_or(|until| now < until)
+    }
+
     /// Churned and not renewed since: nothing customer-success acts on any more.
     pub fn churned(&self) -> bool {
         self.churned_at
@@ -204,11 +216,20 @@ pub struct DeadlineRecord {
 /// A state change on an account that is not a profile upsert.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AccountChange {
-    Paused,
+    /// A customer's reply pauses until resumed (`until` and `reason` none); an operator may
+    /// give an end and a reason. Either replaces whatever pause was stored before.
+    Paused {
+        until: Option<DateTime<Utc>>,
+        reason: Option<String>,
+    },
     Resumed,
-    AdminChanged { contact_id: String },
+    AdminChanged {
+        contact_id: String,
+    },
     Churned,
-    Renewed { renewal_date: Option<NaiveDate> },
+    Renewed {
+        renewal_date: Option<NaiveDate>,
+    },
 }
 
 #[async_trait]
@@ -535,6 +556,13 @@ pub trait DeliveryLogStore: Send + Sync {
     async fn append_log(&self, entry: &DeliveryLogEntry) -> Result<(), StoreError>;
     /// One account's log, oldest first.
     async fn delivery_log(&self, account_id: &str) -> Result<Vec<DeliveryLogEntry>, StoreError>;
+    /// One account's log from `since` on (entries whose time is at or after it), oldest
+    /// first: a key range, so the cost follows the entries read, not the account's history.
+    async fn delivery_log_since(
+        &self,
+        account_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<DeliveryLogEntry>, StoreError>;
     /// Every account's log (a Scan: for simulate and tests, not for production paths).
     async fn all_delivery_log(&self) -> Result<Vec<DeliveryLogEntry>, StoreError>;
 }

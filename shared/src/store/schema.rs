@@ -134,11 +134,19 @@ pub const MODEL_PREFIX: &str = "MODEL#";
 pub const MODELS_SK: &str = "MODELS";
 
 pub fn log_sk(at: DateTime<Utc>, nudge_id: &str) -> String {
+    format!("{}#{nudge_id}", log_sk_from(at))
+}
+
+/// The lowest log sort key at or after `at` (the start of a `delivery_log_since` range).
+pub fn log_sk_from(at: DateTime<Utc>) -> String {
     format!(
-        "LOG#{}#{nudge_id}",
+        "LOG#{}",
         at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     )
 }
+
+/// Above every log sort key (`~` sorts after the digits a time starts with).
+pub const LOG_SK_END: &str = "LOG#~";
 /// Suppression items are keyed by a hash: no address appears in a key.
 pub fn address_pk(address: &str) -> String {
     use sha2::{Digest, Sha256};

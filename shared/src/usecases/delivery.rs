@@ -71,7 +71,14 @@ async fn policy_blocks_in_order_unsubscribed_suppressed_paused_then_cap() {
     // `acme` is paused; each contact also meets every rule below the one it should hit.
     w.account("acme", Tokyo, before).await;
     w.store
-        .change_account("acme", &AccountChange::Paused, before)
+        .change_account(
+            "acme",
+            &AccountChange::Paused {
+                until: None,
+                reason: None,
+            },
+            before,
+        )
         .await
         .expect("pause");
     for c in ["unsub", "supp", "paused"] {

@@ -367,6 +367,8 @@ fn record(plan: &str, firsts: &[(&str, DateTime<Utc>)], nps: Vec<NpsAnswer>) -> 
             profile_at: None,
             paused: false,
             paused_at: None,
+            paused_until: None,
+            pause_reason: None,
             admin_contact_id: None,
             admin_changed_at: None,
             churned_at: None,

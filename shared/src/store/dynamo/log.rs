@@ -2,13 +2,14 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+use chrono::{DateTime, Utc};
 
 use serde::{Deserialize, Serialize};
 
 use super::item::{from_item, json_text, to_item};
 use super::{DynamoStore, Item, s};
 use crate::domain::DeliveryLogEntry;
-use crate::store::schema::{self, SK};
+use crate::store::schema::{self, PK, SK};
 use crate::store::{DeliveryLogStore, StoreError};
 
 /// A log entry item: the entry as JSON text (its own serde shape is the `nudge simulate`
@@ -57,6 +58,29 @@ impl DeliveryLogStore for DynamoStore {
             .collect()
     }
 
+    async fn delivery_log_since(
+        &self,
+        account_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<DeliveryLogEntry>, StoreError> {
+        // `LOG#<at in ms>#...`: the time sorts as text, and `~` sorts after every digit.
+        let req = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :a AND :b")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(schema::account_pk(account_id)))
+            .expression_attribute_values(":a", s(schema::log_sk_from(since)))
+            .expression_attribute_values(":b", s(schema::LOG_SK_END));
+        self.query_all(req)
+            .await?
+            .iter()
+            .map(log_from_item)
+            .collect()
+    }
+
     async fn all_delivery_log(&self) -> Result<Vec<DeliveryLogEntry>, StoreError> {
         let req = self
             .client
@@ -79,7 +103,7 @@ impl DeliveryLogStore for DynamoStore {
 #[cfg(test)]
 mod tests {
     use aws_sdk_dynamodb::types::AttributeValue;
-    use chrono::{TimeZone, Utc};
+    use chrono::TimeZone;
 
     use super::*;
     use crate::domain::{Channel, LogStatus, NudgeKind};

@@ -61,18 +61,32 @@ impl ProfileStore for DynamoStore {
         at: DateTime<Utc>,
     ) -> Result<Applied, StoreError> {
         let pk = schema::account_pk(account_id);
+        // A pause replaces the one before it whole: a reply after an operator's timed pause
+        // is indefinite again, so an absent end or reason is removed, not kept.
+        let mut removes: Vec<&str> = Vec::new();
         let (clock, sets): (&str, Vec<(&str, AttributeValue)>) = match change {
-            AccountChange::Paused => (
-                "paused_clock",
-                vec![
+            AccountChange::Paused { until, reason } => {
+                let mut v = vec![
                     ("paused", AttributeValue::Bool(true)),
                     ("paused_at", ts(at)),
-                ],
-            ),
-            AccountChange::Resumed => (
-                "paused_clock",
-                vec![("paused", AttributeValue::Bool(false))],
-            ),
+                ];
+                match until {
+                    Some(u) => v.push(("paused_until", ts(*u))),
+                    None => removes.push("paused_until"),
+                }
+                match reason {
+                    Some(r) => v.push(("pause_reason", s(r))),
+                    None => removes.push("pause_reason"),
+                }
+                ("paused_clock", v)
+            }
+            AccountChange::Resumed => {
+                removes.extend(["paused_until", "pause_reason"]);
+                (
+                    "paused_clock",
+                    vec![("paused", AttributeValue::Bool(false))],
+                )
+            }
             AccountChange::AdminChanged { contact_id } => {
                 ("admin_clock", vec![("admin_contact_id", s(contact_id))])
             }
@@ -85,7 +99,8 @@ impl ProfileStore for DynamoStore {
                 ("renew_clock", v)
             }
         };
-        self.lww_set(&pk, schema::PROFILE_SK, clock, at, sets).await
+        self.lww_update(&pk, schema::PROFILE_SK, clock, at, sets, &removes)
+            .await
     }
 
     async fn unsubscribe(
@@ -156,6 +171,10 @@ pub(super) struct AccountItem {
     paused: bool,
     #[serde(default, with = "opt_millis", skip_serializing_if = "Option::is_none")]
     paused_at: Option<DateTime<Utc>>,
+    #[serde(default, with = "opt_millis", skip_serializing_if = "Option::is_none")]
+    paused_until: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pause_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     admin_contact_id: Option<String>,
     #[serde(default, with = "opt_millis", skip_serializing_if = "Option::is_none")]
@@ -182,6 +201,8 @@ impl AccountItem {
             profile_at: self.profile_at,
             paused: self.paused,
             paused_at: self.paused_at,
+            paused_until: self.paused_until,
+            pause_reason: self.pause_reason,
             admin_contact_id: self.admin_contact_id,
             admin_changed_at: self.admin_clock,
             churned_at: self.churned_at,
@@ -229,6 +250,19 @@ impl DynamoStore {
         at: DateTime<Utc>,
         sets: Vec<(&str, AttributeValue)>,
     ) -> Result<Applied, StoreError> {
+        self.lww_update(pk, sk, clock, at, sets, &[]).await
+    }
+
+    /// [`Self::lww_set`] that also removes `removes`, under the same clock.
+    async fn lww_update(
+        &self,
+        pk: &str,
+        sk: &str,
+        clock: &str,
+        at: DateTime<Utc>,
+        sets: Vec<(&str, AttributeValue)>,
+        removes: &[&str],
+    ) -> Result<Applied, StoreError> {
         let mut exprs = vec!["#clock = :at".to_string()];
         let mut req = self
             .client
@@ -246,7 +280,17 @@ impl DynamoStore {
                 .expression_attribute_names(format!("#a{i}"), name)
                 .expression_attribute_values(format!(":v{i}"), value);
         }
-        let req = req.update_expression(format!("SET {}", exprs.join(", ")));
+        let mut removed = Vec::new();
+        for (i, name) in removes.iter().enumerate() {
+            removed.push(format!("#r{i}"));
+            req = req.expression_attribute_names(format!("#r{i}"), *name);
+        }
+        let update = if removed.is_empty() {
+            format!("SET {}", exprs.join(", "))
+        } else {
+            format!("SET {} REMOVE {}", exprs.join(", "), removed.join(", "))
+        };
+        let req = req.update_expression(update);
         Ok(match self.conditional(req.send().await)? {
             Some(_) => Applied::Applied,
             None => Applied::Stale,
@@ -297,6 +341,8 @@ mod tests {
             profile_at: r.profile_at,
             paused: r.paused,
             paused_at: r.paused_at,
+            paused_until: r.paused_until,
+            pause_reason: r.pause_reason.clone(),
             admin_contact_id: r.admin_contact_id.clone(),
             admin_clock: r.admin_changed_at,
             churned_at: r.churned_at,
@@ -313,6 +359,8 @@ mod tests {
             profile_at: Some(t(1)),
             paused: true,
             paused_at: Some(t(2)),
+            paused_until: Some(t(9)),
+            pause_reason: Some("migration".into()),
             admin_contact_id: Some("u-1".into()),
             admin_changed_at: Some(t(2)),
             churned_at: Some(t(3)),
@@ -343,6 +391,8 @@ mod tests {
                     profile_at: None,
                     paused: false,
                     paused_at: None,
+                    paused_until: None,
+                    pause_reason: None,
                     admin_contact_id: None,
                     admin_changed_at: None,
                     churned_at: None,

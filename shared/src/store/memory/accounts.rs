@@ -198,13 +198,19 @@ impl ProfileStore for MemoryStore {
         let mut s = self.lock();
         let stored_at = ms(at);
         Ok(match change {
-            AccountChange::Paused => s.account_lww(account_id, "paused_clock", at, |a| {
-                a.paused = true;
-                a.paused_at = Some(stored_at);
-            }),
-            AccountChange::Resumed => {
-                s.account_lww(account_id, "paused_clock", at, |a| a.paused = false)
+            AccountChange::Paused { until, reason } => {
+                s.account_lww(account_id, "paused_clock", at, |a| {
+                    a.paused = true;
+                    a.paused_at = Some(stored_at);
+                    a.paused_until = until.map(ms);
+                    a.pause_reason = reason.clone();
+                })
             }
+            AccountChange::Resumed => s.account_lww(account_id, "paused_clock", at, |a| {
+                a.paused = false;
+                a.paused_until = None;
+                a.pause_reason = None;
+            }),
             AccountChange::AdminChanged { contact_id } => {
                 s.account_lww(account_id, "admin_clock", at, |a| {
                     a.admin_contact_id = Some(contact_id.clone());
@@ -255,6 +261,8 @@ impl ProfileStore for MemoryStore {
                 profile_at: a.clocks.get("profile_at").copied(),
                 paused: a.paused,
                 paused_at: a.paused_at,
+                paused_until: a.paused_until,
+                pause_reason: a.pause_reason.clone(),
                 admin_contact_id: a.admin_contact_id.clone(),
                 admin_changed_at: a.clocks.get("admin_clock").copied(),
                 churned_at: a.churned_at,

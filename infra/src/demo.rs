@@ -248,6 +248,7 @@ pub fn summary(d: &DemoData) -> Value {
         "events": {"read": d.sim.events_read, "accepted": d.sim.accepted,
             "rejected": d.sim.rejected.len()},
         "runs": d.sim.runs,
+        "ingest_invocations": {"http": d.sim.ingest_requests, "sns": d.sim.feedback_invocations},
         "deliveries": d.sim.deliveries.len(),
         "by_kind_status_stage": by_kind,
         "blocked_by_reason": blocked,

@@ -388,6 +388,17 @@ async fn main() -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
             } else {
+                eprintln!(
+                    "ingest invocations: {} HTTP requests (event batches), {} SNS deliveries (SES feedback)",
+                    out.data.sim.ingest_requests, out.data.sim.feedback_invocations
+                );
+                if let Some(kinds) = summary["by_kind_status_stage"].as_object() {
+                    eprintln!("by kind, status and stage:");
+                    for (kind, stages) in kinds {
+                        eprintln!("  {kind}: {stages}");
+                    }
+                }
+                eprintln!("blocked by reason: {}", summary["blocked_by_reason"]);
                 eprintln!("band movements: {}", summary["band_movements"]);
                 eprintln!("SES feedback: {}", summary["ses_feedback"]);
                 eprintln!("onboarding: {}", summary["onboarding"]);

@@ -518,6 +518,8 @@ pub fn html(d: &DemoData) -> Result<String, minijinja::Error> {
         feedback => sim.feedback,
         runs => sim.runs,
         events_read => sim.events_read,
+        ingest_requests => sim.ingest_requests,
+        feedback_invocations => sim.feedback_invocations,
         accepted => sim.accepted,
         rejected => sim.rejected,
         deliveries => sim.deliveries.len(),

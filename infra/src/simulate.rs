@@ -97,6 +97,10 @@ pub struct SimulationReport {
     pub messages: Vec<MessageCopy>,
     /// SES feedback events published to ingest, by type (Delivery, Open, Click, Bounce).
     pub feedback: BTreeMap<String, usize>,
+    /// Invocations of the ingest handler: HTTP requests (event batches) and SNS deliveries (SES
+    /// feedback).
+    pub ingest_requests: usize,
+    pub feedback_invocations: usize,
 }
 
 impl SimulationReport {
@@ -357,6 +361,7 @@ impl Outbox {
             .feedback(event)
             .await
             .with_context(|| format!("SES feedback at {now}"))?;
+        report.feedback_invocations += 1;
         Ok(())
     }
 }
@@ -386,6 +391,7 @@ async fn send_batch(
         at,
     ))?;
     let resp = ingest.http(req).await;
+    report.ingest_requests += 1;
     let status = resp.status().as_u16();
     let out: Value = match resp.body() {
         lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),

@@ -168,18 +168,9 @@ impl EventStore for DynamoStore {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<DayRollup>, StoreError> {
-        let req = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk AND #sk BETWEEN :a AND :b")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#sk", SK)
-            .expression_attribute_values(":pk", s(schema::account_pk(account_id)))
-            .expression_attribute_values(":a", s(schema::day_sk(from)))
-            .expression_attribute_values(":b", s(schema::day_sk(to)));
+        let (from_sk, to_sk) = (schema::day_sk(from), schema::day_sk(to));
         Ok(self
-            .query_all(req)
+            .query_between(&schema::account_pk(account_id), &from_sk, &to_sk)
             .await?
             .iter()
             .filter_map(rollup_from_item)

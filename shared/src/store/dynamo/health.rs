@@ -501,17 +501,8 @@ impl HealthStore for DynamoStore {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<HealthSnapshot>, StoreError> {
-        let req = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk AND #sk BETWEEN :a AND :b")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#sk", SK)
-            .expression_attribute_values(":pk", s(schema::account_pk(account_id)))
-            .expression_attribute_values(":a", s(schema::snapshots_from(from)))
-            .expression_attribute_values(":b", s(schema::snapshots_through(to)));
-        self.query_all(req)
+        let (from_sk, to_sk) = (schema::snapshots_from(from), schema::snapshots_through(to));
+        self.query_between(&schema::account_pk(account_id), &from_sk, &to_sk)
             .await?
             .iter()
             .map(|item| from_item::<SnapshotItem>("health snapshot", item)?.into_snapshot())

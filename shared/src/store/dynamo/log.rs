@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::item::{from_item, json_text, to_item};
 use super::{DynamoStore, Item, s};
 use crate::domain::DeliveryLogEntry;
-use crate::store::schema::{self, PK, SK};
+use crate::store::schema::{self, SK};
 use crate::store::{DeliveryLogStore, StoreError};
 
 /// A log entry item: the entry as JSON text (its own serde shape is the `nudge simulate`
@@ -64,21 +64,16 @@ impl DeliveryLogStore for DynamoStore {
         since: DateTime<Utc>,
     ) -> Result<Vec<DeliveryLogEntry>, StoreError> {
         // `LOG#<at in ms>#...`: the time sorts as text, and `~` sorts after every digit.
-        let req = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk AND #sk BETWEEN :a AND :b")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#sk", SK)
-            .expression_attribute_values(":pk", s(schema::account_pk(account_id)))
-            .expression_attribute_values(":a", s(schema::log_sk_from(since)))
-            .expression_attribute_values(":b", s(schema::LOG_SK_END));
-        self.query_all(req)
-            .await?
-            .iter()
-            .map(log_from_item)
-            .collect()
+        let from_sk = schema::log_sk_from(since);
+        self.query_between(
+            &schema::account_pk(account_id),
+            &from_sk,
+            schema::LOG_SK_END,
+        )
+        .await?
+        .iter()
+        .map(log_from_item)
+        .collect()
     }
 
     async fn all_delivery_log(&self) -> Result<Vec<DeliveryLogEntry>, StoreError> {

@@ -321,6 +321,26 @@ impl DynamoStore {
         self.query_all(req).await
     }
 
+    /// Every item of partition `pk` whose sort key lies in `from..=to`.
+    pub(crate) async fn query_between(
+        &self,
+        pk: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        let req = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :a AND :b")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":a", s(from))
+            .expression_attribute_values(":b", s(to));
+        self.query_all(req).await
+    }
+
     pub(crate) async fn get_item(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
         let resp = self
             .client

@@ -56,7 +56,10 @@ impl ScheduledError {
             ScheduledError::Store(e) => e.is_retryable(),
             ScheduledError::Delivery(e) => e.is_retryable(),
             ScheduledError::NoWorker(_) | ScheduledError::BadWorkItem(_) => false,
-            ScheduledError::Enqueue(e) => matches!(e, crate::channels::SendError::Transient(_)),
+            ScheduledError::Enqueue(e) => matches!(
+                e,
+                crate::channels::SendError::Transient(_) | crate::channels::SendError::Throttled(_)
+            ),
             ScheduledError::Health(e) => e.is_retryable(),
             ScheduledError::Milestones(e) => e.is_retryable(),
         }
@@ -285,19 +288,31 @@ pub async fn next_onboarding_step(
         .cloned())
 }
 
-/// One scheduled run of `feature` at `now`: its own work, then the sweep if it runs it.
+/// One scheduled run of `feature` at `now` without a time limit (simulations, tests).
 pub async fn run_scheduled(
     feature: &Feature,
     deps: &Deps,
     now: DateTime<Utc>,
     run_id: &str,
 ) -> Result<Value, ScheduledError> {
+    run_scheduled_within(feature, deps, now, run_id, delivery::Budget::UNLIMITED).await
+}
+
+/// One scheduled run of `feature` at `now`: its own work, then the sweep if it runs it, which
+/// starts no delivery once `budget` is spent.
+pub async fn run_scheduled_within(
+    feature: &Feature,
+    deps: &Deps,
+    now: DateTime<Utc>,
+    run_id: &str,
+    budget: delivery::Budget,
+) -> Result<Value, ScheduledError> {
     let mut out = json!({ "function": feature.name, "now": now.to_rfc3339() });
     if let Some(run) = feature.run {
         out["run"] = run(deps, now, run_id).await?;
     }
     if feature.sweeps {
-        let report = delivery::sweep(deps, render_vars, now, run_id).await?;
+        let report = delivery::sweep_within(deps, render_vars, now, run_id, budget).await?;
         out["sweep"] = serde_json::to_value(report).unwrap_or_default();
     }
     Ok(out)
@@ -392,6 +407,24 @@ pub fn scheduled_time(event: &EventBridgeEvent<Value>) -> Result<DateTime<Utc>, 
     event.time.ok_or(ScheduledError::MissingTime)
 }
 
+/// Deliveries stop starting this long before the invocation's deadline: a send and its marks
+/// take well under a second, so nothing is left claimed when Lambda stops the run.
+const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The sweep's budget from the Lambda context's deadline (milliseconds since the epoch); none
+/// when the context has no deadline (local invocations).
+fn lambda_budget(deadline_ms: u64) -> delivery::Budget {
+    if deadline_ms == 0 {
+        return delivery::Budget::UNLIMITED;
+    }
+    let deadline = std::time::UNIX_EPOCH + std::time::Duration::from_millis(deadline_ms);
+    let left = deadline
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default()
+        .saturating_sub(DEADLINE_MARGIN);
+    delivery::Budget::until(std::time::Instant::now() + left)
+}
+
 /// The Lambda entry of a scheduled function.
 pub async fn handle_scheduled(
     feature: &Feature,
@@ -400,9 +433,10 @@ pub async fn handle_scheduled(
 ) -> Result<Value, ScheduledError> {
     let now = scheduled_time(&event.payload)?;
     let run_id = event.context.request_id.clone();
+    let budget = lambda_budget(event.context.deadline);
     let span =
         tracing::info_span!("scheduled", function = feature.name, now = %now, request_id = %run_id);
-    run_scheduled(feature, deps, now, &run_id)
+    run_scheduled_within(feature, deps, now, &run_id, budget)
         .instrument(span)
         .await
 }

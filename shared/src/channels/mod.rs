@@ -65,7 +65,11 @@ pub struct Notification {
 
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum SendError {
-    /// Surely not sent (throttled, or the connection never reached the provider): retry later.
+    /// Surely not sent: the provider refused it for the sending rate. Not the message's fault:
+    /// it is retried without counting an attempt, and the run stops sending.
+    #[error("provider throttled the send: {0}")]
+    Throttled(String),
+    /// Surely not sent (the connection never reached the provider): retry later.
     #[error("provider temporarily unavailable: {0}")]
     Transient(String),
     /// Maybe sent: the request may have reached the provider (a server error, a timeout, an

@@ -65,7 +65,7 @@ pub(crate) fn classify<E: ProvideErrorMetadata + std::fmt::Debug>(
                 | "Throttling"
                 | "ThrottlingException"
                 | "LimitExceededException"
-                | "ThrottledException" => SendError::Transient(format!("{code}: {msg}")),
+                | "ThrottledException" => SendError::Throttled(format!("{code}: {msg}")),
                 _ if status >= 500 => SendError::Unknown(format!("{code}: {msg}")),
                 _ => SendError::Rejected(format!("{code}: {msg}")),
             }
@@ -154,14 +154,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn ses_throttling_is_transient() {
+    async fn ses_throttling_and_the_sending_quota_are_throttled_never_an_attempt() {
         let r = send(answer(429, "TooManyRequestsException")).await;
         assert!(
-            matches!(r, Err(SendError::Transient(ref m)) if m.starts_with("TooManyRequestsException")),
+            matches!(r, Err(SendError::Throttled(ref m)) if m.starts_with("TooManyRequestsException")),
             "{r:?}"
         );
         let r = send(answer(400, "LimitExceededException")).await;
-        assert!(matches!(r, Err(SendError::Transient(_))), "{r:?}");
+        assert!(matches!(r, Err(SendError::Throttled(_))), "{r:?}");
     }
 
     #[tokio::test]

@@ -95,10 +95,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn sns_throttling_is_transient() {
+    async fn sns_throttling_is_throttled() {
         let r = notify(answer(400, "Throttling")).await;
         assert!(
-            matches!(r, Err(SendError::Transient(ref m)) if m.starts_with("Throttling")),
+            matches!(r, Err(SendError::Throttled(ref m)) if m.starts_with("Throttling")),
             "{r:?}"
         );
     }

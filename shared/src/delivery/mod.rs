@@ -15,7 +15,7 @@ use thiserror::Error;
 
 pub use message::{nudge_ref_tag, parse_nudge_ref_tag};
 pub use send::{Outcome, Preview, deliver, deliver_new, preview};
-pub use sweep::{RunReport, sweep};
+pub use sweep::{Budget, RunReport, sweep, sweep_within};
 
 use crate::store::StoreError;
 use crate::templates::TemplateError;

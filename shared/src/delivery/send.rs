@@ -80,6 +80,8 @@ pub enum Outcome {
     Retry {
         next_send_at: DateTime<Utc>,
     },
+    /// The provider throttled the send: back to pending for the next run, no attempt counted.
+    Throttled,
     Failed {
         reason: String,
     },
@@ -268,6 +270,9 @@ impl<'a> Delivery<'a> {
         };
         if let Some(outcome) = self.defer_outside_window().await? {
             return Ok(outcome);
+        }
+        if policy::deadline_passed(self.nudge.kind, &self.vars, self.now) {
+            return self.block(BlockReason::DeadlinePassed, &rendered).await;
         }
         match self.check_policy(&to).await? {
             Verdict::Send => {}
@@ -533,6 +538,24 @@ impl<'a> Delivery<'a> {
         let store = &deps.store;
         match sent {
             Ok(pmid) => self.mark_sent(pmid, attempts, rendered).await,
+            Err(SendError::Throttled(msg)) => {
+                // Over the account's sending rate: not this message's fault, so no attempt is
+                // counted, and the next run (15 minutes on) tries again.
+                let msg = redact(&msg);
+                store
+                    .mark_retry(
+                        &n.account_id,
+                        &n.nudge_id,
+                        run_id,
+                        now,
+                        &format!("provider_throttled: {msg}"),
+                        true,
+                        deps.config.due_shards,
+                    )
+                    .await?;
+                warn!(account_id = %n.account_id, nudge_id = %n.nudge_id, kind = %n.kind, error = %msg, "provider throttled; left for the next run");
+                Ok(Outcome::Throttled)
+            }
             Err(SendError::Transient(msg)) if attempts < deps.config.max_attempts => {
                 let exp = attempts.saturating_sub(1).min(10);
                 let next = now + BACKOFF_BASE * 2i32.pow(exp);
@@ -544,6 +567,7 @@ impl<'a> Delivery<'a> {
                         run_id,
                         next,
                         &format!("provider_transient: {msg}"),
+                        false,
                         deps.config.due_shards,
                     )
                     .await?;
@@ -552,7 +576,9 @@ impl<'a> Delivery<'a> {
             }
             Err(e) => {
                 let reason = match &e {
-                    SendError::Transient(_) => "provider_retries_exhausted",
+                    SendError::Transient(_) | SendError::Throttled(_) => {
+                        "provider_retries_exhausted"
+                    }
                     SendError::Rejected(_) => "provider_rejected",
                     // Maybe sent: never resent ("maybe missing" over "maybe twice").
                     SendError::Unknown(_) => UNKNOWN_OUTCOME,

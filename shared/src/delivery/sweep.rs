@@ -6,6 +6,8 @@
 //! the buckets from its checkpoint (minus a look-back for late writes, clock skew and expired
 //! leases) to now, so its cost grows with the work due, not with the number of nudges stored.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use chrono::{DateTime, Duration, Utc};
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
@@ -37,8 +39,13 @@ pub struct RunReport {
     /// Due, but outside the recipient's send window: moved to the next opening.
     pub deferred: usize,
     pub retried: usize,
+    /// The provider throttled the send: pending again, no attempt counted; the run stopped
+    /// sending.
+    pub throttled: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// Not started: the run's time budget ran out or the provider throttled it.
+    pub unstarted: usize,
     /// Nudges that hit a store error (left for the next run).
     pub errors: usize,
 }
@@ -51,6 +58,7 @@ impl RunReport {
             Outcome::Cancelled(_) => self.cancelled += 1,
             Outcome::Deferred { .. } => self.deferred += 1,
             Outcome::Retry { .. } => self.retried += 1,
+            Outcome::Throttled => self.throttled += 1,
             Outcome::Failed { .. } => self.failed += 1,
             Outcome::Skipped => self.skipped += 1,
         }
@@ -106,12 +114,54 @@ fn per_account(due: Vec<Nudge>) -> Vec<Vec<Nudge>> {
     groups
 }
 
-/// One sweep: deliver every due nudge, then advance the checkpoint.
+/// How long a run may go on starting deliveries: until shortly before the Lambda's deadline,
+/// so that no claim is left behind by a timeout (a claimed nudge whose run died becomes
+/// `unknown_outcome`). Wall-clock time, not the run's "now": it bounds the work, never decides
+/// what is due.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    stop_at: Option<std::time::Instant>,
+}
+
+impl Budget {
+    /// No limit (simulations, tests, the CLI).
+    pub const UNLIMITED: Budget = Budget { stop_at: None };
+
+    /// Deliveries start until `stop_at`.
+    pub fn until(stop_at: std::time::Instant) -> Budget {
+        Budget {
+            stop_at: Some(stop_at),
+        }
+    }
+
+    fn left(&self) -> bool {
+        self.stop_at.is_none_or(|t| std::time::Instant::now() < t)
+    }
+}
+
+/// One sweep without a time limit (see [`sweep_within`]).
 pub async fn sweep(
     deps: &Deps,
     extra: ExtraVars,
     now: DateTime<Utc>,
     run_id: &str,
+) -> Result<RunReport, DeliveryError> {
+    sweep_within(deps, extra, now, run_id, Budget::UNLIMITED).await
+}
+
+/// What became of one due nudge in a run: `None` when it was not started (the budget ran out
+/// or the provider throttled the run).
+type Attempt = (Nudge, Option<Result<Outcome, DeliveryError>>);
+
+/// One sweep: deliver every due nudge, then advance the checkpoint. Stops starting deliveries
+/// when `budget` runs out or the provider throttles a send; what was not started stays pending
+/// and the checkpoint stays behind it, so the next run's scan reaches it.
+pub async fn sweep_within(
+    deps: &Deps,
+    extra: ExtraVars,
+    now: DateTime<Utc>,
+    run_id: &str,
+    budget: Budget,
 ) -> Result<RunReport, DeliveryError> {
     let store = &deps.store;
     let checkpoint = store.checkpoint(CHECKPOINT).await?.unwrap_or(now);
@@ -120,14 +170,6 @@ pub async fn sweep(
     let due = store
         .due_nudges(&buckets, deps.config.due_shards, now)
         .await?;
-    // A nudge claimed by another run whose lease has not expired yet is resolved by a later
-    // run (sent by its owner, or `unknown_outcome` once the lease expires). That later run
-    // must still scan its bucket: hold the checkpoint so that its look-back reaches it.
-    let hold = due
-        .iter()
-        .filter(|n| n.status == NudgeStatus::Claimed && n.lease_until.is_some_and(|u| u >= now))
-        .map(|n| bucket_start(n.send_at.max(n.created_at)) + LOOK_BACK)
-        .min();
     let mut report = RunReport {
         run_id: run_id.into(),
         due: due.len(),
@@ -136,15 +178,25 @@ pub async fn sweep(
     // Accounts concurrently, each account's nudges one after another in due order: which of
     // two messages to one person the frequency cap lets through is decided by that order,
     // never by a race between them (and a simulation gives the same log every time).
-    let outcomes: Vec<Result<Outcome, DeliveryError>> = stream::iter(per_account(due))
+    let throttled = AtomicBool::new(false);
+    let throttled = &throttled;
+    let attempts: Vec<Attempt> = stream::iter(per_account(due))
         .map(|nudges| async move {
             let mut out = Vec::with_capacity(nudges.len());
             for n in nudges {
-                let r = deliver(deps, extra, &n, now, run_id).await;
-                if let Err(e) = &r {
-                    warn!(account_id = %n.account_id, nudge_id = %n.nudge_id, kind = %n.kind, error = %e, "delivery error; left for the next run");
+                if !budget.left() || throttled.load(Ordering::Relaxed) {
+                    out.push((n, None));
+                    continue;
                 }
-                out.push(r);
+                let r = deliver(deps, extra, &n, now, run_id).await;
+                match &r {
+                    Err(e) => {
+                        warn!(account_id = %n.account_id, nudge_id = %n.nudge_id, kind = %n.kind, error = %e, "delivery error; left for the next run");
+                    }
+                    Ok(Outcome::Throttled) => throttled.store(true, Ordering::Relaxed),
+                    Ok(_) => {}
+                }
+                out.push((n, Some(r)));
             }
             out
         })
@@ -152,13 +204,15 @@ pub async fn sweep(
         .flat_map(stream::iter)
         .collect()
         .await;
-    for o in &outcomes {
+    for (_, o) in &attempts {
         match o {
-            Ok(o) => report.count(o),
-            Err(_) => report.errors += 1,
+            Some(Ok(o)) => report.count(o),
+            Some(Err(_)) => report.errors += 1,
+            None => report.unstarted += 1,
         }
     }
     if report.errors == 0 {
+        let hold = hold_for(&attempts, now);
         store
             .set_checkpoint(CHECKPOINT, hold.map_or(now, |h| h.min(now)))
             .await?;
@@ -169,18 +223,60 @@ pub async fn sweep(
         blocked = report.blocked,
         deferred = report.deferred,
         retried = report.retried,
+        throttled = report.throttled,
         failed = report.failed,
         skipped = report.skipped,
+        unstarted = report.unstarted,
         errors = report.errors,
         "delivery sweep"
     );
     Ok(report)
 }
 
+/// Where the checkpoint must stay so that the next run's look-back reaches every nudge this
+/// run left unfinished: not started; skipped (another run holds its claim, or the frequency
+/// cap was contended); claimed by another run whose lease has not expired (resolved later:
+/// sent by its owner, or `unknown_outcome` once the lease expires). A skipped nudge that was
+/// in fact finished has left the index, so holding for it costs one scan, once.
+fn hold_for(attempts: &[Attempt], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    attempts
+        .iter()
+        .filter(|(n, o)| match o {
+            None | Some(Ok(Outcome::Skipped)) => true,
+            Some(_) => n.status == NudgeStatus::Claimed && n.lease_until.is_some_and(|u| u >= now),
+        })
+        .map(|(n, _)| bucket_start(n.send_at.max(n.created_at)) + LOOK_BACK)
+        .min()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn the_checkpoint_stays_behind_skipped_and_unstarted_nudges_only() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
+        let n = |id: &str, hours_ago: i64| {
+            let at = now - Duration::hours(hours_ago);
+            Nudge::new(
+                id,
+                "a",
+                None,
+                crate::domain::NudgeKind::Milestone,
+                at,
+                "test",
+                at,
+            )
+        };
+        let sent = Some(Ok(Outcome::Sent {
+            provider_message_id: "m".into(),
+        }));
+        assert_eq!(hold_for(&[(n("1", 5), sent)], now), None);
+        let skipped = Some(Ok(Outcome::Skipped));
+        let held = hold_for(&[(n("2", 3), skipped), (n("3", 2), None)], now).unwrap();
+        assert!(held <= now - Duration::hours(3) + LOOK_BACK, "{held}");
+    }
 
     #[test]
     fn one_accounts_nudges_go_one_after_another_in_due_order() {

@@ -84,12 +84,30 @@ pub enum BlockReason {
     NoRecipient,
     /// A follow-up whose original was opened meanwhile.
     Opened,
+    /// A deadline reminder still unsent when its deadline passed (a retried final stage): a
+    /// reminder after the fact helps nobody.
+    DeadlinePassed,
 }
 
 impl BlockReason {
     pub fn as_str(&self) -> &'static str {
         self.into()
     }
+}
+
+/// A deadline reminder whose deadline (`due_at`, from its variables) is not in the future any
+/// more: it is dropped, never sent late.
+pub fn deadline_passed(
+    kind: super::NudgeKind,
+    vars: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> bool {
+    kind == super::NudgeKind::DeadlineReminder
+        && vars
+            .get("due_at")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .is_some_and(|due| due <= now)
 }
 
 /// Everything the policy looks at, already loaded.

@@ -62,7 +62,9 @@ impl HealthError {
     pub fn is_retryable(&self) -> bool {
         match self {
             HealthError::Store(e) => e.is_retryable(),
-            HealthError::Queue(e) => matches!(e, SendError::Transient(_)),
+            HealthError::Queue(e) => {
+                matches!(e, SendError::Transient(_) | SendError::Throttled(_))
+            }
             _ => false,
         }
     }

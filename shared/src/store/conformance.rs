@@ -226,13 +226,21 @@ pub async fn retries_defers_and_cancels_move_only_pending_nudges(store: &dyn Sto
         .unwrap();
     assert!(
         !store
-            .mark_retry("c-move", "n1", "run-b", t(30), "e", 2)
+            .mark_retry("c-move", "n1", "run-b", t(30), "e", false, 2)
             .await
             .unwrap()
     );
     assert!(
         store
-            .mark_retry("c-move", "n1", "run-a", t(30), "provider_transient: x", 2)
+            .mark_retry(
+                "c-move",
+                "n1",
+                "run-a",
+                t(30),
+                "provider_transient: x",
+                false,
+                2
+            )
             .await
             .unwrap()
     );
@@ -244,6 +252,28 @@ pub async fn retries_defers_and_cancels_move_only_pending_nudges(store: &dyn Sto
     assert_eq!((retried.lease_owner, retried.attempts), (None, 1));
     assert_eq!(retried.reason.as_deref(), Some("provider_transient: x"));
     assert_eq!(due(store, "c-move", 30, 2, t(30)).await, ["n1"]);
+    // A throttled send is retried without counting the claim's attempt.
+    let again = store.claim("c-move", "n1", "run-c", t(30), lease).await;
+    assert_eq!(again.unwrap().map(|n| n.attempts), Some(2));
+    assert!(
+        store
+            .mark_retry(
+                "c-move",
+                "n1",
+                "run-c",
+                t(30),
+                "provider_throttled: x",
+                true,
+                2
+            )
+            .await
+            .unwrap()
+    );
+    let refunded = store.nudge("c-move", "n1").await.unwrap().unwrap();
+    assert_eq!(
+        (refunded.status, refunded.attempts),
+        (NudgeStatus::Pending, 1)
+    );
     assert!(store.defer_pending("c-move", "n2", t(45), 2).await.unwrap());
     assert_eq!(due(store, "c-move", 0, 2, t(50)).await, ["n3"]);
     assert_eq!(due(store, "c-move", 45, 2, t(50)).await, ["n2"]);

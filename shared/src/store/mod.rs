@@ -514,6 +514,8 @@ pub trait SendStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
     /// Back to pending at `next_send_at` (GSI keys re-set), condition = leased by `owner`.
+    /// `refund_attempt`: the claim's attempt does not count (the provider throttled the send).
+    #[allow(clippy::too_many_arguments)]
     async fn mark_retry(
         &self,
         account_id: &str,
@@ -521,6 +523,7 @@ pub trait SendStore: Send + Sync {
         owner: &str,
         next_send_at: DateTime<Utc>,
         error: &str,
+        refund_attempt: bool,
         shards: u32,
     ) -> Result<bool, StoreError>;
     /// Failed for good, condition = leased by `owner`.

@@ -392,3 +392,100 @@ async fn without_a_link_key_a_customer_email_fails_instead_of_leaving_without_it
     let logged: Vec<_> = w.log().await.into_iter().map(|e| e.reason).collect();
     assert_eq!(logged, [Some("template_error".to_string())]);
 }
+
+#[tokio::test]
+async fn a_throttled_send_costs_no_attempt_and_stops_the_run_and_the_next_run_sends_everything() {
+    use crate::channels::SendError;
+    let w = World::new();
+    let throttled = crate::Deps::new(
+        w.deps.config.clone(),
+        w.store.clone(),
+        std::sync::Arc::new(Failing(SendError::Throttled(
+            "TooManyRequestsException: Maximum sending rate exceeded".into(),
+        ))),
+        w.outbox.clone(),
+        super::test_keys(),
+    );
+    let at = utc("2026-11-20T01:00:00Z");
+    let accounts: Vec<String> = (0..20).map(|i| format!("a{i:02}")).collect();
+    for account in &accounts {
+        w.account(account, Tokyo, at - Duration::days(2)).await;
+        w.contact(account, "u1", Tokyo, at - Duration::days(2))
+            .await;
+        w.plan(account, "n", Some("u1"), NudgeKind::DeadlineReminder, at)
+            .await;
+    }
+    let r = crate::delivery::sweep(&throttled, crate::registry::render_vars, at, "run-1")
+        .await
+        .expect("sweep");
+    // The sends in flight met the throttle; the run started nothing after it.
+    assert_eq!(r.sent, 0, "{r:?}");
+    assert!(r.throttled >= 1 && r.unstarted >= 1, "{r:?}");
+    assert_eq!(r.throttled + r.unstarted, 20, "{r:?}");
+    for account in &accounts {
+        let n = w.nudge(account, "n").await;
+        assert_eq!(
+            (n.status, n.attempts),
+            (NudgeStatus::Pending, 0),
+            "{account}"
+        );
+    }
+    assert!(w.log().await.is_empty(), "nothing final happened");
+    // The next run, with the provider back, sends each once.
+    let r = w.sweep(at + Duration::minutes(15), "run-2").await;
+    assert_eq!(r.sent, 20, "{r:?}");
+    assert_eq!(w.outbox.sent().len(), 20);
+}
+
+#[tokio::test]
+async fn a_run_out_of_time_starts_no_delivery_and_the_next_run_reaches_what_it_left() {
+    let w = World::new();
+    let at = utc("2026-11-20T01:00:00Z");
+    w.account("acme", Tokyo, at - Duration::days(2)).await;
+    w.contact("acme", "u1", Tokyo, at - Duration::days(2)).await;
+    w.plan("acme", "n", Some("u1"), NudgeKind::DeadlineReminder, at)
+        .await;
+    // A first run that completes sets the checkpoint; the next is out of time at once.
+    w.sweep(at - Duration::minutes(15), "run-0").await;
+    let spent = crate::delivery::Budget::until(std::time::Instant::now());
+    let r =
+        crate::delivery::sweep_within(&w.deps, crate::registry::render_vars, at, "run-1", spent)
+            .await
+            .expect("sweep");
+    assert_eq!((r.due, r.unstarted, r.sent), (1, 1, 0), "{r:?}");
+    assert_eq!(w.nudge("acme", "n").await.status, NudgeStatus::Pending);
+    // Much later than the look-back: still found, because the checkpoint stayed behind it.
+    let r = w.sweep(at + Duration::hours(2), "run-2").await;
+    assert_eq!(r.sent, 1, "{r:?}");
+}
+
+#[tokio::test]
+async fn a_deadline_reminder_still_unsent_after_its_deadline_is_dropped_not_sent_late() {
+    let w = World::new();
+    let at = utc("2026-11-20T09:00:00Z");
+    w.account("acme", Tokyo, at - Duration::days(2)).await;
+    w.contact("acme", "u1", Tokyo, at - Duration::days(2)).await;
+    // The final stage (due 07:00) was retried past the deadline (09:00).
+    let mut n = crate::domain::Nudge::new(
+        "dl/d1/final",
+        "acme",
+        Some("u1".into()),
+        NudgeKind::DeadlineReminder,
+        at - Duration::minutes(5),
+        "reminders",
+        at - Duration::days(3),
+    );
+    n.vars = serde_json::json!({"title": "Quarterly report", "deadline_id": "d1",
+        "due_at": "2026-11-20T09:00:00Z"});
+    assert!(
+        w.store
+            .put_nudge(&n, w.deps.config.due_shards)
+            .await
+            .expect("put")
+    );
+    let r = w.sweep(at, "run-1").await;
+    assert_eq!((r.sent, r.blocked), (0, 1), "{r:?}");
+    assert!(w.outbox.sent().is_empty());
+    let logged: Vec<_> = w.log().await.into_iter().map(|e| e.reason).collect();
+    assert_eq!(logged, [Some("deadline_passed".to_string())]);
+}

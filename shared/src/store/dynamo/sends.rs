@@ -90,6 +90,7 @@ impl SendStore for DynamoStore {
         owner: &str,
         next_send_at: DateTime<Utc>,
         error: &str,
+        refund_attempt: bool,
         shards: u32,
     ) -> Result<bool, StoreError> {
         let pk = schema::account_pk(account_id);
@@ -99,7 +100,7 @@ impl SendStore for DynamoStore {
             account_id,
             nudge_id,
             "SET #st = :pending, #send_at = :next, #gpk = :gpk, #gsk = :gsk, #reason = :err \
-             REMOVE #lo, #lu",
+             REMOVE #lo, #lu ADD #att :refund",
             "#lo = :owner AND #st = :claimed",
             &[
                 ("#st", "status"),
@@ -109,6 +110,7 @@ impl SendStore for DynamoStore {
                 ("#reason", "reason"),
                 ("#lo", "lease_owner"),
                 ("#lu", "lease_until"),
+                ("#att", "attempts"),
             ],
             vec![
                 (":pending", s(NudgeStatus::Pending.as_str())),
@@ -118,6 +120,7 @@ impl SendStore for DynamoStore {
                 (":gsk", s(gsk)),
                 (":err", s(error)),
                 (":owner", s(owner)),
+                (":refund", n(if refund_attempt { -1 } else { 0 })),
             ],
         )
         .await

@@ -184,6 +184,7 @@ impl SendStore for MemoryStore {
         owner: &str,
         next_send_at: DateTime<Utc>,
         error: &str,
+        refund_attempt: bool,
         shards: u32,
     ) -> Result<bool, StoreError> {
         request().await;
@@ -193,6 +194,9 @@ impl SendStore for MemoryStore {
         }) else {
             return Ok(false);
         };
+        if refund_attempt {
+            n.nudge.attempts = n.nudge.attempts.saturating_sub(1);
+        }
         n.nudge.status = NudgeStatus::Pending;
         n.nudge.send_at = ms(next_send_at);
         n.nudge.reason = Some(error.to_string());

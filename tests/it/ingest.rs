@@ -944,3 +944,27 @@ async fn write_cost_per_event_is_printed_for_usage_and_state_events() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_arr_beyond_what_the_table_stores_is_rejected_naming_the_field() {
+    let env = TestEnv::new("arr_range").await;
+    let now = at("2026-11-20T15:00:00Z");
+    let mut huge = account("r1", "acme", "Acme", "2026-11-20T10:00:00-05:00");
+    huge["properties"]["arr"] = json!(1e130);
+    let fine = account("r2", "globex", "Globex", "2026-11-20T10:00:00-05:00");
+    let (status, out) = env.post_events(&batch(&[huge, fine]), now).await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(
+        (&out["accepted"], &out["retry"]),
+        (&json!(1), &json!([])),
+        "{out}"
+    );
+    assert_eq!(out["rejected"][0]["index"], 0, "{out}");
+    assert!(
+        out["rejected"][0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("properties.arr: "),
+        "{out}"
+    );
+}

@@ -384,7 +384,8 @@ async fn sample_event_fixture_works_through_the_lambda_entry() {
 }
 
 #[tokio::test]
-async fn a_failed_rollup_puts_its_events_in_retry_and_a_resend_counts_them_once() {
+async fn a_rollup_the_table_refuses_rejects_its_events_and_a_resend_after_the_fix_counts_them_once()
+{
     let env = TestEnv::new("partial").await;
     let now = at("2026-11-20T15:00:00Z");
     // Sabotage one account's rollup item: `logins` as a string makes the ADD fail in DynamoDB.
@@ -416,9 +417,23 @@ async fn a_failed_rollup_puts_its_events_in_retry_and_a_resend_counts_them_once(
     let (status, out) = env.post_events(&body, now).await;
     assert_eq!(status, 200, "{out}");
     assert_eq!(out["accepted"], 2);
-    assert_eq!(out["retry"], json!([1, 2]));
-    // The failed events' raw records were removed again, so the resend is not a duplicate.
-    assert!(env.store.raw_events("bad").await.unwrap().is_empty());
+    // A validation error never passes on a retry: rejected with the reason, not `retry`.
+    assert_eq!(out["retry"], json!([]));
+    let rejected = out["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 2, "{out}");
+    assert_eq!(
+        (&rejected[0]["index"], &rejected[1]["index"]),
+        (&json!(1), &json!(2))
+    );
+    assert!(
+        rejected[0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("not stored: "),
+        "{out}"
+    );
+    // Their raw records stay unfinished, so the resend is not a duplicate.
+    assert_eq!(env.store.raw_events("bad").await.unwrap().len(), 2);
 
     env.stack
         .dynamodb()
@@ -587,7 +602,7 @@ async fn profile_ticket_and_nps_events_keep_the_health_state_and_a_resend_change
 }
 
 #[tokio::test]
-async fn a_failed_satisfaction_write_puts_the_event_in_retry_and_removes_its_raw_record() {
+async fn a_satisfaction_write_the_table_refuses_rejects_the_event_with_the_reason() {
     let env = TestEnv::new("health_state_failure").await;
     let now = at("2026-11-20T20:00:00Z");
     // A satisfaction item a few bytes under the 400 KB item limit (409,600 bytes, names
@@ -608,8 +623,15 @@ async fn a_failed_satisfaction_write_puts_the_event_in_retry_and_removes_its_raw
     ]);
     let (status, out) = env.post_events(&body, now).await;
     assert_eq!(status, 200, "{out}");
-    assert_eq!((&out["accepted"], &out["retry"]), (&json!(1), &json!([0])));
-    assert!(env.store.raw_events("full").await.unwrap().is_empty());
+    assert_eq!((&out["accepted"], &out["retry"]), (&json!(1), &json!([])));
+    assert_eq!(out["rejected"][0]["index"], 0, "{out}");
+    assert!(
+        out["rejected"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("size"),
+        "{out}"
+    );
     let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
     assert!(
         env.store
@@ -621,6 +643,88 @@ async fn a_failed_satisfaction_write_puts_the_event_in_retry_and_removes_its_raw
     );
     let fine = env.store.health_record("fine", day, day).await.unwrap();
     assert_eq!(fine.satisfaction.nps.len(), 1);
+}
+
+#[tokio::test]
+async fn a_resend_after_a_crash_past_the_raw_write_applies_its_effects_and_counts_once() {
+    let env = TestEnv::new("crash_resend").await;
+    let now = at("2026-11-20T15:00:00Z");
+    let events = [
+        login("c1", "acme", "u1", "2026-11-20T10:01:00-05:00"),
+        login("c2", "acme", "u2", "2026-11-20T10:02:00-05:00"),
+        json!({"event_id": "c3", "account_id": "acme", "contact_id": "u1", "type": "unsubscribed",
+               "occurred_at": "2026-11-20T10:03:00-05:00"}),
+    ];
+    // Step 1 alone, as a function that crashed right after it leaves the table.
+    let ttl = env.deps().config.raw_event_ttl_days;
+    for e in &events {
+        let event = nudge_shared::events::parse_event(e, now).unwrap();
+        let raw = nudge_shared::ingest::raw_record(&event, now, ttl);
+        env.store.insert_raw_event(&raw).await.unwrap();
+    }
+    let body = batch(&events);
+    let (status, out) = env.post_events(&body, now).await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(
+        (&out["accepted"], &out["duplicates"]),
+        (&json!(3), &json!(0)),
+        "{out}"
+    );
+    let contact = env.store.contact("acme", "u1").await.unwrap().unwrap();
+    assert!(contact.unsubscribed.contains("all"));
+    let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let r = env.store.rollups("acme", day, day).await.unwrap();
+    assert_eq!((r[0].events, r[0].logins), (2, 2));
+
+    // After success: plain duplicates, nothing counted again.
+    let (_, again) = env.post_events(&body, now + Duration::seconds(30)).await;
+    assert_eq!(
+        (&again["accepted"], &again["duplicates"]),
+        (&json!(0), &json!(3)),
+        "{again}"
+    );
+    let r = env.store.rollups("acme", day, day).await.unwrap();
+    assert_eq!((r[0].events, r[0].logins), (2, 2));
+}
+
+#[tokio::test]
+async fn a_raw_record_from_before_states_is_a_plain_duplicate() {
+    let env = TestEnv::new("legacy_raw").await;
+    let now = at("2026-11-20T15:00:00Z");
+    // A record as ingest wrote it before raw records had a state.
+    env.stack
+        .dynamodb()
+        .put_item()
+        .table_name(&env.table)
+        .item("pk", AttributeValue::S("ACCT#acme".into()))
+        .item("sk", AttributeValue::S("EVT#old1".into()))
+        .item("type", AttributeValue::S("login".into()))
+        .item(
+            "occurred_at",
+            AttributeValue::S("2026-11-20T15:01:00.000Z".into()),
+        )
+        .item(
+            "received_at",
+            AttributeValue::S("2026-11-20T15:01:00.000Z".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let body = batch(&[login("old1", "acme", "u1", "2026-11-20T10:01:00-05:00")]);
+    let (_, out) = env.post_events(&body, now).await;
+    assert_eq!(
+        (&out["accepted"], &out["duplicates"]),
+        (&json!(0), &json!(1)),
+        "{out}"
+    );
+    let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    assert!(
+        env.store
+            .rollups("acme", day, day)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// POSTs a batch through another ingest container (its own caches) on the same table.
@@ -790,4 +894,77 @@ async fn after_a_rotation_requests_signed_with_the_previous_secret_are_still_acc
     assert_eq!(status_of(&current_only, &old).await, 401);
     let stored = env.store.raw_events("acme").await.unwrap();
     assert_eq!(stored.len(), 2, "{stored:?}");
+}
+
+#[tokio::test]
+async fn write_cost_per_event_is_printed_for_usage_and_state_events() {
+    let env = TestEnv::new("ingest_cost").await;
+    let now = at("2026-11-20T15:00:00Z");
+    let (deps, store) = env.stack.deps(env.deps().config.clone());
+    let app = nudge_shared::ingest::lambda::Ingest::new(deps);
+    let meter = store.meter();
+    post_through(
+        &app,
+        &[account("a0", "acme", "Acme", "2026-11-01T00:00:00Z")],
+        now,
+    )
+    .await;
+    let logins: Vec<Value> = (0..100)
+        .map(|i| {
+            login(
+                &format!("l{i}"),
+                "acme",
+                &format!("u{}", i % 10),
+                "2026-11-20T10:00:00Z",
+            )
+        })
+        .collect();
+    let unsubscribes: Vec<Value> = (0..100)
+        .map(|i| {
+            json!({"event_id": format!("s{i}"), "account_id": "acme", "contact_id": format!("u{i}"),
+                   "type": "unsubscribed", "occurred_at": "2026-11-20T10:00:00Z"})
+        })
+        .collect();
+    for (what, events) in [("login", &logins), ("unsubscribed", &unsubscribes)] {
+        for round in ["new", "duplicate"] {
+            let before = meter.snapshot();
+            let out = post_through(&app, events, now).await;
+            assert!(
+                out["retry"] == json!([]) && out["rejected"] == json!([]),
+                "{out}"
+            );
+            let after = meter.snapshot();
+            let per = |x: f64| x / events.len() as f64;
+            println!(
+                "ingest cost, 100 {what} events ({round}): {:.2} WCU, {:.2} RCU, {:.2} requests per event",
+                per(after.write_units - before.write_units),
+                per(after.read_units - before.read_units),
+                per((after.requests - before.requests) as f64),
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_arr_beyond_what_the_table_stores_is_rejected_naming_the_field() {
+    let env = TestEnv::new("arr_range").await;
+    let now = at("2026-11-20T15:00:00Z");
+    let mut huge = account("r1", "acme", "Acme", "2026-11-20T10:00:00-05:00");
+    huge["properties"]["arr"] = json!(1e130);
+    let fine = account("r2", "globex", "Globex", "2026-11-20T10:00:00-05:00");
+    let (status, out) = env.post_events(&batch(&[huge, fine]), now).await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(
+        (&out["accepted"], &out["retry"]),
+        (&json!(1), &json!([])),
+        "{out}"
+    );
+    assert_eq!(out["rejected"][0]["index"], 0, "{out}");
+    assert!(
+        out["rejected"][0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("properties.arr: "),
+        "{out}"
+    );
 }

@@ -199,14 +199,14 @@ fn each_function_is_granted_exactly_what_its_code_uses() {
         v.sort();
         v
     };
-    // ingest: the batch write path deletes a raw event again when a later write failed
-    // (ingest/mod.rs); it sends only the pause notice, to the CSMs over SNS, so no SES.
+    // ingest: the batch write path counts a day's rollup and confirms its events in one
+    // transaction (ingest/mod.rs); it sends only the pause notice, to the CSMs over SNS, so no SES.
     // reminders: the sweep sends email and SNS. health: fans its run out over SQS.
     let want = [
         (
             "IngestFunction",
             with(
-                dynamo(&["DeleteItem"]),
+                dynamo(&["TransactWriteItems"]),
                 &["secretsmanager:GetSecretValue", "sns:Publish"],
             ),
         ),

@@ -435,13 +435,30 @@ impl<'a> Fields<'a> {
         let bad = |got: String| self.err(key, format!("expected a number >= 0, got {got}"));
         match v {
             Value::Number(n) => match n.as_f64() {
-                Some(x) if x.is_finite() && x >= 0.0 => Ok(x + 0.0), // + 0.0 turns -0.0 into 0.0
+                Some(x) if x.is_finite() && x >= 0.0 => {
+                    let x = x + 0.0; // turns -0.0 into 0.0
+                    // The table stores 0 and numbers from 1e-130 to below 1e126, and would
+                    // refuse the rest on every retry: refuse them here, naming the field.
+                    if x == 0.0 || (MIN_NUMBER..MAX_NUMBER).contains(&x) {
+                        Ok(x)
+                    } else {
+                        Err(self.err(
+                            key,
+                            format!("expected 0 or a number from 1e-130 to below 1e126, got {n}"),
+                        ))
+                    }
+                }
                 _ => Err(bad(n.to_string())),
             },
             other => Err(bad(kind(other).to_string())),
         }
     }
 }
+
+/// The range of a non-zero number DynamoDB stores (its limits are 1E-130 and
+/// 9.9999999999999999999999999999999999999E+125; an f64 has far fewer than its 38 digits).
+const MIN_NUMBER: f64 = 1e-130;
+const MAX_NUMBER: f64 = 1e126;
 
 /// JSON type name for messages.
 fn kind(v: &Value) -> &'static str {

@@ -1,12 +1,17 @@
 //! Ingest: validated events in, de-duplicated raw records, rollups, firsts and profile state out.
 //!
-//! Order of writes per batch, chosen so a retry can never double-count:
-//! 1. the raw event, conditionally (the de-duplication point);
+//! Order of writes per batch, chosen so a crash or a retry can neither lose an effect nor
+//! double-count:
+//! 1. the raw event, conditionally, in state `applying` (the de-duplication point); a record
+//!    found still `applying` is an event never confirmed (a crash, a failed write): applied
+//!    again, as every effect below is idempotent or conditional;
 //! 2. idempotent effects (profiles and account changes are last-writer-wins, firsts are
 //!    `if_not_exists`, unsubscribes are set adds; the health state: the account index entry,
 //!    ticket opens and closes and NPS answers on the satisfaction item, each keyed so a replay
 //!    writes the same thing);
-//! 3. the only non-idempotent effect, the usage rollup, aggregated per (account, local day).
+//! 3. the only non-idempotent effect, the usage rollup, aggregated per (account, local day),
+//!    in one transaction with its events' `applying -> applied` (conditional on `applying`),
+//!    so it counts each event exactly once; events without usage are marked `applied` alone.
 //!
 //! A rollup's day is the account's local date of `occurred_at`, in the profile's `timezone`
 //! (a login at 23:30 in New York counts for that New York day), so the health score's usage
@@ -15,8 +20,9 @@
 //! learned in the last `KnownZones::TTL`, else from one profile read per account per batch
 //! (then remembered); an account without a profile yet counts in UTC days.
 //!
-//! If a step after 1 fails, the raw records of the affected events are deleted again and their
-//! indexes reported in `retry`: the client resends them and nothing is lost or counted twice.
+//! If a step after 1 fails, the affected events stay `applying` and their indexes are reported
+//! in `retry` (or `rejected`, with the reason, when the store refused the write for good): the
+//! client's resend applies them again and counts them once.
 
 pub mod done;
 pub mod http;
@@ -31,13 +37,14 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 use crate::Deps;
 use crate::events::{Event, EventError, EventPayload};
 use crate::registry;
 use crate::store::{
-    AccountChange, Inserted, NpsAnswer, RawEvent, RollupDelta, StoreError, TicketChange,
+    AccountChange, COUNT_LIMIT, Counted, Inserted, MAX_DAY_CONTACTS, NpsAnswer, RawEvent,
+    RollupDelta, StoreError, TicketChange,
 };
 
 /// Concurrent requests to DynamoDB per batch.
@@ -132,11 +139,39 @@ impl KnownZones {
     }
 }
 
+/// Account days whose rollup already holds `MAX_DAY_CONTACTS` contacts: later batches send
+/// no contacts for them (which the store would refuse, one wasted write each).
+#[derive(Default)]
+pub struct KnownFullDays {
+    days: Mutex<HashSet<(String, NaiveDate)>>,
+}
+
+impl KnownFullDays {
+    const LIMIT: usize = 100_000;
+
+    fn contains(&self, account: &str, day: NaiveDate) -> bool {
+        self.days
+            .lock()
+            .map(|d| d.contains(&(account.to_string(), day)))
+            .unwrap_or(false)
+    }
+
+    fn insert(&self, account: &str, day: NaiveDate) {
+        if let Ok(mut d) = self.days.lock() {
+            if d.len() > Self::LIMIT {
+                d.clear();
+            }
+            d.insert((account.to_string(), day));
+        }
+    }
+}
+
 /// What an ingest container remembers between batches.
 #[derive(Default)]
 pub struct IngestCache {
     pub firsts: KnownFirsts,
     pub zones: KnownZones,
+    pub full_days: KnownFullDays,
 }
 
 /// What a first occurrence is called in the `FIRSTS` item.
@@ -167,8 +202,11 @@ pub fn add_usage(delta: &mut RollupDelta, event: &Event) -> bool {
         _ => return false,
     }
     delta.events += 1;
-    if let Some(c) = &event.contact_id {
-        // Only usage by a person makes the contact "active"; tickets and NPS count too.
+    if let Some(c) = &event.contact_id
+        && delta.contacts.len() < MAX_DAY_CONTACTS
+    {
+        // Only usage by a person makes the contact "active"; tickets and NPS count too. The
+        // day keeps a bounded set (see `MAX_DAY_CONTACTS`).
         delta.contacts.insert(c.clone());
     }
     true
@@ -198,8 +236,23 @@ pub fn raw_record(event: &Event, now: DateTime<Utc>, ttl_days: u32) -> RawEvent 
     }
 }
 
+/// Events that failed after validation: `None` to retry, `Some(reason)` when the store
+/// refused them for good (resending them unchanged would be refused again).
+type Failures = BTreeMap<usize, Option<String>>;
+
+fn record_failure(failed: &Mutex<Failures>, index: usize, err: &StoreError) {
+    let verdict = (!err.is_retryable()).then(|| format!("not stored: {err}"));
+    if let Ok(mut f) = failed.lock() {
+        let slot = f.entry(index).or_insert(None);
+        // A refusal is final whatever else failed.
+        if slot.is_none() {
+            *slot = verdict;
+        }
+    }
+}
+
 /// Stores a parsed batch. Never fails as a whole: each valid event ends up accepted,
-/// duplicate, or in `retry`.
+/// duplicate, rejected (the store refused it for good) or in `retry`.
 pub async fn ingest_batch(
     deps: &Deps,
     cache: &IngestCache,
@@ -209,8 +262,14 @@ pub async fn ingest_batch(
     let known = &cache.firsts;
     let mut out = IngestOutcome::default();
     let mut valid: Vec<(usize, Event)> = Vec::new();
+    // An event id repeated in the body is that event once: the later copies are duplicates
+    // without a request (two copies in flight would both find the other's record unfinished).
+    let mut seen: HashSet<(String, String)> = HashSet::new();
     for (index, r) in parsed.into_iter().enumerate() {
         match r {
+            Ok(e) if !seen.insert((e.account_id.clone(), e.event_id.clone())) => {
+                out.duplicates += 1
+            }
             Ok(e) => valid.push((index, e)),
             Err(e) => out.rejected.push(Rejected {
                 index,
@@ -221,8 +280,12 @@ pub async fn ingest_batch(
 
     // Zones the batch itself states (duplicates included: the client still says so).
     let batch_zones = batch_zones(valid.iter().map(|(_, e)| e));
+    let failed: Mutex<Failures> = Mutex::new(BTreeMap::new());
+    let failed_ref = &failed;
 
-    // 1. Raw records: the de-duplication point.
+    // 1. Raw records, written `applying`: the de-duplication point. A record found still
+    // `applying` is an event whose effects were never confirmed (a crash, a failed write):
+    // it is applied again like a new one.
     let ttl = deps.config.raw_event_ttl_days;
     let inserted: Vec<(usize, Event, Result<Inserted, StoreError>)> = stream::iter(valid)
         .map(|(i, e)| async move {
@@ -236,10 +299,14 @@ pub async fn ingest_batch(
     for (i, e, r) in inserted {
         match r {
             Ok(Inserted::New) => fresh.push((i, e)),
+            Ok(Inserted::Unfinished { since }) => {
+                info!(account_id = %e.account_id, applying_since = %since, "unfinished event: applying it again");
+                fresh.push((i, e));
+            }
             Ok(Inserted::Duplicate) => out.duplicates += 1,
             Err(err) => {
-                warn!(account_id = %e.account_id, error = %err, "raw event not stored; client will retry");
-                out.retry.push(i);
+                warn!(account_id = %e.account_id, error = %err, "raw event not stored");
+                record_failure(failed_ref, i, &err);
             }
         }
     }
@@ -248,18 +315,14 @@ pub async fn ingest_batch(
     // 2. Idempotent effects and feature hooks: accounts concurrently, each account's events in
     // `occurred_at` order, as if they had arrived one by one (a `contact_upserted` that moves a
     // contact to New York, then its `deadline_set`, plans the stages in New York time whatever
-    // their order in the body). An event whose effect failed goes to retry.
-    let failed: Mutex<BTreeSet<usize>> = Mutex::new(BTreeSet::new());
-    let failed_ref = &failed;
+    // their order in the body). An event whose effect failed is not confirmed.
     let effects = per_account_in_time_order(&fresh)
         .into_iter()
         .map(|events| async move {
             for (i, e) in events {
                 if let Err(err) = apply_state_effect(deps, e, now).await {
-                    warn!(account_id = %e.account_id, error = %err, "event effect failed; client will retry");
-                    if let Ok(mut f) = failed_ref.lock() {
-                        f.insert(*i);
-                    }
+                    warn!(account_id = %e.account_id, error = %err, "event effect failed");
+                    record_failure(failed_ref, *i, &err);
                 }
             }
         });
@@ -293,9 +356,9 @@ pub async fn ingest_batch(
     let by_index_ref = &by_index;
     let first_writes = firsts.iter().map(|(account, batch)| async move {
         let fail = |what: &str, err: &StoreError| {
-            warn!(account_id = %account, error = %err, "{what}; client will retry");
-            if let Ok(mut f) = failed_ref.lock() {
-                f.extend(batch.events.iter().copied());
+            warn!(account_id = %account, error = %err, "{what}");
+            for i in &batch.events {
+                record_failure(failed_ref, *i, err);
             }
         };
         let new = match deps.store.record_firsts(account, &batch.keys).await {
@@ -328,69 +391,136 @@ pub async fn ingest_batch(
         .buffer_unordered(CONCURRENCY)
         .collect::<Vec<()>>()
         .await;
-    let mut failed = failed.into_inner().unwrap_or_default();
 
-    // 3. Rollups, one write per (account, local day), only for events whose other effects
-    // held. An account whose zone cannot be read has its usage events retried.
+    // 3. Rollups, one write per (account, local day) that also confirms its events (applying
+    // -> applied, atomically), only for events whose other effects held. An account whose zone
+    // cannot be read keeps its usage events unconfirmed.
+    let failed_now: BTreeSet<usize> = failed
+        .lock()
+        .map(|f| f.keys().copied().collect())
+        .unwrap_or_default();
     let usage: Vec<&(usize, Event)> = fresh
         .iter()
-        .filter(|(i, e)| !failed.contains(i) && is_usage(e))
+        .filter(|(i, e)| !failed_now.contains(i) && is_usage(e))
         .collect();
     let accounts: BTreeSet<&str> = usage.iter().map(|(_, e)| e.account_id.as_str()).collect();
     let zones = account_zones(deps, &cache.zones, &batch_zones, accounts, now).await;
-    let mut rollups: BTreeMap<(&str, NaiveDate), (RollupDelta, Vec<usize>)> = BTreeMap::new();
-    for (i, e) in usage {
-        let Some(zone) = zones.get(e.account_id.as_str()) else {
-            failed.insert(*i);
-            continue;
-        };
-        let day = e.occurred_at_utc().with_timezone(zone).date_naive();
-        let entry = rollups.entry((e.account_id.as_str(), day)).or_default();
-        add_usage(&mut entry.0, e);
-        entry.1.push(*i);
-    }
-    let rollup_results: Vec<Option<Vec<usize>>> = stream::iter(rollups.iter())
-        .map(|((account, day), (delta, idx))| async move {
-            if delta.is_empty() {
-                return None;
+    let mut rollups: BTreeMap<(&str, NaiveDate), Vec<&Event>> = BTreeMap::new();
+    let mut index_of: HashMap<(&str, &str), usize> = HashMap::new();
+    for (i, e) in &usage {
+        match zones.get(e.account_id.as_str()) {
+            Some(Ok(zone)) => {
+                let day = e.occurred_at_utc().with_timezone(zone).date_naive();
+                rollups
+                    .entry((e.account_id.as_str(), day))
+                    .or_default()
+                    .push(e);
+                index_of.insert((e.account_id.as_str(), e.event_id.as_str()), *i);
             }
-            match deps.store.add_rollup(account, *day, delta).await {
-                Ok(()) => None,
+            Some(Err(err)) => record_failure(failed_ref, *i, err),
+            None => record_failure(failed_ref, *i, &StoreError::Unavailable("no zone".into())),
+        }
+    }
+    let chunks = rollups.iter().flat_map(|((account, day), events)| {
+        events
+            .chunks(COUNT_LIMIT)
+            .map(move |chunk| (*account, *day, chunk))
+    });
+    let index_of = &index_of;
+    let counted: Vec<Vec<usize>> = stream::iter(chunks)
+        .map(|(account, day, chunk)| async move {
+            let index = |id: &str| index_of.get(&(account, id)).copied();
+            match count_chunk(deps, &cache.full_days, account, day, chunk).await {
+                Ok(already) => already.iter().filter_map(|id| index(id)).collect(),
                 Err(err) => {
-                    warn!(account_id = %account, error = %err, "rollup failed; client will retry");
-                    Some(idx.clone())
+                    warn!(account_id = %account, error = %err, "rollup failed");
+                    for i in chunk.iter().filter_map(|e| index(&e.event_id)) {
+                        record_failure(failed_ref, i, &err);
+                    }
+                    Vec::new()
                 }
             }
         })
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
-    failed.extend(rollup_results.into_iter().flatten().flatten());
+    // Counted meanwhile by another request carrying the same events: duplicates here.
+    let late_duplicates: BTreeSet<usize> = counted.into_iter().flatten().collect();
 
-    // Compensate: the failed events must not look like duplicates when the client retries.
-    let deletes = failed
+    // The events without a rollup whose effects held are confirmed one by one. If that write
+    // fails the event is still accepted: its effects are stored, and a resend only repeats
+    // them (all idempotent).
+    let failed = failed.into_inner().unwrap_or_default();
+    let confirms = fresh
         .iter()
-        .filter_map(|i| by_index.get(i))
-        .map(|e| async {
-            if let Err(err) = deps
-                .store
-                .delete_raw_event(&e.account_id, &e.event_id)
-                .await
-            {
-                // The raw event stays; its rollup can be recomputed from raw history.
-                error!(account_id = %e.account_id, error = %err, "compensating delete failed");
+        .filter(|(i, e)| !failed.contains_key(i) && !is_usage(e))
+        .map(|(_, e)| async move {
+            if let Err(err) = deps.store.mark_applied(&e.account_id, &e.event_id).await {
+                warn!(account_id = %e.account_id, error = %err, "event not marked applied; a resend repeats its effects");
             }
         });
-    stream::iter(deletes)
+    stream::iter(confirms)
         .buffer_unordered(CONCURRENCY)
         .collect::<Vec<()>>()
         .await;
 
-    out.accepted = fresh.len() - failed.len();
-    out.retry.extend(failed);
+    out.duplicates += late_duplicates.len();
+    out.accepted = fresh
+        .iter()
+        .filter(|(i, _)| !failed.contains_key(i) && !late_duplicates.contains(i))
+        .count();
+    for (index, verdict) in failed {
+        match verdict {
+            None => out.retry.push(index),
+            Some(error) => out.rejected.push(Rejected { index, error }),
+        }
+    }
     out.retry.sort_unstable();
     out.rejected.sort_by_key(|r| r.index);
     out
+}
+
+/// Counts one (account, day)'s events (at most `COUNT_LIMIT`) and confirms them; returns the
+/// ids another request counted meanwhile (left out here).
+async fn count_chunk(
+    deps: &Deps,
+    full_days: &KnownFullDays,
+    account: &str,
+    day: NaiveDate,
+    chunk: &[&Event],
+) -> Result<Vec<String>, StoreError> {
+    let mut events: Vec<&Event> = chunk.to_vec();
+    let mut already: Vec<String> = Vec::new();
+    // Each pass either counts or drops at least one event.
+    while !events.is_empty() {
+        let mut delta = RollupDelta::default();
+        for e in &events {
+            add_usage(&mut delta, e);
+        }
+        if full_days.contains(account, day) {
+            delta = delta.without_contacts();
+        }
+        let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
+        match deps.store.count_applied(account, day, &delta, &ids).await? {
+            Counted::Counted { contacts_full } => {
+                if contacts_full {
+                    full_days.insert(account, day);
+                }
+                break;
+            }
+            Counted::AlreadyApplied(gone) => {
+                let before = events.len();
+                events.retain(|e| !gone.contains(&e.event_id));
+                if events.len() == before {
+                    return Err(StoreError::Backend(format!(
+                        "events reported counted are not in the rollup: {gone:?}"
+                    )));
+                }
+                already.extend(gone);
+            }
+        }
+    }
+    Ok(already)
 }
 
 /// The batch's events grouped by account (in account order), each group sorted by
@@ -432,48 +562,45 @@ fn batch_zones<'a>(events: impl Iterator<Item = &'a Event>) -> HashMap<String, T
         .collect()
 }
 
-/// The zone of each account's rollup days (UTC while it has no profile); an account whose
-/// profile could not be read is left out.
+/// The zone of each account's rollup days (UTC while it has no profile), or why its profile
+/// could not be read.
 async fn account_zones<'a>(
     deps: &Deps,
     known: &KnownZones,
     batch: &HashMap<String, Tz>,
     accounts: BTreeSet<&'a str>,
     now: DateTime<Utc>,
-) -> HashMap<&'a str, Tz> {
+) -> HashMap<&'a str, Result<Tz, StoreError>> {
     let mut zones = HashMap::new();
     let mut to_read = Vec::new();
     for account in accounts {
         if let Some(tz) = batch.get(account) {
             known.insert(account, Some(*tz), now);
-            zones.insert(account, *tz);
+            zones.insert(account, Ok(*tz));
         } else if let Some(zone) = known.get(account, now) {
-            zones.insert(account, zone.unwrap_or(Tz::UTC));
+            zones.insert(account, Ok(zone.unwrap_or(Tz::UTC)));
         } else {
             to_read.push(account);
         }
     }
-    let read: Vec<(&str, Option<Tz>)> = stream::iter(to_read)
+    let read: Vec<(&str, Result<Tz, StoreError>)> = stream::iter(to_read)
         .map(|account| async move {
             match deps.store.account(account).await {
                 Ok(record) => {
                     let zone = record.and_then(|r| r.profile).map(|p| p.timezone);
                     known.insert(account, zone, now);
-                    (account, Some(zone.unwrap_or(Tz::UTC)))
+                    (account, Ok(zone.unwrap_or(Tz::UTC)))
                 }
                 Err(err) => {
-                    warn!(account_id = %account, error = %err, "account zone not read; client will retry");
-                    (account, None)
+                    warn!(account_id = %account, error = %err, "account zone not read");
+                    (account, Err(err))
                 }
             }
         })
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
-    zones.extend(
-        read.into_iter()
-            .filter_map(|(account, zone)| Some((account, zone?))),
-    );
+    zones.extend(read);
     zones
 }
 

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 
 use super::{
-    AccountChange, AddressFeedback, Applied, CapState, DeadlineRecord, DeadlineStatus,
-    EngagementKind, Inserted, MessageRef, RawEvent, RollupDelta, Store,
+    AccountChange, AddressFeedback, Applied, CapState, Counted, DeadlineRecord, DeadlineStatus,
+    EngagementKind, Inserted, MAX_DAY_CONTACTS, MessageRef, RawEvent, RollupDelta, Store,
 };
 use crate::domain::{
     Channel, DeliveryLogEntry, LogStatus, Nudge, NudgeKind, NudgeStatus, SuppressionReason,
@@ -81,6 +81,7 @@ pub async fn all(store: &dyn Store) {
     engagement_counts_first_occurrences(store).await;
     deadlines_and_raw_events_keep_the_first_or_newest_write(store).await;
     rollups_firsts_log_and_checkpoints_accumulate(store).await;
+    a_rollup_counts_applying_events_once(store).await;
     index_pages_contacts_and_the_pulse_read_back(store).await;
     agenda_tasks_are_scheduled_once_found_by_time_and_finished(store).await;
 }
@@ -627,14 +628,112 @@ pub async fn deadlines_and_raw_events_keep_the_first_or_newest_write(store: &dyn
         expires_at: 1_900_000_000,
     };
     assert_eq!(store.insert_raw_event(&ev).await.unwrap(), Inserted::New);
+    // Written `applying` since its receipt: until confirmed, the record is unfinished.
+    assert_eq!(
+        store.insert_raw_event(&ev).await.unwrap(),
+        Inserted::Unfinished { since: stored(1) }
+    );
+    store.mark_applied("c-misc", "e1").await.unwrap();
     assert_eq!(
         store.insert_raw_event(&ev).await.unwrap(),
         Inserted::Duplicate
     );
-    store.delete_raw_event("c-misc", "e1").await.unwrap();
-    assert_eq!(store.insert_raw_event(&ev).await.unwrap(), Inserted::New);
     let raw = store.raw_events("c-misc").await.unwrap();
     assert_eq!((raw.len(), raw[0].occurred_at), (1, stored(0)));
+    // Confirming an event that has no record creates none.
+    store.mark_applied("c-misc", "e-none").await.unwrap();
+    assert_eq!(store.raw_events("c-misc").await.unwrap().len(), 1);
+}
+
+/// The rollup of applying events is counted once: together with their confirmation, and not
+/// at all if any of them was confirmed already.
+pub async fn a_rollup_counts_applying_events_once(store: &dyn Store) {
+    let account = "c-count";
+    let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let raw = |id: &str| RawEvent {
+        account_id: account.into(),
+        event_id: id.into(),
+        event_type: "login",
+        contact_id: Some("u-1".into()),
+        occurred_at: t(0),
+        received_at: t(1),
+        body: "{}".into(),
+        expires_at: 1_900_000_000,
+    };
+    for id in ["e1", "e2", "e3"] {
+        assert_eq!(
+            store.insert_raw_event(&raw(id)).await.unwrap(),
+            Inserted::New
+        );
+    }
+    let logins = |n: u64, contact: &str| RollupDelta {
+        events: n,
+        logins: n,
+        contacts: [contact.to_string()].into(),
+        ..Default::default()
+    };
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        store
+            .count_applied(account, day, &logins(2, "u-1"), &ids(&["e1", "e2"]))
+            .await
+            .unwrap(),
+        Counted::Counted {
+            contacts_full: false
+        }
+    );
+    for id in ["e1", "e2"] {
+        assert_eq!(
+            store.insert_raw_event(&raw(id)).await.unwrap(),
+            Inserted::Duplicate,
+            "{id} is confirmed with its count"
+        );
+    }
+    // A second count naming a confirmed event writes nothing and says which one.
+    assert_eq!(
+        store
+            .count_applied(account, day, &logins(2, "u-2"), &ids(&["e2", "e3"]))
+            .await
+            .unwrap(),
+        Counted::AlreadyApplied(ids(&["e2"]))
+    );
+    let r = store.rollups(account, day, day).await.unwrap();
+    assert_eq!((r[0].events, r[0].logins), (2, 2));
+    assert_eq!(r[0].active_contacts, ["u-1".to_string()].into());
+    assert_eq!(
+        store.insert_raw_event(&raw("e3")).await.unwrap(),
+        Inserted::Unfinished { since: stored(1) }
+    );
+
+    // A day's contacts stop growing at the cap; the counters still add up.
+    let full = RollupDelta {
+        events: 1,
+        logins: 1,
+        contacts: (0..MAX_DAY_CONTACTS).map(|i| format!("c{i:03}")).collect(),
+        ..Default::default()
+    };
+    store.add_rollup(account, day, &full).await.unwrap();
+    assert_eq!(
+        store
+            .count_applied(account, day, &logins(1, "u-late"), &ids(&["e3"]))
+            .await
+            .unwrap(),
+        Counted::Counted {
+            contacts_full: true
+        }
+    );
+    store
+        .add_rollup(account, day, &logins(1, "u-later"))
+        .await
+        .unwrap();
+    let r = store.rollups(account, day, day).await.unwrap();
+    assert_eq!((r[0].events, r[0].logins), (5, 5));
+    assert_eq!(r[0].active_contacts.len(), MAX_DAY_CONTACTS + 1);
+    assert!(!r[0].active_contacts.contains("u-late"));
+    assert_eq!(
+        store.insert_raw_event(&raw("e3")).await.unwrap(),
+        Inserted::Duplicate
+    );
 }
 
 pub async fn rollups_firsts_log_and_checkpoints_accumulate(store: &dyn Store) {

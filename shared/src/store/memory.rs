@@ -59,6 +59,8 @@ type Key = (String, String);
 #[derive(Debug, Default)]
 struct State {
     raw_events: BTreeMap<Key, RawEvent>,
+    /// Raw records still `applying`, with the time they were written; the others are applied.
+    raw_applying: BTreeMap<Key, DateTime<Utc>>,
     rollups: BTreeMap<(String, NaiveDate), DayRollup>,
     firsts: BTreeMap<String, BTreeMap<String, DateTime<Utc>>>,
     accounts: BTreeMap<String, AccountState>,
@@ -490,6 +492,7 @@ mod tests {
         engagement_counts_first_occurrences,
         deadlines_and_raw_events_keep_the_first_or_newest_write,
         rollups_firsts_log_and_checkpoints_accumulate,
+        a_rollup_counts_applying_events_once,
         index_pages_contacts_and_the_pulse_read_back,
         agenda_tasks_are_scheduled_once_found_by_time_and_finished,
     );

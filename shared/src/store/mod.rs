@@ -64,10 +64,39 @@ pub struct RawEvent {
     pub expires_at: i64,
 }
 
+/// What recording an event's raw record (`EVT#`, written in state `applying`) found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inserted {
     New,
+    /// Recorded before and applied (a record from before raw records had a state counts as
+    /// applied): nothing to do.
     Duplicate,
+    /// Recorded before but never confirmed applied (a crash, a failed or refused write after
+    /// the record): its effects are to be applied again, and its rollup counted once.
+    Unfinished {
+        since: DateTime<Utc>,
+    },
+}
+
+/// At most this many events are confirmed with one rollup write (`count_applied`): with the
+/// day's rollup, a DynamoDB transaction's 100 actions.
+pub const COUNT_LIMIT: usize = 99;
+
+/// At most this many contact ids are kept in a day's rollup (`contacts`), so the item stays
+/// small however large the account. The health score's distinct active contacts over a
+/// window are then at least min(true count, this): exact for any target up to it, which the
+/// model's validation enforces.
+pub const MAX_DAY_CONTACTS: usize = 100;
+
+/// The outcome of [`EventStore::count_applied`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Counted {
+    /// The delta was added and every event marked applied. `contacts_full`: the day already
+    /// held [`MAX_DAY_CONTACTS`] contacts, so this delta's contacts were left out.
+    Counted { contacts_full: bool },
+    /// Nothing was written: these events are no longer `applying` (another request counted
+    /// them meanwhile). Count the others without them.
+    AlreadyApplied(Vec<String>),
 }
 
 /// Outcome of a last-writer-wins update.
@@ -96,6 +125,14 @@ pub struct RollupDelta {
 impl RollupDelta {
     pub fn is_empty(&self) -> bool {
         self.events == 0
+    }
+
+    /// The delta without its contacts (the day's set is full).
+    pub fn without_contacts(&self) -> RollupDelta {
+        RollupDelta {
+            contacts: BTreeSet::new(),
+            ..self.clone()
+        }
     }
 }
 
@@ -234,11 +271,24 @@ pub enum AccountChange {
 
 #[async_trait]
 pub trait EventStore: Send + Sync {
-    /// Conditional put keyed by (account, event_id): the de-duplication point.
+    /// Conditional put keyed by (account, event_id), in state `applying` since the event's
+    /// `received_at`: the de-duplication point. An existing record is reported with its state.
     async fn insert_raw_event(&self, event: &RawEvent) -> Result<Inserted, StoreError>;
-    /// Compensation when the event's effects could not be applied: the caller reports the
-    /// event for retry, so the raw record must not make the retry look like a duplicate.
-    async fn delete_raw_event(&self, account_id: &str, event_id: &str) -> Result<(), StoreError>;
+    /// Marks an event whose effects all held `applied` (an event without a rollup): a resend
+    /// is then a plain duplicate. A missing record is left missing.
+    async fn mark_applied(&self, account_id: &str, event_id: &str) -> Result<(), StoreError>;
+    /// Adds `delta` (the usage of `event_ids`, at most [`COUNT_LIMIT`]) to the day's rollup and
+    /// marks those events `applied`, as one atomic write that holds only if every one of them
+    /// is still `applying`: a crash before it counts nothing, after it everything, so a
+    /// resend of an unfinished event counts it exactly once.
+    async fn count_applied(
+        &self,
+        account_id: &str,
+        day: NaiveDate,
+        delta: &RollupDelta,
+        event_ids: &[String],
+    ) -> Result<Counted, StoreError>;
+    /// Adds `delta` to the day's rollup unconditionally (seeding history: benches, tests).
     async fn add_rollup(
         &self,
         account_id: &str,

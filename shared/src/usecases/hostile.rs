@@ -58,3 +58,24 @@ async fn a_body_flagged_base64_that_is_not_base64_is_a_400_not_a_panic() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn an_arr_beyond_what_the_table_stores_is_rejected_naming_the_field_not_retried() {
+    let w = World::new();
+    let now = super::utc("2026-11-20T15:00:00Z");
+    let event = json!({"event_id": "a1", "account_id": "acme", "type": "account_upserted",
+        "occurred_at": "2026-11-20T10:00:00Z",
+        "properties": {"name": "Acme", "plan": "pro", "industry": "retail",
+            "timezone": "UTC", "locale": "en", "contract_start": "2026-01-01",
+            "renewal_date": "2027-01-01", "renewals": 0, "arr": 1e130}});
+    let parsed = vec![crate::events::parse_event(&event, now)];
+    let out =
+        crate::ingest::ingest_batch(&w.deps, &crate::ingest::IngestCache::default(), parsed, now)
+            .await;
+    assert!(out.retry.is_empty(), "{out:?}");
+    assert_eq!(out.rejected.len(), 1, "{out:?}");
+    assert!(
+        out.rejected[0].error.starts_with("properties.arr: "),
+        "{out:?}"
+    );
+}

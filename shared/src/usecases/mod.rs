@@ -8,6 +8,7 @@
 mod delivery;
 mod health;
 mod hostile;
+mod ingest;
 mod milestones;
 mod reminders;
 

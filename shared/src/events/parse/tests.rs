@@ -898,6 +898,16 @@ fn account_numbers_are_validated() {
         ("arr", json!(-1), "expected a number >= 0, got -1"),
         ("arr", json!("1000"), "expected a number >= 0, got string"),
         (
+            "arr",
+            json!(1e130),
+            "expected 0 or a number from 1e-130 to below 1e126, got 1e+130",
+        ),
+        (
+            "arr",
+            json!(1e-140),
+            "expected 0 or a number from 1e-130 to below 1e126, got 1e-140",
+        ),
+        (
             "renewals",
             json!(1.5),
             "expected a non-negative integer, got 1.5",

@@ -189,6 +189,17 @@ fn usage_windows_must_fit_in_the_history() {
 }
 
 #[test]
+fn an_active_contacts_target_beyond_what_a_day_keeps_is_refused() {
+    let json = default_with(&["targets", "active_contacts"], json!(101));
+    assert_eq!(
+        error_of(&json),
+        "targets.active_contacts: must not exceed 100, got 101"
+    );
+    let json = default_with(&["targets", "active_contacts"], json!(100));
+    assert!(HealthModel::parse(&json).is_ok());
+}
+
+#[test]
 fn plan_lists_and_plan_names_are_checked() {
     let json = default_with(&["key_features", "default"], json!([]));
     assert_eq!(error_of(&json), "key_features.default: must not be empty");

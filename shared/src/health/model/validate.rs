@@ -297,6 +297,15 @@ impl HealthModel {
         ] {
             c.positive(format!("targets.{key}"), v);
         }
+        // A day's rollup keeps at most this many contacts: the distinct count over a window is
+        // exact up to it, so a higher target could never be reached.
+        let max_contacts = crate::store::MAX_DAY_CONTACTS as f64;
+        if g.active_contacts > max_contacts {
+            c.fail(
+                "targets.active_contacts",
+                format!("must not exceed {max_contacts}, got {}", g.active_contacts),
+            );
+        }
         if g.login_days > t.trend_days as f64 {
             c.fail(
                 "targets.login_days",

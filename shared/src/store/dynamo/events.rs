@@ -1,45 +1,157 @@
 //! `EventStore`: raw events (the de-duplication point), daily usage rollups, first occurrences.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, ReturnConsumedCapacity,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::item::{from_item, millis, to_item};
-use super::{DynamoStore, Item, corrupt, get_n, get_s, get_ss, get_ts, n, s, ts};
+use super::item::{from_item, millis, opt_millis, to_item};
+use super::{DynamoStore, Item, corrupt, get_n, get_s, get_ss, get_ts, map_err, n, s, ts};
 use crate::events::EventType;
 use crate::store::schema::{self, PK, SK};
-use crate::store::{DayRollup, EventStore, Inserted, RawEvent, RollupDelta, StoreError};
+use crate::store::{
+    Counted, DayRollup, EventStore, Inserted, MAX_DAY_CONTACTS, RawEvent, RollupDelta, StoreError,
+};
 
 #[async_trait]
 impl EventStore for DynamoStore {
     async fn insert_raw_event(&self, ev: &RawEvent) -> Result<Inserted, StoreError> {
-        let req = self
+        // On a failed condition the existing record comes back with the error (no extra read,
+        // no extra cost), so its state decides between a duplicate and an unfinished event.
+        let sent = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(to_item("raw event", &RawEventItem::new(ev))?))
             .condition_expression("attribute_not_exists(#pk)")
             .expression_attribute_names("#pk", PK)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        Ok(match self.conditional(req.send().await)? {
-            Some(_) => Inserted::New,
-            None => Inserted::Duplicate,
-        })
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        let existing = match &sent {
+            Err(SdkError::ServiceError(se)) => match se.err() {
+                PutItemError::ConditionalCheckFailedException(e) => Some(e.item().cloned()),
+                _ => None,
+            },
+            _ => None,
+        };
+        match existing {
+            None => {
+                self.written(sent)?;
+                Ok(Inserted::New)
+            }
+            Some(item) => {
+                self.meter_conditional_failure();
+                Ok(match item.as_ref().map(raw_state) {
+                    Some(Some(since)) => Inserted::Unfinished { since },
+                    _ => Inserted::Duplicate,
+                })
+            }
+        }
     }
 
-    async fn delete_raw_event(&self, account_id: &str, event_id: &str) -> Result<(), StoreError> {
+    async fn mark_applied(&self, account_id: &str, event_id: &str) -> Result<(), StoreError> {
         let req = self
             .client
-            .delete_item()
+            .update_item()
             .table_name(&self.table)
             .key(PK, s(schema::account_pk(account_id)))
             .key(SK, s(schema::event_sk(event_id)))
+            .update_expression("SET #st = :applied REMOVE applying_at")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#st", "state")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":applied", s(APPLIED))
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        self.written(req.send().await)?;
+        self.conditional(req.send().await)?;
         Ok(())
+    }
+
+    async fn count_applied(
+        &self,
+        account_id: &str,
+        day: NaiveDate,
+        delta: &RollupDelta,
+        event_ids: &[String],
+    ) -> Result<Counted, StoreError> {
+        let mut delta = Cow::Borrowed(delta);
+        loop {
+            let Some(rollup) = RollupUpdate::new(&delta) else {
+                return Ok(Counted::Counted {
+                    contacts_full: false,
+                });
+            };
+            let pk = schema::account_pk(account_id);
+            let mut items = vec![
+                TransactWriteItem::builder()
+                    .update(rollup.transact(&self.table, &pk, &schema::day_sk(day))?)
+                    .build(),
+            ];
+            for id in event_ids {
+                let update = Update::builder()
+                    .table_name(&self.table)
+                    .key(PK, s(&pk))
+                    .key(SK, s(schema::event_sk(id)))
+                    .update_expression("SET #st = :applied REMOVE applying_at")
+                    .condition_expression("#st = :applying")
+                    .expression_attribute_names("#st", "state")
+                    .expression_attribute_values(":applied", s(APPLIED))
+                    .expression_attribute_values(":applying", s(APPLYING))
+                    .build()
+                    .map_err(|e| StoreError::Backend(e.to_string()))?;
+                items.push(TransactWriteItem::builder().update(update).build());
+            }
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            let reasons = match sent {
+                Ok(out) => {
+                    for cc in out.consumed_capacity() {
+                        self.meter.record(Some(cc));
+                    }
+                    return Ok(Counted::Counted {
+                        contacts_full: matches!(delta, Cow::Owned(_)),
+                    });
+                }
+                Err(e) => match cancellation_reasons(&e) {
+                    Some(reasons) => reasons,
+                    None => return Err(map_err(e)),
+                },
+            };
+            // A cancelled transaction is billed like the writes it would have made.
+            self.meter_conditional_failure();
+            let failed = |r: &CancellationReason| r.code() == Some("ConditionalCheckFailed");
+            let not_applying: Vec<String> = event_ids
+                .iter()
+                .zip(reasons.iter().skip(1))
+                .filter(|(_, r)| failed(r))
+                .map(|(id, _)| id.clone())
+                .collect();
+            if !not_applying.is_empty() {
+                return Ok(Counted::AlreadyApplied(not_applying));
+            }
+            match reasons.first() {
+                // The day's contacts are full: count without this delta's.
+                Some(r) if failed(r) && !delta.contacts.is_empty() => {
+                    delta = Cow::Owned(delta.without_contacts());
+                }
+                _ => return Err(cancelled(&reasons)),
+            }
+        }
     }
 
     async fn add_rollup(
@@ -48,49 +160,27 @@ impl EventStore for DynamoStore {
         day: NaiveDate,
         d: &RollupDelta,
     ) -> Result<(), StoreError> {
-        let mut adds: Vec<String> = Vec::new();
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, s(schema::account_pk(account_id)))
-            .key(SK, s(schema::day_sk(day)))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        let counters = [
-            ("events", d.events),
-            ("logins", d.logins),
-            ("reports", d.reports),
-            ("tickets_opened", d.tickets_opened),
-            ("tickets_closed", d.tickets_closed),
-            ("nps_sum", d.nps_sum),
-            ("nps_count", d.nps_count),
-        ];
-        for (name, v) in counters {
-            if v > 0 {
-                adds.push(format!("{name} :{name}"));
-                req = req.expression_attribute_values(format!(":{name}"), n(v));
+        let mut delta = Cow::Borrowed(d);
+        while let Some(rollup) = RollupUpdate::new(&delta) {
+            let mut req = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(PK, s(schema::account_pk(account_id)))
+                .key(SK, s(schema::day_sk(day)))
+                .update_expression(&rollup.expression)
+                .set_expression_attribute_names(rollup.names())
+                .set_expression_attribute_values(rollup.values())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total);
+            if let Some(c) = &rollup.condition {
+                req = req.condition_expression(c);
             }
+            if self.conditional(req.send().await)?.is_some() {
+                return Ok(());
+            }
+            // The day's contacts are full: add the counters alone.
+            delta = Cow::Owned(delta.without_contacts());
         }
-        // Feature names are validated lowercase snake case, so they are safe attribute names
-        // behind a placeholder.
-        for (i, (feature, count)) in d.features.iter().enumerate() {
-            adds.push(format!("#f{i} :f{i}"));
-            req = req
-                .expression_attribute_names(format!("#f{i}"), format!("f_{feature}"))
-                .expression_attribute_values(format!(":f{i}"), n(count));
-        }
-        if !d.contacts.is_empty() {
-            adds.push("contacts :contacts".into());
-            req = req.expression_attribute_values(
-                ":contacts",
-                AttributeValue::Ss(d.contacts.iter().cloned().collect()),
-            );
-        }
-        if adds.is_empty() {
-            return Ok(());
-        }
-        let req = req.update_expression(format!("ADD {}", adds.join(", ")));
-        self.written(req.send().await)?;
         Ok(())
     }
 
@@ -186,6 +276,139 @@ impl EventStore for DynamoStore {
     }
 }
 
+/// A raw record's `state` while its effects are being applied, and once they all held.
+const APPLYING: &str = "applying";
+const APPLIED: &str = "applied";
+
+/// The time a raw record has been `applying` since; `None` when applied (a record without a
+/// state predates states and was applied or compensated before the answer).
+fn raw_state(item: &Item) -> Option<DateTime<Utc>> {
+    (get_s(item, "state") == Some(APPLYING))
+        .then(|| get_ts(item, "applying_at"))
+        .flatten()
+}
+
+/// The reasons of a cancelled transaction; `None` for any other error.
+fn cancellation_reasons<R>(
+    e: &SdkError<TransactWriteItemsError, R>,
+) -> Option<Vec<CancellationReason>> {
+    match e {
+        SdkError::ServiceError(se) => match se.err() {
+            TransactWriteItemsError::TransactionCanceledException(c) => {
+                Some(c.cancellation_reasons().to_vec())
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A cancelled transaction that no condition explains: a conflict with another transaction
+/// or throttling is worth a retry, anything else (a validation error) is not.
+fn cancelled(reasons: &[CancellationReason]) -> StoreError {
+    let codes: Vec<&str> = reasons
+        .iter()
+        .filter_map(CancellationReason::code)
+        .filter(|c| *c != "None")
+        .collect();
+    if codes.iter().any(|c| {
+        matches!(
+            *c,
+            "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
+        )
+    }) {
+        return StoreError::Throttled;
+    }
+    let message = reasons
+        .iter()
+        .find_map(CancellationReason::message)
+        .unwrap_or("no message");
+    StoreError::Backend(format!(
+        "transaction cancelled ({}): {message}",
+        codes.join(", ")
+    ))
+}
+
+/// The `ADD` of a rollup delta to its `DAY#` item, for an UpdateItem or a transaction's
+/// Update. While the delta carries contacts, it holds only if the day's set is not full yet.
+struct RollupUpdate {
+    expression: String,
+    condition: Option<String>,
+    names: Vec<(String, String)>,
+    values: Vec<(String, AttributeValue)>,
+}
+
+impl RollupUpdate {
+    /// `None` when there is nothing to add (no request is sent).
+    fn new(d: &RollupDelta) -> Option<RollupUpdate> {
+        let mut u = RollupUpdate {
+            expression: String::new(),
+            condition: None,
+            names: Vec::new(),
+            values: Vec::new(),
+        };
+        let mut adds: Vec<String> = Vec::new();
+        let counters = [
+            ("events", d.events),
+            ("logins", d.logins),
+            ("reports", d.reports),
+            ("tickets_opened", d.tickets_opened),
+            ("tickets_closed", d.tickets_closed),
+            ("nps_sum", d.nps_sum),
+            ("nps_count", d.nps_count),
+        ];
+        for (name, v) in counters {
+            if v > 0 {
+                adds.push(format!("{name} :{name}"));
+                u.values.push((format!(":{name}"), n(v)));
+            }
+        }
+        // Feature names are validated lowercase snake case, so they are safe attribute names
+        // behind a placeholder.
+        for (i, (feature, count)) in d.features.iter().enumerate() {
+            adds.push(format!("#f{i} :f{i}"));
+            u.names.push((format!("#f{i}"), format!("f_{feature}")));
+            u.values.push((format!(":f{i}"), n(count)));
+        }
+        if !d.contacts.is_empty() {
+            adds.push("contacts :contacts".into());
+            u.values.push((
+                ":contacts".into(),
+                AttributeValue::Ss(d.contacts.iter().cloned().collect()),
+            ));
+            u.condition =
+                Some("attribute_not_exists(contacts) OR size(contacts) < :max_contacts".into());
+            u.values.push((":max_contacts".into(), n(MAX_DAY_CONTACTS)));
+        }
+        if adds.is_empty() {
+            return None;
+        }
+        u.expression = format!("ADD {}", adds.join(", "));
+        Some(u)
+    }
+
+    fn names(&self) -> Option<HashMap<String, String>> {
+        (!self.names.is_empty()).then(|| self.names.iter().cloned().collect())
+    }
+
+    fn values(&self) -> Option<HashMap<String, AttributeValue>> {
+        Some(self.values.iter().cloned().collect())
+    }
+
+    fn transact(&self, table: &str, pk: &str, sk: &str) -> Result<Update, StoreError> {
+        Update::builder()
+            .table_name(table)
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .update_expression(&self.expression)
+            .set_condition_expression(self.condition.clone())
+            .set_expression_attribute_names(self.names())
+            .set_expression_attribute_values(self.values())
+            .build()
+            .map_err(|e| StoreError::Backend(e.to_string()))
+    }
+}
+
 /// A raw event (`EVT#<event_id>`), TTL'd.
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 struct RawEventItem {
@@ -204,6 +427,11 @@ struct RawEventItem {
     ttl: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     contact_id: Option<String>,
+    /// `applying` until every effect held, then `applied`; absent on records from before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    state: Option<String>,
+    #[serde(default, with = "opt_millis", skip_serializing_if = "Option::is_none")]
+    applying_at: Option<DateTime<Utc>>,
 }
 
 impl RawEventItem {
@@ -217,6 +445,8 @@ impl RawEventItem {
             body: ev.body.clone(),
             ttl: ev.expires_at,
             contact_id: ev.contact_id.clone(),
+            state: Some(APPLYING.into()),
+            applying_at: Some(ev.received_at),
         }
     }
 

@@ -6,11 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{MemoryStore, key, ms, request};
+use super::{MemoryStore, State, key, ms, request};
 use crate::events::{AccountProfile, ContactProfile};
 use crate::store::{
-    AccountChange, AccountRecord, Applied, ContactRecord, DayRollup, DeadlineRecord, DeadlineStore,
-    EventStore, Inserted, ProfileStore, RawEvent, RollupDelta, StoreError,
+    AccountChange, AccountRecord, Applied, ContactRecord, Counted, DayRollup, DeadlineRecord,
+    DeadlineStore, EventStore, Inserted, MAX_DAY_CONTACTS, ProfileStore, RawEvent, RollupDelta,
+    StoreError,
 };
 
 #[async_trait]
@@ -20,19 +21,48 @@ impl EventStore for MemoryStore {
         let mut s = self.lock();
         let k = key(&event.account_id, &event.event_id);
         if s.raw_events.contains_key(&k) {
-            return Ok(Inserted::Duplicate);
+            return Ok(match s.raw_applying.get(&k) {
+                Some(since) => Inserted::Unfinished { since: *since },
+                None => Inserted::Duplicate,
+            });
         }
         let mut stored = event.clone();
         stored.occurred_at = ms(stored.occurred_at);
         stored.received_at = ms(stored.received_at);
+        s.raw_applying.insert(k.clone(), stored.received_at);
         s.raw_events.insert(k, stored);
         Ok(Inserted::New)
     }
 
-    async fn delete_raw_event(&self, account_id: &str, event_id: &str) -> Result<(), StoreError> {
+    async fn mark_applied(&self, account_id: &str, event_id: &str) -> Result<(), StoreError> {
         request().await;
-        self.lock().raw_events.remove(&key(account_id, event_id));
+        self.lock().raw_applying.remove(&key(account_id, event_id));
         Ok(())
+    }
+
+    async fn count_applied(
+        &self,
+        account_id: &str,
+        day: NaiveDate,
+        delta: &RollupDelta,
+        event_ids: &[String],
+    ) -> Result<Counted, StoreError> {
+        request().await;
+        let mut s = self.lock();
+        let not_applying: Vec<String> = event_ids
+            .iter()
+            .filter(|id| !s.raw_applying.contains_key(&key(account_id, id)))
+            .cloned()
+            .collect();
+        if !not_applying.is_empty() {
+            return Ok(Counted::AlreadyApplied(not_applying));
+        }
+        for id in event_ids {
+            s.raw_applying.remove(&key(account_id, id));
+        }
+        Ok(Counted::Counted {
+            contacts_full: add_to_day(&mut s, account_id, day, delta),
+        })
     }
 
     async fn add_rollup(
@@ -42,38 +72,7 @@ impl EventStore for MemoryStore {
         d: &RollupDelta,
     ) -> Result<(), StoreError> {
         request().await;
-        let counters = [
-            d.events,
-            d.logins,
-            d.reports,
-            d.tickets_opened,
-            d.tickets_closed,
-            d.nps_sum,
-            d.nps_count,
-        ];
-        // The adapter sends no request when there is nothing to ADD (no item is created).
-        if counters.iter().all(|c| *c == 0) && d.features.is_empty() && d.contacts.is_empty() {
-            return Ok(());
-        }
-        let mut s = self.lock();
-        let r = s
-            .rollups
-            .entry((account_id.to_string(), day))
-            .or_insert_with(|| DayRollup {
-                day,
-                ..Default::default()
-            });
-        r.events += d.events;
-        r.logins += d.logins;
-        r.reports += d.reports;
-        r.tickets_opened += d.tickets_opened;
-        r.tickets_closed += d.tickets_closed;
-        r.nps_sum += d.nps_sum;
-        r.nps_count += d.nps_count;
-        for (f, n) in &d.features {
-            *r.features.entry(f.clone()).or_insert(0) += n;
-        }
-        r.active_contacts.extend(d.contacts.iter().cloned());
+        add_to_day(&mut self.lock(), account_id, day, d);
         Ok(())
     }
 
@@ -149,6 +148,46 @@ impl EventStore for MemoryStore {
             .map(|(_, e)| e.clone())
             .collect())
     }
+}
+
+/// Adds a delta to a day's rollup as the adapter's ADD does; true when the day's contacts
+/// were already full ([`MAX_DAY_CONTACTS`]) and the delta's were left out.
+fn add_to_day(s: &mut State, account_id: &str, day: NaiveDate, d: &RollupDelta) -> bool {
+    let counters = [
+        d.events,
+        d.logins,
+        d.reports,
+        d.tickets_opened,
+        d.tickets_closed,
+        d.nps_sum,
+        d.nps_count,
+    ];
+    // The adapter sends no request when there is nothing to ADD (no item is created).
+    if counters.iter().all(|c| *c == 0) && d.features.is_empty() && d.contacts.is_empty() {
+        return false;
+    }
+    let r = s
+        .rollups
+        .entry((account_id.to_string(), day))
+        .or_insert_with(|| DayRollup {
+            day,
+            ..Default::default()
+        });
+    r.events += d.events;
+    r.logins += d.logins;
+    r.reports += d.reports;
+    r.tickets_opened += d.tickets_opened;
+    r.tickets_closed += d.tickets_closed;
+    r.nps_sum += d.nps_sum;
+    r.nps_count += d.nps_count;
+    for (f, n) in &d.features {
+        *r.features.entry(f.clone()).or_insert(0) += n;
+    }
+    let full = !d.contacts.is_empty() && r.active_contacts.len() >= MAX_DAY_CONTACTS;
+    if !full {
+        r.active_contacts.extend(d.contacts.iter().cloned());
+    }
+    full
 }
 
 #[async_trait]

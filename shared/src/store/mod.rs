@@ -321,6 +321,7 @@ pub trait DeadlineStore: Send + Sync {
         account_id: &str,
         deadline: &DeadlineRecord,
     ) -> Result<Applied, StoreError>;
+    /// Strongly consistent: the reminders feature decides on it whether its stage writes stand.
     async fn deadline(
         &self,
         account_id: &str,
@@ -469,11 +470,13 @@ pub trait NudgeStore: Send + Sync {
         reason: &str,
         at: DateTime<Utc>,
     ) -> Result<usize, StoreError>;
+    /// Strongly consistent (a caller decides on it whether to deliver).
     async fn nudge(&self, account_id: &str, nudge_id: &str) -> Result<Option<Nudge>, StoreError>;
-    /// The account's nudges, ordered by id.
+    /// The account's nudges, ordered by id (strongly consistent, as below).
     async fn nudges(&self, account_id: &str) -> Result<Vec<Nudge>, StoreError>;
     /// The account's nudges whose id starts with `prefix` (a feature's id scheme, e.g. every
-    /// stage of one deadline), any status, ordered by id.
+    /// stage of one deadline), any status, ordered by id. Strongly consistent: which of them to
+    /// cancel or plan again is decided on it.
     async fn nudges_with_prefix(
         &self,
         account_id: &str,

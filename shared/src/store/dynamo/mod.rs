@@ -92,11 +92,18 @@ impl CapacityMeter {
     }
 }
 
+/// Days a finished nudge and its log entries are kept unless configured otherwise
+/// (`Config::delivery_retention_days`).
+pub const DEFAULT_RETENTION_DAYS: u32 = 400;
+
 #[derive(Clone)]
 pub struct DynamoStore {
     pub(crate) client: Client,
     pub(crate) table: String,
     pub(crate) meter: Arc<CapacityMeter>,
+    /// How long what a finished nudge leaves behind (the nudge, its log entries, its message
+    /// mapping) is kept: the `ttl` those items get.
+    pub(crate) retention: chrono::Duration,
 }
 
 impl DynamoStore {
@@ -105,7 +112,19 @@ impl DynamoStore {
             client,
             table: table.into(),
             meter: Arc::new(CapacityMeter::default()),
+            retention: chrono::Duration::days(i64::from(DEFAULT_RETENTION_DAYS)),
         }
+    }
+
+    /// The same store keeping finished nudges, log entries and message mappings `days` days.
+    pub fn with_retention_days(mut self, days: u32) -> Self {
+        self.retention = chrono::Duration::days(i64::from(days));
+        self
+    }
+
+    /// The `ttl` (epoch seconds) of an item about a nudge that finished at `at`.
+    pub(crate) fn expiry(&self, at: DateTime<Utc>) -> i64 {
+        (at + self.retention).timestamp()
     }
 
     pub fn meter(&self) -> Arc<CapacityMeter> {

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use chrono::{DateTime, Utc};
 
 use super::nudge_item::{gsi_keys, nudge_from_item, nudge_item};
-use super::{DynamoStore, Item, Read, s, ts, ts_str};
+use super::{DynamoStore, Item, Read, n, s, ts, ts_str};
 use crate::domain::{Nudge, NudgeStatus};
 use crate::store::schema::{self, GSI_DUE, GSI1PK, GSI1SK, PK, SK};
 use crate::store::{NudgeStore, StoreError};
@@ -139,12 +139,14 @@ impl NudgeStore for DynamoStore {
                 .update_nudge(
                     account_id,
                     id,
-                    "SET #st = :cancelled, #reason = :r, #done = :at REMOVE #gpk, #gsk",
+                    "SET #st = :cancelled, #reason = :r, #done = :at, #ttl = :ttl \
+                     REMOVE #gpk, #gsk",
                     "#st = :pending",
                     &[
                         ("#st", "status"),
                         ("#reason", "reason"),
                         ("#done", "finished_at"),
+                        ("#ttl", schema::TTL),
                         ("#gpk", GSI1PK),
                         ("#gsk", GSI1SK),
                     ],
@@ -153,6 +155,7 @@ impl NudgeStore for DynamoStore {
                         (":pending", s(NudgeStatus::Pending.as_str())),
                         (":r", s(reason)),
                         (":at", ts(at)),
+                        (":ttl", n(self.expiry(at))),
                     ],
                 )
                 .await?

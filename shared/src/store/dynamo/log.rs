@@ -38,7 +38,7 @@ fn log_item(entry: &DeliveryLogEntry, expires_at: i64) -> Result<Item, StoreErro
     )
 }
 
-fn log_from_item(item: &Item) -> Result<DeliveryLogEntry, StoreError> {
+pub(super) fn log_from_item(item: &Item) -> Result<DeliveryLogEntry, StoreError> {
     from_item::<LogItem>("log", item).map(|i| i.entry)
 }
 

@@ -7,6 +7,7 @@ mod caps;
 mod checkpoints;
 mod deadlines;
 mod engagement;
+mod erasure;
 mod events;
 mod health;
 mod item;

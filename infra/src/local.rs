@@ -203,7 +203,8 @@ impl LocalStack {
 
     /// `Deps` wired to the local stack, plus the concrete store (for its capacity meter).
     pub fn deps(&self, config: Config) -> (Deps, DynamoStore) {
-        let store = DynamoStore::new(self.dynamodb(), config.table.clone());
+        let store = DynamoStore::new(self.dynamodb(), config.table.clone())
+            .with_retention_days(config.delivery_retention_days);
         let deps = Deps::new(
             config.clone(),
             Arc::new(store.clone()),

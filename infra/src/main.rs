@@ -217,6 +217,18 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Erase one contact's personal data: the contact item (profile, unsubscribes, cap
+    /// state), their pending nudges (cancelled), the variables of their nudges and the address
+    /// and subject of their delivery-log entries. A suppression of the address stays (hashed).
+    EraseContact {
+        account: String,
+        contact: String,
+        /// What changed as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Sign and POST events (JSON lines or {"events": [...]}) to an ingest endpoint.
     SendEvents {
         file: PathBuf,
@@ -676,6 +688,23 @@ async fn main() -> Result<()> {
             let store = store_of(&target, "resume").await?;
             let change = ops::resume(&store, &account, Utc::now()).await?;
             print_change(&change, &target, json)?;
+        }
+        Command::EraseContact {
+            account,
+            contact,
+            json,
+            target,
+        } => {
+            let store = store_of(&target, "erase-contact").await?;
+            let erased = ops::erase_contact(&store, &account, &contact, Utc::now()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&erased.json())?);
+            } else {
+                print!(
+                    "{}",
+                    erased.text(&target.describe(|k| std::env::var(k).ok()))
+                );
+            }
         }
         Command::SendEvents { file, url, secret } => {
             let events = send::read_events(&file)?;

@@ -1,6 +1,7 @@
 //! On-call operations on the table: `nudge log` (the delivery log as stored), `nudge pause` and
-//! `nudge resume` (the pause a customer reply sets, by hand). Each returns its output as text;
-//! the CLI prints it, the integration tests read it.
+//! `nudge resume` (the pause a customer reply sets, by hand), `nudge erase-contact` (one
+//! person's data, on request). Each returns its output as text; the CLI prints it, the
+//! integration tests read it.
 
 use std::fmt::Write as _;
 
@@ -8,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use nudge_shared::domain::log::rfc3339_seconds;
 use nudge_shared::domain::{DeliveryLogEntry, NudgeKind};
-use nudge_shared::store::{AccountChange, AccountRecord, Applied, Store};
+use nudge_shared::store::{AccountChange, AccountRecord, Applied, ContactErasure, Store};
 use serde_json::json;
 
 /// What `nudge log` shows.
@@ -299,6 +300,122 @@ pub async fn resume(
         before: was,
         after: PauseState::of(&after, now),
         changed: true,
+    })
+}
+
+/// What `nudge erase-contact` changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErasedContact {
+    pub account_id: String,
+    pub contact_id: String,
+    pub erasure: ContactErasure,
+    /// The address was suppressed (bounce, complaint): that entry stays, as a hash.
+    pub suppression_kept: bool,
+}
+
+impl ErasedContact {
+    /// What changed, for people.
+    pub fn text(&self, target: &str) -> String {
+        let e = &self.erasure;
+        let mut out = format!(
+            "erased contact {} of {} ({target})
+",
+            self.contact_id, self.account_id
+        );
+        writeln!(
+            out,
+            "  contact item deleted (profile, unsubscribes, cap state)"
+        )
+        .ok();
+        writeln!(out, "  pending nudges cancelled:      {}", e.cancelled).ok();
+        writeln!(
+            out,
+            "  nudges with variables removed: {}",
+            e.nudges_redacted
+        )
+        .ok();
+        writeln!(
+            out,
+            "  log entries redacted:          {}",
+            e.log_entries_redacted
+        )
+        .ok();
+        writeln!(
+            out,
+            "  cap reservations removed:      {}",
+            e.cap_reservations
+        )
+        .ok();
+        if e.in_flight > 0 {
+            writeln!(
+                out,
+                "  nudges being sent right now:   {} (they finish; check `nudge log`)",
+                e.in_flight
+            )
+            .ok();
+        }
+        let suppression = if self.suppression_kept {
+            "kept (hashed address only)"
+        } else {
+            "none"
+        };
+        writeln!(out, "  suppression: {suppression}").ok();
+        out
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        json!({
+            "account_id": self.account_id,
+            "contact_id": self.contact_id,
+            "contact_deleted": true,
+            "cancelled": self.erasure.cancelled,
+            "nudges_redacted": self.erasure.nudges_redacted,
+            "in_flight": self.erasure.in_flight,
+            "log_entries_redacted": self.erasure.log_entries_redacted,
+            "cap_reservations": self.erasure.cap_reservations,
+            "suppression_kept": self.suppression_kept,
+        })
+    }
+}
+
+/// Erases one contact's personal data (`ErasureStore::erase_contact`); an unknown contact is
+/// an error and changes nothing.
+pub async fn erase_contact(
+    store: &dyn Store,
+    account_id: &str,
+    contact_id: &str,
+    now: DateTime<Utc>,
+) -> Result<ErasedContact> {
+    let unknown = || {
+        anyhow::anyhow!(
+            "unknown contact {contact_id:?} of account {account_id:?}: the table has no such \
+             contact (check the ids and --table; an erased contact is gone)"
+        )
+    };
+    let contact = store
+        .contact(account_id, contact_id)
+        .await
+        .with_context(|| format!("reading contact {contact_id} of {account_id}"))?
+        .ok_or_else(unknown)?;
+    // Read before the profile (and the address with it) is gone.
+    let suppression_kept = match contact.profile.as_ref().map(|p| p.email.as_str()) {
+        Some(email) => store
+            .suppression(email)
+            .await
+            .context("reading the address's suppression")?
+            .is_some_and(|s| s.reason.is_some()),
+        None => false,
+    };
+    let erasure = store
+        .erase_contact(account_id, contact_id, now)
+        .await
+        .with_context(|| format!("erasing contact {contact_id} of {account_id}"))?
+        .ok_or_else(unknown)?;
+    Ok(ErasedContact {
+        account_id: account_id.to_string(),
+        contact_id: contact_id.to_string(),
+        erasure,
+        suppression_kept,
     })
 }
 

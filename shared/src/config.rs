@@ -50,6 +50,9 @@ pub struct Config {
     /// `health=https://sqs...,milestones=...`).
     pub queue_urls: BTreeMap<String, String>,
     pub raw_event_ttl_days: u32,
+    /// Days a finished nudge, its delivery-log entries and its provider-message mapping are
+    /// kept (DynamoDB TTL from the moment it finished): they hold addresses and subjects.
+    pub delivery_retention_days: u32,
     pub quiet_hours: QuietHours,
     /// Recipient-local hours in which customer-facing, non-urgent nudges may leave.
     pub business_hours: BusinessHours,
@@ -139,6 +142,13 @@ impl Config {
             }
             Ok(n)
         };
+        let delivery_retention_days = num("NUDGE_DELIVERY_RETENTION_DAYS", 400)?;
+        if delivery_retention_days == 0 {
+            return Err(ConfigError::Invalid {
+                name: "NUDGE_DELIVERY_RETENTION_DAYS",
+                message: "must be at least 1".into(),
+            });
+        }
         let due_shards = shards("NUDGE_DUE_SHARDS", 4)?;
         let health_index_shards = shards("NUDGE_HEALTH_INDEX_SHARDS", 8)?;
         Ok(Config {
@@ -163,6 +173,7 @@ impl Config {
             csm_topic_arn: get("NUDGE_CSM_TOPIC_ARN").filter(|s| !s.is_empty()),
             queue_urls,
             raw_event_ttl_days: num("NUDGE_RAW_EVENT_TTL_DAYS", 400)?,
+            delivery_retention_days,
             quiet_hours,
             business_hours,
             public_base_url: get("NUDGE_PUBLIC_BASE_URL")
@@ -209,6 +220,7 @@ mod tests {
     fn defaults_follow_the_design() {
         let c = cfg(&[("NUDGE_TABLE", "t")]).unwrap();
         assert_eq!(c.raw_event_ttl_days, 400);
+        assert_eq!(c.delivery_retention_days, 400);
         assert_eq!(
             c.quiet_hours,
             QuietHours {

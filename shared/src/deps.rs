@@ -76,7 +76,8 @@ impl Deps {
         let config = Config::from_env()?;
         let sdk = sdk_config_from_env().await;
         let keys = load_keys(&sdk, secrets).await?;
-        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone());
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone())
+            .with_retention_days(config.delivery_retention_days);
         let deps = Deps::new(
             config.clone(),
             Arc::new(store),

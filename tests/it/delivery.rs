@@ -1094,3 +1094,82 @@ async fn a_3am_plan_waits_for_local_business_hours_while_csm_alerts_go_at_once()
     let alert = entries.iter().find(|e| e.nudge_id == "ha:1").unwrap();
     assert_eq!((alert.at, alert.status), (t, LogStatus::Sent));
 }
+
+// --------------------------------------------------------------------------- retention --
+
+/// The `ttl` attribute of one stored item, if any.
+async fn stored_ttl(env: &TestEnv, pk: &str, sk: &str) -> Option<i64> {
+    let item = env
+        .store
+        .client()
+        .get_item()
+        .table_name(&env.table)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.into()))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(sk.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get item")
+        .item
+        .expect("the item exists");
+    item.get("ttl")
+        .and_then(|v| v.as_n().ok())
+        .map(|n| n.parse().expect("ttl is epoch seconds"))
+}
+
+#[tokio::test]
+async fn finished_nudges_their_log_lines_and_message_mappings_expire_after_the_retention() {
+    let env = TestEnv::with_config("delivery_retention", |c| c.delivery_retention_days = 30).await;
+    seed(&env, "acme", "tech_touch", &[("u1", "Ann")]).await;
+    let t = at("2026-11-20T01:00:00Z");
+    put(&env, &reminder("acme", "u1", "sent", t)).await;
+    put(&env, &reminder("acme", "ghost", "blocked", t)).await;
+    put(
+        &env,
+        &reminder("acme", "u1", "later", t + Duration::days(2)),
+    )
+    .await;
+    let report = sweep(env.deps(), t, "run-1").await.unwrap();
+    assert_eq!((report.sent, report.blocked), (1, 1), "{report:?}");
+
+    let expires = (t + Duration::days(30)).timestamp();
+    let pk = "ACCT#acme";
+    for id in ["dl:sent:final", "dl:blocked:final"] {
+        let sk = format!("NUDGE#{id}");
+        assert_eq!(stored_ttl(&env, pk, &sk).await, Some(expires), "{id}");
+    }
+    // Pending: kept however long it waits, until it is final.
+    assert_eq!(stored_ttl(&env, pk, "NUDGE#dl:later:final").await, None);
+    let lines = log(&env, "acme").await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for line in &lines {
+        let sk = nudge_shared::store::schema::log_sk(line.at, &line.nudge_id);
+        assert_eq!(stored_ttl(&env, pk, &sk).await, Some(expires), "{sk}");
+    }
+    let sent = env
+        .store
+        .nudge("acme", "dl:sent:final")
+        .await
+        .unwrap()
+        .unwrap();
+    let pmid = sent.provider_message_id.expect("sent through moto");
+    assert_eq!(
+        stored_ttl(&env, &format!("MSG#{pmid}"), "MSG").await,
+        Some(expires)
+    );
+
+    // Cancelled is final too.
+    let cancel_at = t + Duration::hours(1);
+    let ids = ["dl:later:final".to_string()];
+    assert_eq!(
+        env.store
+            .cancel_pending("acme", &ids, "cancelled", cancel_at)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        stored_ttl(&env, pk, "NUDGE#dl:later:final").await,
+        Some((cancel_at + Duration::days(30)).timestamp())
+    );
+}

@@ -1,13 +1,14 @@
 //! The operator commands against DynamoDB Local and moto: `nudge log` filters the stored
 //! delivery log, `nudge pause` holds an account's customer messages as a reply does (the sweep
-//! blocks them) until `nudge resume` or its end, and an unknown account is an error.
+//! blocks them) until `nudge resume` or its end, and an unknown account is an error;
+//! `nudge erase-contact` removes one person's data and nothing is sent to them afterwards.
 
 use chrono::{DateTime, Duration, Utc};
 use nudge_infra::ops::{self, LogQuery};
 use nudge_shared::domain::{
     Channel, DeliveryLogEntry, LogStatus, Nudge, NudgeKind, NudgeStatus, Stage,
 };
-use nudge_shared::store::{DeliveryLogStore, NudgeStore};
+use nudge_shared::store::{DeliveryLogStore, NudgeStore, ProfileStore, SuppressionStore};
 use nudge_tests::{TestEnv, at, sweep};
 use serde_json::json;
 
@@ -251,4 +252,78 @@ async fn the_log_filters_by_account_kind_and_time_and_keeps_the_most_recent() {
     let first: DeliveryLogEntry =
         serde_json::from_str(json.lines().next().unwrap_or_default()).expect("a stored entry");
     assert_eq!(first, all[0], "--json prints the entry as stored");
+}
+
+#[tokio::test]
+async fn erasing_a_contact_cancels_what_was_due_to_them_redacts_the_log_and_keeps_the_suppression()
+{
+    let env = TestEnv::new("ops_erase_contact").await;
+    let email = seed(&env, "acme").await;
+    let first = at("2026-11-20T01:00:00Z");
+    plan_reminder(&env, "acme", "dl/a/1/final", first).await;
+    let report = sweep(env.deps(), first, "run-1").await.expect("sweep");
+    assert_eq!(report.sent, 1, "{report:?}");
+    let later = first + Duration::days(1);
+    plan_reminder(&env, "acme", "dl/b/1/final", later).await;
+    env.store
+        .record_address_feedback(
+            &email,
+            nudge_shared::store::AddressFeedback::Complaint,
+            first,
+        )
+        .await
+        .expect("feedback");
+
+    let now = first + Duration::hours(2);
+    let e = ops::erase_contact(&env.store, "acme", "nobody", now)
+        .await
+        .expect_err("unknown contact");
+    assert!(e.to_string().contains("unknown contact \"nobody\""), "{e}");
+
+    let erased = ops::erase_contact(&env.store, "acme", "u1", now)
+        .await
+        .expect("erase");
+    let j = erased.json();
+    assert_eq!(
+        (
+            &j["cancelled"],
+            &j["nudges_redacted"],
+            &j["log_entries_redacted"],
+            &j["suppression_kept"]
+        ),
+        (&json!(1), &json!(2), &json!(1), &json!(true)),
+        "{j}"
+    );
+    let text = erased.text("here");
+    assert!(
+        text.contains("erased contact u1 of acme (here)")
+            && text.contains("pending nudges cancelled:      1"),
+        "{text}"
+    );
+    assert!(env.store.contact("acme", "u1").await.unwrap().is_none());
+    let log = env.store.delivery_log("acme").await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!((log[0].to.as_str(), log[0].subject.as_str()), ("", ""));
+    assert_eq!(log[0].status, LogStatus::Sent, "kept for the counts");
+    assert!(
+        env.store
+            .suppression(&email)
+            .await
+            .unwrap()
+            .is_some_and(|s| s.reason.is_some())
+    );
+
+    // Nothing goes to them any more; erasing again finds no such contact.
+    let report = sweep(env.deps(), later, "run-2").await.expect("sweep");
+    assert_eq!((report.sent, report.blocked), (0, 0), "{report:?}");
+    assert!(env.raw_to(&email).await.len() == 1, "only the first");
+    assert_eq!(
+        outcome(&env, "acme", "dl/b/1/final").await,
+        (NudgeStatus::Cancelled, Some("erased".into()))
+    );
+    assert!(
+        ops::erase_contact(&env.store, "acme", "u1", now)
+            .await
+            .is_err()
+    );
 }

@@ -1129,3 +1129,116 @@ async fn scheduled_event_fixture_drives_the_reminders_entry_with_its_time_as_now
     assert_eq!(entries[0].at, at("2026-11-24T00:00:00Z"));
     assert_eq!(entries[0].stage.map(|s| s.as_str()), Some("final"));
 }
+
+// ------------------------------------------------------------------- read consistency --
+
+/// The base-table reads a client made: (operation, the sort key or key-condition values,
+/// whether it asked for `ConsistentRead`). Recorded by an SDK interceptor, before the request
+/// is serialised, so what is checked is what goes on the wire.
+#[derive(Debug, Clone, Default)]
+struct SeenReads(std::sync::Arc<std::sync::Mutex<Vec<SeenRead>>>);
+
+type SeenRead = (&'static str, String, bool);
+
+impl aws_sdk_dynamodb::config::Intercept for SeenReads {
+    fn name(&self) -> &'static str {
+        "seen-reads"
+    }
+
+    fn read_before_execution(
+        &self,
+        ctx: &aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        use aws_sdk_dynamodb::operation::{get_item::GetItemInput, query::QueryInput};
+        let text = |v: Option<&aws_sdk_dynamodb::types::AttributeValue>| {
+            v.and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+        };
+        let input = ctx.input();
+        let seen = if let Some(g) = input.downcast_ref::<GetItemInput>() {
+            let sk = text(g.key().and_then(|k| k.get("sk")));
+            Some(("GetItem", sk, g.consistent_read() == Some(true)))
+        } else if let Some(q) = input.downcast_ref::<QueryInput>() {
+            let mut values: Vec<String> = q
+                .expression_attribute_values()
+                .map(|v| v.values().map(|v| text(Some(v))).collect())
+                .unwrap_or_default();
+            values.sort();
+            Some(("Query", values.join(" "), q.consistent_read() == Some(true)))
+        } else {
+            None
+        };
+        if let Some(seen) = seen {
+            self.0.lock().expect("not poisoned").push(seen);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_reads_that_decide_a_deadlines_stage_writes_are_strongly_consistent() {
+    let mut env = TestEnv::new("reminders_consistent_reads").await;
+    seed(
+        &env,
+        "Asia/Tokyo",
+        "ja",
+        &[person("u1", "Asia/Tokyo", "ja")],
+    )
+    .await;
+    // The same handler, its table client recording every read.
+    let seen = SeenReads::default();
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        env.store
+            .client()
+            .config()
+            .to_builder()
+            .interceptor(seen.clone())
+            .build(),
+    );
+    let deps = nudge_shared::Deps::new(
+        env.deps().config.clone(),
+        std::sync::Arc::new(nudge_shared::store::dynamo::DynamoStore::new(
+            client,
+            env.table.clone(),
+        )),
+        env.deps().mailer.clone(),
+        env.deps().notifier.clone(),
+        env.deps().keys.clone(),
+    );
+    env.app = nudge_shared::ingest::lambda::Ingest::new(deps);
+
+    let t0 = at("2026-11-02T00:00:00Z");
+    set_deadline(&env, Some("u1"), "d1", "2026-11-10T18:00:00+09:00", t0).await;
+    let moved = t0 + Duration::hours(1);
+    set_deadline(&env, Some("u1"), "d1", "2026-11-12T18:00:00+09:00", moved).await;
+    let done = moved + Duration::hours(1);
+    post_all(
+        &env,
+        vec![deadline_event("deadline_completed", "d1", done)],
+        done,
+    )
+    .await;
+    let stages = env
+        .store
+        .nudges_with_prefix("acme", "dl/d1/")
+        .await
+        .unwrap();
+    assert!(
+        stages.iter().all(|n| n.status == NudgeStatus::Cancelled),
+        "{stages:?}"
+    );
+
+    let seen = seen.0.lock().expect("not poisoned").clone();
+    let deadline_reads: Vec<_> = seen.iter().filter(|r| r.1 == "DL#d1").collect();
+    let stage_queries: Vec<_> = seen
+        .iter()
+        .filter(|r| r.0 == "Query" && r.1.contains("NUDGE#dl/d1/"))
+        .collect();
+    // set (the supersede check), move (the same) and complete (the read before the write).
+    assert!(deadline_reads.len() >= 3, "{seen:?}");
+    // set, move and complete each read the deadline's stages before writing.
+    assert_eq!(stage_queries.len(), 3, "{seen:?}");
+    for r in deadline_reads.iter().chain(&stage_queries) {
+        assert!(r.2, "an eventually consistent read decided a write: {r:?}");
+    }
+}

@@ -29,4 +29,5 @@ conformance_tests!(
     a_rollup_counts_applying_events_once,
     index_pages_contacts_and_the_pulse_read_back,
     agenda_tasks_are_scheduled_once_found_by_time_and_finished,
+    erasing_a_contact_cancels_redacts_and_forgets_it,
 );

@@ -84,6 +84,7 @@ pub async fn all(store: &dyn Store) {
     a_rollup_counts_applying_events_once(store).await;
     index_pages_contacts_and_the_pulse_read_back(store).await;
     agenda_tasks_are_scheduled_once_found_by_time_and_finished(store).await;
+    erasing_a_contact_cancels_redacts_and_forgets_it(store).await;
 }
 
 pub async fn nudges_are_planned_once_and_found_by_bucket_and_time(store: &dyn Store) {
@@ -1030,4 +1031,122 @@ pub async fn agenda_tasks_are_scheduled_once_found_by_time_and_finished(store: &
             .unwrap(),
         "a finished task is never scheduled again"
     );
+}
+
+pub async fn erasing_a_contact_cancels_redacts_and_forgets_it(store: &dyn Store) {
+    use crate::store::{ContactErasure, ERASED};
+    let (account, shards) = ("c-erase", 4);
+    let profile = |email: &str| ContactProfile {
+        email: email.into(),
+        phone: Some("+81312345678".into()),
+        name: "Ann".into(),
+        role: Role::Admin,
+        timezone: None,
+        locale: None,
+    };
+    for c in ["u-1", "u-2"] {
+        let email = format!("{c}@example.test");
+        store
+            .upsert_contact(account, c, &profile(&email), t(0))
+            .await
+            .unwrap();
+    }
+    let cap = store.cap_state(account, "u-1").await.unwrap();
+    assert!(
+        store
+            .reserve_cap(account, "u-1", "sent", t(1), &cap)
+            .await
+            .unwrap()
+    );
+    let vars = serde_json::json!({"title": "Ann's renewal"});
+    let of = |id: &str, contact: &str| {
+        let mut n = nudge(account, id, t(30), t(0)).with_vars(vars.clone());
+        n.contact_id = Some(contact.into());
+        n
+    };
+    for n in [of("pending", "u-1"), of("sent", "u-1"), of("other", "u-2")] {
+        store.put_nudge(&n, shards).await.unwrap();
+    }
+    let lease = Duration::minutes(15);
+    store
+        .claim(account, "sent", "run", t(30), lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store
+            .mark_sent(account, "sent", "run", "pm-erase", t(30))
+            .await
+            .unwrap()
+    );
+    for (id, contact, at) in [("sent", "u-1", t(30)), ("other", "u-2", t(31))] {
+        let mut e = log_entry(account, id, at);
+        e.contact_id = Some(contact.into());
+        e.to = format!("{contact}@example.test");
+        e.subject = "Ann, your renewal".into();
+        store.append_log(&e).await.unwrap();
+    }
+    store
+        .record_address_feedback("u-1@example.test", AddressFeedback::HardBounce, t(31))
+        .await
+        .unwrap();
+
+    let erased = store.erase_contact(account, "u-1", t(40)).await.unwrap();
+    assert_eq!(
+        erased,
+        Some(ContactErasure {
+            cancelled: 1,
+            nudges_redacted: 2,
+            in_flight: 0,
+            log_entries_redacted: 1,
+            cap_reservations: 1,
+        })
+    );
+    assert_eq!(store.contact(account, "u-1").await.unwrap(), None);
+    assert_eq!(
+        store.cap_state(account, "u-1").await.unwrap(),
+        CapState::default()
+    );
+    let pending = store.nudge(account, "pending").await.unwrap().unwrap();
+    assert_eq!(pending.status, NudgeStatus::Cancelled);
+    assert_eq!(pending.reason.as_deref(), Some(ERASED));
+    assert_eq!(pending.vars, serde_json::json!({}));
+    assert!(
+        due(store, account, 30, shards, t(45)).await == ["other"],
+        "a cancelled nudge leaves the due index"
+    );
+    let sent = store.nudge(account, "sent").await.unwrap().unwrap();
+    assert_eq!(
+        (sent.status, sent.vars),
+        (NudgeStatus::Sent, serde_json::json!({}))
+    );
+    let other = store.nudge(account, "other").await.unwrap().unwrap();
+    assert_eq!(other.vars, vars, "another contact's nudge is untouched");
+    let log = store.delivery_log(account).await.unwrap();
+    assert_eq!(log.len(), 2, "entries stay for the counts");
+    assert_eq!((log[0].to.as_str(), log[0].subject.as_str()), ("", ""));
+    assert_eq!(
+        (log[0].status, log[0].nudge_id.as_str()),
+        (LogStatus::Sent, "sent")
+    );
+    assert_eq!(log[1].to, "u-2@example.test");
+    assert_eq!(
+        store
+            .suppression("U-1@example.test")
+            .await
+            .unwrap()
+            .and_then(|s| s.reason),
+        Some(SuppressionReason::HardBounce),
+        "the suppression stays"
+    );
+    // Gone: a second erasure, like an unknown contact, finds nothing.
+    assert_eq!(
+        store.erase_contact(account, "u-1", t(41)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.erase_contact(account, "nobody", t(41)).await.unwrap(),
+        None
+    );
+    assert!(store.contact(account, "u-2").await.unwrap().is_some());
 }

@@ -15,6 +15,7 @@
 
 mod accounts;
 mod agenda;
+mod erasure;
 mod health;
 mod nudges;
 
@@ -495,6 +496,7 @@ mod tests {
         a_rollup_counts_applying_events_once,
         index_pages_contacts_and_the_pulse_read_back,
         agenda_tasks_are_scheduled_once_found_by_time_and_finished,
+        erasing_a_contact_cancels_redacts_and_forgets_it,
     );
 
     #[tokio::test]

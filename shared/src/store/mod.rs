@@ -371,6 +371,7 @@ pub trait DeadlineStore: Send + Sync {
         account_id: &str,
         deadline: &DeadlineRecord,
     ) -> Result<Applied, StoreError>;
+    /// Strongly consistent: the reminders feature decides on it whether its stage writes stand.
     async fn deadline(
         &self,
         account_id: &str,
@@ -463,6 +464,41 @@ pub struct KindStats {
     pub complained: u64,
 }
 
+/// What erasing one contact changed (`nudge erase-contact`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ContactErasure {
+    /// Pending nudges to the contact, cancelled (reason [`ERASED`]): nothing more is sent.
+    pub cancelled: usize,
+    /// Nudges to the contact whose template variables were removed (the cancelled included).
+    pub nudges_redacted: usize,
+    /// Nudges being sent at this moment (claimed): left to finish, their variables removed.
+    pub in_flight: usize,
+    /// Delivery-log entries of the contact whose `to` and `subject` were emptied.
+    pub log_entries_redacted: usize,
+    /// Frequency-cap reservations, gone with the contact item.
+    pub cap_reservations: usize,
+}
+
+/// The reason a nudge cancelled by an erasure records.
+pub const ERASED: &str = "erased";
+
+/// Erasure of a person's data on request.
+#[async_trait]
+pub trait ErasureStore: Send + Sync {
+    /// Removes `contact_id`'s personal data from the account: cancels their pending nudges,
+    /// empties the variables of every nudge to them and the `to` and `subject` of their
+    /// delivery-log entries (the rest stays, so counts still add up), then deletes the contact
+    /// item (profile, unsubscribes, cap state) last, so a failed run can simply be repeated.
+    /// The suppression of their address is kept (it holds only the address's hash). `None`:
+    /// no such contact, nothing changed.
+    async fn erase_contact(
+        &self,
+        account_id: &str,
+        contact_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<ContactErasure>, StoreError>;
+}
+
 /// Everything a handler needs from the table: the union of the capabilities.
 pub trait Store:
     EventStore
@@ -477,6 +513,7 @@ pub trait Store:
     + CheckpointStore
     + HealthStore
     + AgendaStore
+    + ErasureStore
 {
 }
 
@@ -493,6 +530,7 @@ impl<T> Store for T where
         + CheckpointStore
         + HealthStore
         + AgendaStore
+        + ErasureStore
 {
 }
 
@@ -519,11 +557,13 @@ pub trait NudgeStore: Send + Sync {
         reason: &str,
         at: DateTime<Utc>,
     ) -> Result<usize, StoreError>;
+    /// Strongly consistent (a caller decides on it whether to deliver).
     async fn nudge(&self, account_id: &str, nudge_id: &str) -> Result<Option<Nudge>, StoreError>;
-    /// The account's nudges, ordered by id.
+    /// The account's nudges, ordered by id (strongly consistent, as below).
     async fn nudges(&self, account_id: &str) -> Result<Vec<Nudge>, StoreError>;
     /// The account's nudges whose id starts with `prefix` (a feature's id scheme, e.g. every
-    /// stage of one deadline), any status, ordered by id.
+    /// stage of one deadline), any status, ordered by id. Strongly consistent: which of them to
+    /// cancel or plan again is decided on it.
     async fn nudges_with_prefix(
         &self,
         account_id: &str,

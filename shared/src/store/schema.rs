@@ -14,13 +14,13 @@
 //! | `ACCOUNTS#<shard>` | `ACCT#<id>` | the account index the daily health run walks (`account_id`, `first_seen`) |
 //! | `ACCT#<id>` | `DL#<deadline_id>` | a deadline |
 //! | `ACCT#<id>` | `TASK#<task>` | an agenda task (onboarding welcome, weekly check); GSI keys while unfinished |
-//! | `ACCT#<id>` | `NUDGE#<nudge_id>` | a nudge: pending/claimed/sent/blocked/failed; GSI keys while pending |
-//! | `ACCT#<id>` | `LOG#<at>#<nudge_id>` | delivery log entry |
+//! | `ACCT#<id>` | `NUDGE#<nudge_id>` | a nudge: pending/claimed/sent/blocked/failed; GSI keys while pending; TTL `ttl` once final |
+//! | `ACCT#<id>` | `LOG#<at>#<nudge_id>` | delivery log entry (TTL `ttl`) |
 //! | `ADDR#<sha256(email)>` | `SUPPRESSION` | suppressed address (bounce/complaint) |
 //! | `SYS` | `CHECKPOINT#<function>` | last run of a scheduled function |
 //! | `SYS` | `MODEL#<version>` | a health model (JSON text), immutable |
 //! | `SYS` | `MODELS` | which models score accounts (`active`, `shadow`) |
-//! | `MSG#<provider message id>` | `MSG` | → account + nudge, for SES feedback (TTL 400 days) |
+//! | `MSG#<provider message id>` | `MSG` | → account + nudge, for SES feedback (TTL `ttl`) |
 //! | `STATS` | `KIND#<kind>#<variant>` | sent/delivered/opened/clicked counters (ADD) |
 //!
 //! `PROFILE`, `PULSE` and `SAT` are neighbours in sort-key order (nothing else in an account's

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::item::{from_item, millis, to_item};
-use super::{DynamoStore, Item, ts};
+use super::{DynamoStore, Item, Read, ts};
 use crate::store::schema;
 use crate::store::{Applied, DeadlineRecord, DeadlineStatus, DeadlineStore, StoreError};
 
@@ -92,10 +92,12 @@ impl DeadlineStore for DynamoStore {
         account_id: &str,
         deadline_id: &str,
     ) -> Result<Option<DeadlineRecord>, StoreError> {
+        // Strongly consistent: whether to plan or cancel stages is decided on it.
         let item = self
-            .get_item(
+            .get_item_read(
                 &schema::account_pk(account_id),
                 &schema::deadline_sk(deadline_id),
+                Read::Strong,
             )
             .await?;
         // An unreadable deadline reads as absent (as it always has): the next `deadline_set`

@@ -3,16 +3,13 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::item::{from_item, to_item};
 use super::{DynamoStore, Item, n, s, ts};
 use crate::store::schema::{self, PK, SK};
 use crate::store::{EngagementKind, EngagementStore, KindStats, MessageRef, StoreError};
-
-/// Provider-message mappings live as long as raw events.
-const MESSAGE_TTL_DAYS: i64 = 400;
 
 fn variant_a() -> String {
     "a".into()
@@ -33,7 +30,8 @@ struct MessageItem {
 }
 
 impl MessageItem {
-    fn new(provider_message_id: &str, r: &MessageRef, at: DateTime<Utc>) -> MessageItem {
+    /// `expires_at`: the store's retention from the send, like the nudge it leads to.
+    fn new(provider_message_id: &str, r: &MessageRef, expires_at: i64) -> MessageItem {
         MessageItem {
             pk: schema::message_pk(provider_message_id),
             sk: schema::MESSAGE_SK.to_string(),
@@ -41,7 +39,7 @@ impl MessageItem {
             nudge_id: r.nudge_id.clone(),
             kind: r.kind.clone(),
             variant: r.variant.clone(),
-            ttl: (at + Duration::days(MESSAGE_TTL_DAYS)).timestamp(),
+            ttl: expires_at,
         }
     }
 
@@ -124,7 +122,10 @@ impl EngagementStore for DynamoStore {
         r: &MessageRef,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let item = to_item("message", &MessageItem::new(provider_message_id, r, at))?;
+        let item = to_item(
+            "message",
+            &MessageItem::new(provider_message_id, r, self.expiry(at)),
+        )?;
         let req = self
             .client
             .put_item()
@@ -189,7 +190,6 @@ impl EngagementStore for DynamoStore {
 #[cfg(test)]
 mod tests {
     use aws_sdk_dynamodb::types::AttributeValue;
-    use chrono::TimeZone;
 
     use super::*;
 
@@ -201,8 +201,7 @@ mod tests {
             kind: "deadline_reminder".into(),
             variant: "b".into(),
         };
-        let at = Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap();
-        let item = to_item("message", &MessageItem::new("pm-1", &r, at)).unwrap();
+        let item = to_item("message", &MessageItem::new("pm-1", &r, 1_800_000_000)).unwrap();
         let s = |v: &str| AttributeValue::S(v.into());
         let want: Item = [
             ("pk", s("MSG#pm-1")),
@@ -211,10 +210,7 @@ mod tests {
             ("nudge_id", s("dl/d1/1/final")),
             ("kind", s("deadline_reminder")),
             ("variant", s("b")),
-            (
-                schema::TTL,
-                AttributeValue::N((at + Duration::days(400)).timestamp().to_string()),
-            ),
+            (schema::TTL, AttributeValue::N("1800000000".into())),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

@@ -20,20 +20,25 @@ struct LogItem {
     sk: String,
     #[serde(with = "json_text")]
     entry: DeliveryLogEntry,
+    /// `schema::TTL`: epoch seconds. The entry holds an address and a subject, so it goes
+    /// with the store's retention (absent on entries written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ttl: Option<i64>,
 }
 
-fn log_item(entry: &DeliveryLogEntry) -> Result<Item, StoreError> {
+fn log_item(entry: &DeliveryLogEntry, expires_at: i64) -> Result<Item, StoreError> {
     to_item(
         "log",
         &LogItem {
             pk: schema::account_pk(&entry.account_id),
             sk: schema::log_sk(entry.at, &entry.nudge_id),
             entry: entry.clone(),
+            ttl: Some(expires_at),
         },
     )
 }
 
-fn log_from_item(item: &Item) -> Result<DeliveryLogEntry, StoreError> {
+pub(super) fn log_from_item(item: &Item) -> Result<DeliveryLogEntry, StoreError> {
     from_item::<LogItem>("log", item).map(|i| i.entry)
 }
 
@@ -44,7 +49,7 @@ impl DeliveryLogStore for DynamoStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(log_item(entry)?))
+            .set_item(Some(log_item(entry, self.expiry(entry.at))?))
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
         self.written(req.send().await)?;
         Ok(())
@@ -104,7 +109,7 @@ mod tests {
     use crate::domain::{Channel, LogStatus, NudgeKind};
 
     #[test]
-    fn a_log_entry_round_trips_through_its_item_as_json_text() {
+    fn a_log_entry_round_trips_through_its_item_as_json_text_with_its_expiry() {
         let entry = DeliveryLogEntry {
             at: Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap(),
             function: "reminders".into(),
@@ -122,7 +127,7 @@ mod tests {
             variant: "a".into(),
             provider_message_id: Some("pm-1".into()),
         };
-        let item = log_item(&entry).unwrap();
+        let item = log_item(&entry, 1_800_000_000).unwrap();
         assert_eq!(item["pk"], AttributeValue::S("ACCT#acme".into()));
         assert_eq!(
             item["sk"],
@@ -132,7 +137,8 @@ mod tests {
             item["entry"],
             AttributeValue::S(serde_json::to_string(&entry).unwrap())
         );
-        assert_eq!(item.len(), 3);
+        assert_eq!(item[schema::TTL], AttributeValue::N("1800000000".into()));
+        assert_eq!(item.len(), 4);
         assert_eq!(log_from_item(&item).unwrap(), entry);
     }
 }

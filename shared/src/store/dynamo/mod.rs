@@ -7,6 +7,7 @@ mod caps;
 mod checkpoints;
 mod deadlines;
 mod engagement;
+mod erasure;
 mod events;
 mod health;
 mod item;
@@ -92,11 +93,18 @@ impl CapacityMeter {
     }
 }
 
+/// Days a finished nudge and its log entries are kept unless configured otherwise
+/// (`Config::delivery_retention_days`).
+pub const DEFAULT_RETENTION_DAYS: u32 = 400;
+
 #[derive(Clone)]
 pub struct DynamoStore {
     pub(crate) client: Client,
     pub(crate) table: String,
     pub(crate) meter: Arc<CapacityMeter>,
+    /// How long what a finished nudge leaves behind (the nudge, its log entries, its message
+    /// mapping) is kept: the `ttl` those items get.
+    pub(crate) retention: chrono::Duration,
 }
 
 impl DynamoStore {
@@ -105,7 +113,19 @@ impl DynamoStore {
             client,
             table: table.into(),
             meter: Arc::new(CapacityMeter::default()),
+            retention: chrono::Duration::days(i64::from(DEFAULT_RETENTION_DAYS)),
         }
+    }
+
+    /// The same store keeping finished nudges, log entries and message mappings `days` days.
+    pub fn with_retention_days(mut self, days: u32) -> Self {
+        self.retention = chrono::Duration::days(i64::from(days));
+        self
+    }
+
+    /// The `ttl` (epoch seconds) of an item about a nudge that finished at `at`.
+    pub(crate) fn expiry(&self, at: DateTime<Utc>) -> i64 {
+        (at + self.retention).timestamp()
     }
 
     pub fn meter(&self) -> Arc<CapacityMeter> {
@@ -236,6 +256,22 @@ pub(crate) fn ts(t: DateTime<Utc>) -> AttributeValue {
 
 pub type Item = HashMap<String, AttributeValue>;
 
+/// Read consistency of a base-table read. `Strong` costs twice the read units (1 RCU per 4 KB
+/// instead of 0.5) and is what a read whose answer decides a write needs: an eventually
+/// consistent read may miss a write made a moment before (by a concurrent ingest request).
+/// GSI reads cannot be strongly consistent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Read {
+    Eventual,
+    Strong,
+}
+
+impl Read {
+    fn is_strong(self) -> bool {
+        self == Read::Strong
+    }
+}
+
 // Readers for the items whose attribute names are data (rollup features `f_<name>`, firsts
 // `first_<key>`) or that are read leniently (cap reservations, checkpoints); every other item
 // is mapped by its item struct (see `item`).
@@ -303,16 +339,27 @@ impl DynamoStore {
         Ok(out)
     }
 
-    /// All items of a partition whose sort key starts with `prefix`.
+    /// All items of a partition whose sort key starts with `prefix`, eventually consistent.
     pub(crate) async fn query_prefix(
         &self,
         pk: &str,
         prefix: &str,
     ) -> Result<Vec<Item>, StoreError> {
+        self.query_prefix_read(pk, prefix, Read::Eventual).await
+    }
+
+    /// [`Self::query_prefix`] with the given read consistency.
+    pub(crate) async fn query_prefix_read(
+        &self,
+        pk: &str,
+        prefix: &str,
+        read: Read,
+    ) -> Result<Vec<Item>, StoreError> {
         let req = self
             .client
             .query()
             .table_name(&self.table)
+            .consistent_read(read.is_strong())
             .key_condition_expression("#pk = :pk AND begins_with(#sk, :p)")
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#sk", SK)
@@ -341,11 +388,23 @@ impl DynamoStore {
         self.query_all(req).await
     }
 
+    /// One item, eventually consistent.
     pub(crate) async fn get_item(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+        self.get_item_read(pk, sk, Read::Eventual).await
+    }
+
+    /// [`Self::get_item`] with the given read consistency.
+    pub(crate) async fn get_item_read(
+        &self,
+        pk: &str,
+        sk: &str,
+        read: Read,
+    ) -> Result<Option<Item>, StoreError> {
         let resp = self
             .client
             .get_item()
             .table_name(&self.table)
+            .consistent_read(read.is_strong())
             .key(PK, s(pk))
             .key(SK, s(sk))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use chrono::{DateTime, Utc};
 
 use super::nudge_item::{gsi_keys, nudge_from_item, nudge_item};
-use super::{DynamoStore, Item, s, ts, ts_str};
+use super::{DynamoStore, Item, Read, n, s, ts, ts_str};
 use crate::domain::{Nudge, NudgeStatus};
 use crate::store::schema::{self, GSI_DUE, GSI1PK, GSI1SK, PK, SK};
 use crate::store::{NudgeStore, StoreError};
@@ -139,12 +139,14 @@ impl NudgeStore for DynamoStore {
                 .update_nudge(
                     account_id,
                     id,
-                    "SET #st = :cancelled, #reason = :r, #done = :at REMOVE #gpk, #gsk",
+                    "SET #st = :cancelled, #reason = :r, #done = :at, #ttl = :ttl \
+                     REMOVE #gpk, #gsk",
                     "#st = :pending",
                     &[
                         ("#st", "status"),
                         ("#reason", "reason"),
                         ("#done", "finished_at"),
+                        ("#ttl", schema::TTL),
                         ("#gpk", GSI1PK),
                         ("#gsk", GSI1SK),
                     ],
@@ -153,6 +155,7 @@ impl NudgeStore for DynamoStore {
                         (":pending", s(NudgeStatus::Pending.as_str())),
                         (":r", s(reason)),
                         (":at", ts(at)),
+                        (":ttl", n(self.expiry(at))),
                     ],
                 )
                 .await?
@@ -164,10 +167,15 @@ impl NudgeStore for DynamoStore {
     }
 
     async fn nudge(&self, account_id: &str, nudge_id: &str) -> Result<Option<Nudge>, StoreError> {
-        self.get_item(&schema::account_pk(account_id), &schema::nudge_sk(nudge_id))
-            .await?
-            .map(|i| nudge_from_item(&i))
-            .transpose()
+        // Strongly consistent: a nudge whose planning write just lost is delivered as read.
+        self.get_item_read(
+            &schema::account_pk(account_id),
+            &schema::nudge_sk(nudge_id),
+            Read::Strong,
+        )
+        .await?
+        .map(|i| nudge_from_item(&i))
+        .transpose()
     }
 
     async fn nudges(&self, account_id: &str) -> Result<Vec<Nudge>, StoreError> {
@@ -179,11 +187,16 @@ impl NudgeStore for DynamoStore {
         account_id: &str,
         prefix: &str,
     ) -> Result<Vec<Nudge>, StoreError> {
-        self.query_prefix(&schema::account_pk(account_id), &schema::nudge_sk(prefix))
-            .await?
-            .iter()
-            .map(nudge_from_item)
-            .collect()
+        // Strongly consistent: which stages to cancel or plan again is decided on it.
+        self.query_prefix_read(
+            &schema::account_pk(account_id),
+            &schema::nudge_sk(prefix),
+            Read::Strong,
+        )
+        .await?
+        .iter()
+        .map(nudge_from_item)
+        .collect()
     }
 
     async fn due_nudges(

@@ -59,7 +59,7 @@ impl SendStore for DynamoStore {
         self.update_nudge(
             account_id,
             nudge_id,
-            "SET #st = :sent, #pmid = :pmid, #sent_at = :at, #done = :at \
+            "SET #st = :sent, #pmid = :pmid, #sent_at = :at, #done = :at, #ttl = :ttl \
              REMOVE #gpk, #gsk, #lu, #reason",
             "#lo = :owner",
             &[
@@ -67,6 +67,7 @@ impl SendStore for DynamoStore {
                 ("#pmid", "provider_message_id"),
                 ("#sent_at", "sent_at"),
                 ("#done", "finished_at"),
+                ("#ttl", schema::TTL),
                 ("#gpk", GSI1PK),
                 ("#gsk", GSI1SK),
                 ("#lo", "lease_owner"),
@@ -77,6 +78,7 @@ impl SendStore for DynamoStore {
                 (":sent", s(NudgeStatus::Sent.as_str())),
                 (":pmid", s(provider_message_id)),
                 (":at", ts(at)),
+                (":ttl", n(self.expiry(at))),
                 (":owner", s(owner)),
             ],
         )
@@ -137,12 +139,13 @@ impl SendStore for DynamoStore {
         self.update_nudge(
             account_id,
             nudge_id,
-            "SET #st = :failed, #reason = :r, #done = :at REMOVE #gpk, #gsk, #lu",
+            "SET #st = :failed, #reason = :r, #done = :at, #ttl = :ttl REMOVE #gpk, #gsk, #lu",
             "#lo = :owner AND #st = :claimed",
             &[
                 ("#st", "status"),
                 ("#reason", "reason"),
                 ("#done", "finished_at"),
+                ("#ttl", schema::TTL),
                 ("#gpk", GSI1PK),
                 ("#gsk", GSI1SK),
                 ("#lo", "lease_owner"),
@@ -153,6 +156,7 @@ impl SendStore for DynamoStore {
                 (":claimed", s(NudgeStatus::Claimed.as_str())),
                 (":r", s(reason)),
                 (":at", ts(at)),
+                (":ttl", n(self.expiry(at))),
                 (":owner", s(owner)),
             ],
         )
@@ -169,12 +173,13 @@ impl SendStore for DynamoStore {
         self.update_nudge(
             account_id,
             nudge_id,
-            "SET #st = :failed, #reason = :r, #done = :now REMOVE #gpk, #gsk",
+            "SET #st = :failed, #reason = :r, #done = :now, #ttl = :ttl REMOVE #gpk, #gsk",
             "#st = :claimed AND #lo = :owner AND #lu < :now",
             &[
                 ("#st", "status"),
                 ("#reason", "reason"),
                 ("#done", "finished_at"),
+                ("#ttl", schema::TTL),
                 ("#gpk", GSI1PK),
                 ("#gsk", GSI1SK),
                 ("#lo", "lease_owner"),
@@ -185,6 +190,7 @@ impl SendStore for DynamoStore {
                 (":claimed", s(NudgeStatus::Claimed.as_str())),
                 (":r", s("unknown_outcome")),
                 (":now", ts(now)),
+                (":ttl", n(self.expiry(now))),
                 (":owner", s(seen_owner)),
             ],
         )
@@ -201,12 +207,13 @@ impl SendStore for DynamoStore {
         self.update_nudge(
             account_id,
             nudge_id,
-            "SET #st = :blocked, #reason = :r, #done = :at REMOVE #gpk, #gsk",
+            "SET #st = :blocked, #reason = :r, #done = :at, #ttl = :ttl REMOVE #gpk, #gsk",
             "#st = :pending",
             &[
                 ("#st", "status"),
                 ("#reason", "reason"),
                 ("#done", "finished_at"),
+                ("#ttl", schema::TTL),
                 ("#gpk", GSI1PK),
                 ("#gsk", GSI1SK),
             ],
@@ -215,6 +222,7 @@ impl SendStore for DynamoStore {
                 (":pending", s(NudgeStatus::Pending.as_str())),
                 (":r", s(reason)),
                 (":at", ts(at)),
+                (":ttl", n(self.expiry(at))),
             ],
         )
         .await

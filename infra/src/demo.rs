@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, Utc};
 use futures::{StreamExt, TryStreamExt};
 use nudge_shared::milestones::kpi::OnboardingKpis;
 use nudge_shared::store::dynamo::DynamoStore;
@@ -91,7 +91,7 @@ pub async fn run(stack: &LocalStack, opts: &DemoOptions) -> Result<DemoOutput> {
         started.elapsed().as_secs_f64()
     );
     let store = DynamoStore::new(stack.dynamodb(), sim.table.clone());
-    let gathered = gather(&store, &portfolio, &sim).await;
+    let gathered = gather(&store, &portfolio).await;
     stack.delete_table(&sim.table).await?;
     let (snapshots, deadlines, kpis, engagement) = gathered?;
     let data = DemoData {
@@ -130,7 +130,7 @@ type Gathered = (
     Vec<(String, u64, u64, u64, u64, u64)>,
 );
 
-async fn gather(store: &DynamoStore, p: &Portfolio, sim: &SimulationReport) -> Result<Gathered> {
+async fn gather(store: &DynamoStore, p: &Portfolio) -> Result<Gathered> {
     let first = p.from.date_naive() - Duration::days(1);
     let last = p.to.date_naive();
     let snapshots: BTreeMap<String, Vec<HealthSnapshot>> = futures::stream::iter(&p.accounts)
@@ -196,7 +196,6 @@ async fn gather(store: &DynamoStore, p: &Portfolio, sim: &SimulationReport) -> R
         e.3 += s.clicked;
         e.4 += s.bounced;
     }
-    let _ = sim;
     let engagement = engagement
         .into_iter()
         .map(|(k, (s, d, o, c, b))| (k, s, d, o, c, b))
@@ -277,9 +276,4 @@ pub fn band_moves(d: &DemoData) -> BTreeMap<String, usize> {
         }
     }
     m
-}
-
-/// Contract-start day range of a portfolio's new customers (for `nudge kpi`).
-pub fn cohort(p: &Portfolio) -> (NaiveDate, NaiveDate) {
-    (p.from.date_naive(), p.to.date_naive())
 }

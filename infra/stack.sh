@@ -65,7 +65,7 @@ install_npm() {
 
 # The demo report is checked in Debian's headless Chromium, with CJK fonts so Japanese renders.
 install_chromium() {
-  if command -v "${CHROMIUM:-/usr/bin/chromium}" >/dev/null && [[ -d /usr/share/fonts/opentype/noto ]]; then
+  if command -v "${CHROMIUM:-/usr/bin/chromium}" >/dev/null && [[ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ]]; then
     return 0
   fi
   [[ $(id -u) == 0 ]] || die "chromium and fonts-noto-cjk are missing: sudo apt-get install -y chromium fonts-noto-cjk"

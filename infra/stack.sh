@@ -139,7 +139,7 @@ launch() {
       command -v java >/dev/null || die "java not found (DynamoDB Local needs Java 17+: apt-get install -y openjdk-17-jre-headless)"
       local dir; dir=$(ddb_dir) || die "DynamoDB Local not installed: run infra/stack.sh install"
       # -sharedDb: one database whatever the credentials/region (CLI, tests and sam local agree).
-      (cd "$STATE" && exec setsid java -Xms64m -XX:+UseSerialGC -Djava.library.path="$dir/DynamoDBLocal_lib" \
+      (cd "$STATE" && exec setsid java -Xms512m -XX:+UseParallelGC -Djava.library.path="$dir/DynamoDBLocal_lib" \
         -jar "$dir/DynamoDBLocal.jar" -inMemory -sharedDb -disableTelemetry -port "$DDB_PORT" \
         </dev/null >"$logf" 2>&1 9>&-) &
       ;;

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use nudge_shared::channels::{Mailer, Notification, Notifier, OutgoingEmail, SendError};
+use nudge_shared::store::schema::fnv1a;
 use serde_json::{Value, json};
 
 /// How a recipient treats mail.
@@ -60,27 +61,15 @@ pub struct Feedback {
     pub message: Value,
 }
 
-/// FNV-1a: a stable hash (the standard library's may change between releases).
-fn fnv(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for b in *p {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        h ^= 0xff;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
 /// A uniform number in [0, 1) from the hash of `parts`.
+/// Each part is followed by a 0xff byte, so ("ab", "c") and ("a", "bc") differ.
 fn roll(seed: u64, parts: &[&[u8]]) -> f64 {
-    let mut all: Vec<&[u8]> = vec![];
-    let s = seed.to_le_bytes();
-    all.push(&s);
-    all.extend_from_slice(parts);
-    (fnv(&all) >> 11) as f64 / (1u64 << 53) as f64
+    let mut bytes = Vec::new();
+    for p in std::iter::once(&seed.to_le_bytes()[..]).chain(parts.iter().copied()) {
+        bytes.extend_from_slice(p);
+        bytes.push(0xff);
+    }
+    (fnv1a(&bytes) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 impl Engagement {

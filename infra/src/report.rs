@@ -74,16 +74,7 @@ fn pct(n: u64, of: u64) -> String {
 }
 
 fn money(v: f64) -> String {
-    let n = v.round() as i64;
-    let s = n.abs().to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    format!("${out}")
+    format!("${}", nudge_shared::templates::thousands_separated(v))
 }
 
 /// The daily score of an account as an SVG line over band-coloured zones.

@@ -176,7 +176,9 @@ pub fn due_partition(at: DateTime<Utc>, nudge_key: &str, shards: u32) -> String 
     format!("DUE#{}#{shard}", due_bucket(at))
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
+/// FNV-1a: a hash that stays the same across Rust releases (the standard library's may not),
+/// for shards and anything else that must not move between runs.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf29ce484222325;
     for b in bytes {
         h ^= *b as u64;

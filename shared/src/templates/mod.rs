@@ -129,10 +129,15 @@ fn env() -> &'static Environment<'static> {
 /// `{{ arr | thousands }}`: a number as a whole with thousands separators ("48,000"), so ARR and
 /// points read at a glance (JSON carries ARR as `48000.0`); anything else as it is.
 fn thousands(v: Value) -> String {
-    let n = match f64::try_from(v.clone()) {
-        Ok(n) if v.kind() == ValueKind::Number && n.is_finite() => n.round(),
-        _ => return v.to_string(),
-    };
+    match f64::try_from(v.clone()) {
+        Ok(n) if v.kind() == ValueKind::Number && n.is_finite() => thousands_separated(n),
+        _ => v.to_string(),
+    }
+}
+
+/// `n` rounded to a whole number with thousands separators: "48,000", "-1,234".
+pub fn thousands_separated(n: f64) -> String {
+    let n = n.round();
     let digits = format!("{:.0}", n.abs());
     let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
     if n < 0.0 {

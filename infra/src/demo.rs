@@ -61,6 +61,23 @@ pub struct DemoOutput {
     pub data: DemoData,
 }
 
+/// How a generated portfolio is simulated: its events and recipients, over its window.
+pub fn simulation_of(portfolio: &Portfolio) -> SimulateOptions {
+    let mut sim_opts = SimulateOptions::new(
+        EventSource::Lines(portfolio.jsonl()),
+        portfolio.from,
+        portfolio.to,
+    );
+    sim_opts.engagement = Some(portfolio.engagement.clone());
+    // A portfolio of tens of accounts needs no spreading of the due and account indexes.
+    sim_opts.config = [
+        ("NUDGE_DUE_SHARDS".to_string(), "1".to_string()),
+        ("NUDGE_HEALTH_INDEX_SHARDS".to_string(), "1".to_string()),
+    ]
+    .into();
+    sim_opts
+}
+
 pub async fn run(stack: &LocalStack, opts: &DemoOptions) -> Result<DemoOutput> {
     let portfolio = portfolio::generate(opts.seed, opts.accounts, opts.from, opts.days);
     eprintln!(
@@ -71,19 +88,8 @@ pub async fn run(stack: &LocalStack, opts: &DemoOptions) -> Result<DemoOutput> {
         opts.from.date_naive(),
         opts.seed
     );
-    let mut sim_opts = SimulateOptions::new(
-        EventSource::Lines(portfolio.jsonl()),
-        portfolio.from,
-        portfolio.to,
-    );
+    let mut sim_opts = simulation_of(&portfolio);
     sim_opts.keep_table = true;
-    sim_opts.engagement = Some(portfolio.engagement.clone());
-    // A portfolio of tens of accounts needs no spreading of the due and account indexes.
-    sim_opts.config = [
-        ("NUDGE_DUE_SHARDS".to_string(), "1".to_string()),
-        ("NUDGE_HEALTH_INDEX_SHARDS".to_string(), "1".to_string()),
-    ]
-    .into();
     let started = std::time::Instant::now();
     let sim = simulate(stack, &sim_opts).await?;
     eprintln!(

@@ -14,7 +14,10 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use nudge_shared::channels::{Mailer, Notification, Notifier, OutgoingEmail, SendError};
+use nudge_shared::delivery::parse_nudge_ref_tag;
 use nudge_shared::store::schema::fnv1a;
+
+use crate::faults::{self, Faults};
 use serde_json::{Value, json};
 
 /// How a recipient treats mail.
@@ -48,7 +51,7 @@ pub struct SentMessage {
     pub text: String,
     /// Empty for SNS.
     pub html: String,
-    /// (account, nudge id) from the message's tags; None for SNS.
+    /// (account, nudge id) from the message's tags.
     pub nudge: Option<(String, String)>,
     pub tags: Vec<(String, String)>,
 }
@@ -95,8 +98,9 @@ impl Engagement {
             })
     }
 
-    /// The SES events of an email sent at `sent_at`: a delivery or a permanent bounce a minute
-    /// later, then perhaps an open (within two days) and a click a few minutes after it.
+    /// The SES events of an email sent at `sent_at`: its `Send` at once, a delivery or a
+    /// permanent bounce a minute later, then perhaps an open (within two days) and a click a
+    /// few minutes after it.
     pub fn feedback(
         &self,
         m: &SentMessage,
@@ -121,24 +125,36 @@ impl Engagement {
             roll(self.seed, &parts)
         };
         let mail = self.mail_section(m, sent_at, configuration_set);
+        // SES's `Send` event: the message was accepted.
+        let accepted = Feedback {
+            at: sent_at,
+            kind: "Send",
+            message: json!({"eventType": "Send", "mail": mail, "send": {}}),
+        };
         let at = sent_at + Duration::minutes(1);
         if b.bounces {
-            return vec![Feedback {
-                at,
-                kind: "Bounce",
-                message: json!({"eventType": "Bounce", "mail": mail, "bounce": {
+            return vec![
+                accepted,
+                Feedback {
+                    at,
+                    kind: "Bounce",
+                    message: json!({"eventType": "Bounce", "mail": mail, "bounce": {
                     "bounceType": "Permanent", "bounceSubType": "General",
                     "bouncedRecipients": [{"emailAddress": m.to, "action": "failed",
                         "status": "5.1.1", "diagnosticCode": "smtp; 550 5.1.1 user unknown"}],
                     "timestamp": ts(at)}}),
-            }];
+                },
+            ];
         }
-        let mut out = vec![Feedback {
-            at,
-            kind: "Delivery",
-            message: json!({"eventType": "Delivery", "mail": mail,
+        let mut out = vec![
+            accepted,
+            Feedback {
+                at,
+                kind: "Delivery",
+                message: json!({"eventType": "Delivery", "mail": mail,
                 "delivery": {"timestamp": ts(at), "recipients": [m.to]}}),
-        }];
+            },
+        ];
         if r("open") < b.open {
             // Most opens come within hours; some the next day.
             let delay = Duration::minutes(5 + (r("open-delay") * 36.0 * 60.0) as i64);
@@ -216,18 +232,36 @@ pub fn sns_event(topic_arn: &str, feedback: &[Feedback]) -> Value {
     json!({ "Records": records })
 }
 
-/// The SES and SNS adapters, recording what they send.
+/// The SES and SNS adapters, recording what they send: every message the provider accepted,
+/// including those whose answer a fault lost (the provider sent them all the same).
 pub struct Recording {
     mailer: Arc<dyn Mailer>,
     notifier: Arc<dyn Notifier>,
+    faults: Option<Faults>,
     sent: Mutex<Vec<SentMessage>>,
+}
+
+fn tag<'a>(tags: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    tags.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 impl Recording {
     pub fn new(mailer: Arc<dyn Mailer>, notifier: Arc<dyn Notifier>) -> Arc<Self> {
+        Self::with_faults(mailer, notifier, None)
+    }
+
+    /// Recording behind a fault layer, which tells which lost answers were sends all the same.
+    pub fn with_faults(
+        mailer: Arc<dyn Mailer>,
+        notifier: Arc<dyn Notifier>,
+        faults: Option<Faults>,
+    ) -> Arc<Self> {
         Arc::new(Recording {
             mailer,
             notifier,
+            faults,
             sent: Mutex::new(Vec::new()),
         })
     }
@@ -240,49 +274,78 @@ impl Recording {
     fn keep(&self, m: SentMessage) {
         self.sent.lock().unwrap_or_else(|e| e.into_inner()).push(m);
     }
+
+    /// Sends through `send` with the message's reference known to the fault layer; the
+    /// provider's message id when it accepted the message, even if its answer was lost.
+    async fn through<F>(
+        &self,
+        tags: &[(String, String)],
+        send: F,
+    ) -> (Result<String, SendError>, Option<String>)
+    where
+        F: std::future::Future<Output = Result<String, SendError>>,
+    {
+        let Some(reference) = tag(tags, "nref").map(str::to_string) else {
+            let r = send.await;
+            let id = r.as_ref().ok().cloned();
+            return (r, id);
+        };
+        let r = faults::SENDING.scope(reference.clone(), send).await;
+        let id = match &r {
+            Ok(id) => Some(id.clone()),
+            Err(_)
+                if self
+                    .faults
+                    .as_ref()
+                    .is_some_and(|f| f.accepted_unanswered(&reference)) =>
+            {
+                Some(format!("answer-lost-{reference}"))
+            }
+            Err(_) => None,
+        };
+        (r, id)
+    }
 }
 
 #[async_trait]
 impl Mailer for Recording {
     async fn send_email(&self, email: &OutgoingEmail) -> Result<String, SendError> {
-        let id = self.mailer.send_email(email).await?;
-        let tag = |k: &str| {
-            email
-                .tags
-                .iter()
-                .find(|(name, _)| name == k)
-                .map(|(_, v)| v.as_str())
-        };
-        let nudge = tag("nref").and_then(nudge_shared::delivery::parse_nudge_ref_tag);
-        self.keep(SentMessage {
-            provider_message_id: id.clone(),
-            channel: "email",
-            to: email.to.clone(),
-            subject: email.subject.clone(),
-            text: email.text.clone(),
-            html: email.html.clone(),
-            nudge,
-            tags: email.tags.clone(),
-        });
-        Ok(id)
+        let (r, id) = self
+            .through(&email.tags, self.mailer.send_email(email))
+            .await;
+        if let Some(id) = id {
+            self.keep(SentMessage {
+                provider_message_id: id,
+                channel: "email",
+                to: email.to.clone(),
+                subject: email.subject.clone(),
+                text: email.text.clone(),
+                html: email.html.clone(),
+                nudge: tag(&email.tags, "nref").and_then(parse_nudge_ref_tag),
+                tags: email.tags.clone(),
+            });
+        }
+        r
     }
 }
 
 #[async_trait]
 impl Notifier for Recording {
     async fn notify(&self, n: &Notification) -> Result<String, SendError> {
-        let id = self.notifier.notify(n).await?;
-        self.keep(SentMessage {
-            provider_message_id: id.clone(),
-            channel: "sns",
-            to: n.topic_arn.clone(),
-            subject: n.subject.clone(),
-            text: n.message.clone(),
-            html: String::new(),
-            nudge: None,
-            tags: Vec::new(),
-        });
-        Ok(id)
+        let (r, id) = self.through(&n.tags, self.notifier.notify(n)).await;
+        if let Some(id) = id {
+            self.keep(SentMessage {
+                provider_message_id: id,
+                channel: "sns",
+                to: n.topic_arn.clone(),
+                subject: n.subject.clone(),
+                text: n.message.clone(),
+                html: String::new(),
+                nudge: tag(&n.tags, "nref").and_then(parse_nudge_ref_tag),
+                tags: n.tags.clone(),
+            });
+        }
+        r
     }
 }
 
@@ -331,7 +394,7 @@ mod tests {
     }
 
     #[test]
-    fn open_rates_follow_the_profile_and_bounces_are_all_there_is() {
+    fn open_rates_follow_the_profile_and_a_bounce_follows_only_the_send() {
         let mut e = Engagement::new(3);
         e.insert(
             "keen@x.example",
@@ -358,8 +421,13 @@ mod tests {
             })
             .count();
         assert!((850..950).contains(&opens), "{opens} opens of 1000");
+        // SES accepts the message (its `Send` event), then it bounces; nothing else comes.
         let gone = e.feedback(&message("gone@x.example", "n1"), t, "cs");
-        assert_eq!(gone.iter().map(|f| f.kind).collect::<Vec<_>>(), ["Bounce"]);
+        assert_eq!(
+            gone.iter().map(|f| f.kind).collect::<Vec<_>>(),
+            ["Send", "Bounce"]
+        );
+        assert_eq!(gone[0].at, t);
         assert_eq!(
             gone[0].message["mail"]["tags"]["ses:configuration-set"][0],
             "cs"

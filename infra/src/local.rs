@@ -7,13 +7,17 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result, bail};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::config::Credentials;
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::{Credentials, SharedHttpClient};
 use nudge_shared::channels::ses::SesMailer;
 use nudge_shared::channels::sns::SnsNotifier;
 use nudge_shared::config::Config;
 use nudge_shared::deps::{Deps, Keys, LinkKeys, SigningSecret, SigningSecrets};
 use nudge_shared::store::dynamo::DynamoStore;
 use nudge_shared::store::schema;
+use std::time::Duration;
+
+use crate::faults::Faults;
 
 /// The verified sender used for local runs.
 pub const LOCAL_SENDER: &str = "nudge@nudge.test";
@@ -99,9 +103,13 @@ impl LocalStack {
     }
 
     pub fn sdk_config(&self) -> SdkConfig {
+        self.sdk_config_with(nudge_shared::deps::https_client())
+    }
+
+    fn sdk_config_with(&self, http: SharedHttpClient) -> SdkConfig {
         SdkConfig::builder()
             .behavior_version(BehaviorVersion::latest())
-            .http_client(nudge_shared::deps::https_client())
+            .http_client(http)
             .region(Region::new("us-east-1"))
             .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
                 Credentials::new("test", "test", None, None, "nudge-local"),
@@ -201,15 +209,53 @@ impl LocalStack {
         .context("local configuration")
     }
 
-    /// `Deps` wired to the local stack, plus the concrete store (for its capacity meter).
+    /// `Deps` wired to the local stack, plus the concrete store (for its capacity meter). The
+    /// clients are configured as the deployed functions' are (no SDK retries of sends).
     pub fn deps(&self, config: Config) -> (Deps, DynamoStore) {
-        let store = DynamoStore::new(self.dynamodb(), config.table.clone())
-            .with_retention_days(config.delivery_retention_days);
+        self.deps_with(config, &self.sdk_config(), RetryConfig::standard())
+    }
+
+    /// [`LocalStack::deps`] with every request through `faults`. The table's retries keep the
+    /// deployed count (3 attempts) with millisecond back-off, so a simulation does not sleep.
+    pub fn deps_through(&self, config: Config, faults: &Faults) -> (Deps, DynamoStore) {
+        let sdk = self.sdk_config_with(faults.http_client(nudge_shared::deps::https_client()));
+        let retry = RetryConfig::standard()
+            .with_initial_backoff(Duration::from_millis(2))
+            .with_max_backoff(Duration::from_millis(20));
+        self.deps_with(config, &sdk, retry)
+    }
+
+    fn deps_with(
+        &self,
+        config: Config,
+        sdk: &SdkConfig,
+        retry: RetryConfig,
+    ) -> (Deps, DynamoStore) {
+        let dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk)
+            .endpoint_url(&self.dynamodb_url)
+            .retry_config(retry)
+            .build();
+        let ses = aws_sdk_sesv2::config::Builder::from(sdk)
+            .endpoint_url(&self.moto_url)
+            .retry_config(nudge_shared::channels::ses::no_retries())
+            .build();
+        let sns = aws_sdk_sns::config::Builder::from(sdk)
+            .endpoint_url(&self.moto_url)
+            .retry_config(RetryConfig::disabled())
+            .build();
+        let store = DynamoStore::new(
+            aws_sdk_dynamodb::Client::from_conf(dynamodb),
+            config.table.clone(),
+        )
+        .with_retention_days(config.delivery_retention_days);
         let deps = Deps::new(
             config.clone(),
             Arc::new(store.clone()),
-            Arc::new(SesMailer::new(self.ses(), config.configuration_set.clone())),
-            Arc::new(SnsNotifier::new(self.sns())),
+            Arc::new(SesMailer::new(
+                aws_sdk_sesv2::Client::from_conf(ses),
+                config.configuration_set.clone(),
+            )),
+            Arc::new(SnsNotifier::new(aws_sdk_sns::Client::from_conf(sns))),
             local_keys(),
         );
         (deps, store)

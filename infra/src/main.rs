@@ -58,6 +58,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Simulate the generated portfolio without and with faults (throttling, server errors,
+    /// timeouts, lost answers, crashed invocations) and compare the nudges that left: exit 1
+    /// if one was lost or sent twice.
+    Faults {
+        /// Share of requests that fail and of invocations that crash (0 to 0.5).
+        #[arg(long, default_value_t = 0.1, value_parser = parse_rate)]
+        rate: f64,
+        /// Seed of the fault draws.
+        #[arg(long, default_value_t = 1)]
+        fault_seed: u64,
+        #[command(flatten)]
+        portfolio: PortfolioArgs,
+        /// The comparison as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Keep both simulations' tables for inspection.
+        #[arg(long)]
+        keep_tables: bool,
+    },
     /// Write the generated portfolio's events (JSON lines) for `nudge simulate --events`.
     Portfolio {
         #[command(flatten)]
@@ -418,6 +437,30 @@ async fn main() -> Result<()> {
             eprintln!("events:       {}", out.events.display());
             eprintln!("delivery log: {}", out.deliveries.display());
             eprintln!("report:       {}", out.report.display());
+        }
+        Command::Faults {
+            rate,
+            fault_seed,
+            portfolio,
+            json,
+            keep_tables,
+        } => {
+            if std::env::var_os("RUST_LOG").is_some() {
+                nudge_shared::telemetry::init();
+            }
+            let stack = LocalStack::ensure_running()?;
+            let o = portfolio.options(PathBuf::new());
+            let p = nudge_infra::portfolio::generate(o.seed, o.accounts, o.from, o.days);
+            let proof =
+                nudge_infra::resilience::prove(&stack, &p, rate, fault_seed, keep_tables).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&proof)?);
+            } else {
+                print_proof(&proof);
+            }
+            if !proof.holds() {
+                std::process::exit(1);
+            }
         }
         Command::Portfolio { portfolio, out } => {
             let o = portfolio.options(PathBuf::new());
@@ -787,6 +830,62 @@ fn parse_role(s: &str) -> Result<Role, String> {
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
         .map_err(|e| format!("{e}: expected a date like 2026-11-01 (YYYY-MM-DD)"))
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let r: f64 = s.parse().map_err(|_| format!("not a number: {s}"))?;
+    if (0.0..=0.5).contains(&r) {
+        Ok(r)
+    } else {
+        Err(format!("{r} is outside 0 to 0.5"))
+    }
+}
+
+fn print_proof(p: &nudge_infra::resilience::Proof) {
+    for side in [&p.clean, &p.faulted] {
+        println!(
+            "{:>4.0}% faults: {} nudges sent ({} messages) in {:.0} s, {} ingest requests",
+            side.fault_rate * 100.0,
+            side.sent,
+            side.messages,
+            side.seconds,
+            side.ingest_requests
+        );
+        println!("      delivery log by status: {:?}", side.log_by_status);
+        println!("      table: {}", side.table);
+        if !side.faults.is_empty() {
+            let total: usize = side.faults.values().sum();
+            println!("      {total} faults injected:");
+            for (what, n) in &side.faults {
+                println!("        {what}: {n}");
+            }
+            println!("      delivered again: {:?}", side.redelivered);
+        }
+    }
+    if !p.doubled_alerts.is_empty() {
+        println!(
+            "CSM notifications published twice (SNS: at least once): {}",
+            p.doubled_alerts.len()
+        );
+    }
+    if p.holds() {
+        println!(
+            "same nudges sent: {} at 0% and {} at {:.0}% faults; none lost, no customer email twice",
+            p.clean.sent,
+            p.faulted.sent,
+            p.faulted.fault_rate * 100.0
+        );
+        return;
+    }
+    for n in &p.lost {
+        println!("LOST: {n:?}");
+    }
+    for n in &p.extra {
+        println!("EXTRA: {n:?}");
+    }
+    for (a, n, c) in &p.doubled {
+        println!("SENT {c} TIMES: {a} {n}");
+    }
 }
 
 fn print_summary(r: &nudge_infra::simulate::SimulationReport) {

@@ -659,9 +659,12 @@ impl World {
             .await?
             .rendered
             .subject;
-        Ok(follow_up_for(&original, self.tier, &subject, sent_at)
-            .into_iter()
-            .collect())
+        let clock = (self.tz, &deps.config.business_hours);
+        Ok(
+            follow_up_for(&original, self.tier, &subject, sent_at, clock)
+                .into_iter()
+                .collect(),
+        )
     }
 
     /// The nudge for the requested role (or the first), or a usage error naming who gets it.

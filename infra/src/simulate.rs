@@ -18,6 +18,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use nudge_shared::channels::MemoryQueue;
 use nudge_shared::domain::DeliveryLogEntry;
+use nudge_shared::ingest::IngestCache;
 use nudge_shared::ingest::lambda::Ingest;
 use nudge_shared::registry;
 use nudge_shared::schedule::Cron;
@@ -26,6 +27,7 @@ use serde_json::Value;
 
 use crate::apigw;
 use crate::engagement::{Engagement, Feedback, Recording, SENDING_ACCOUNT, sns_event};
+use crate::faults::Faults;
 use crate::local::{LOCAL_SECRET, LocalStack};
 
 #[derive(Debug, Clone)]
@@ -41,6 +43,9 @@ pub struct SimulateOptions {
     /// Configuration that differs from the environment's (e.g. fewer due-index shards for a
     /// small portfolio).
     pub config: BTreeMap<String, String>,
+    /// Faults between the functions and the services (see [`crate::faults`]); every failed or
+    /// crashed invocation is delivered again, as its AWS trigger would.
+    pub faults: Option<Faults>,
 }
 
 /// Where the events come from: a JSON-lines file or the lines themselves.
@@ -59,6 +64,7 @@ impl SimulateOptions {
             keep_table: false,
             engagement: None,
             config: BTreeMap::new(),
+            faults: None,
         }
     }
 }
@@ -101,6 +107,14 @@ pub struct SimulationReport {
     /// feedback).
     pub ingest_requests: usize,
     pub feedback_invocations: usize,
+    /// Every message a provider accepted, by (account, nudge id): its channel (`email`, `sns`)
+    /// and how many times (more than 1 is a double send).
+    #[serde(skip)]
+    pub provider_accepted: BTreeMap<(String, String), (&'static str, usize)>,
+    /// Faults injected, by "service: fault" (empty without faults).
+    pub faults: BTreeMap<String, usize>,
+    /// Invocations delivered again after they failed or crashed, by function.
+    pub redelivered: BTreeMap<String, usize>,
 }
 
 impl SimulationReport {
@@ -195,12 +209,22 @@ pub async fn simulate(stack: &LocalStack, opts: &SimulateOptions) -> Result<Simu
     if config.configuration_set.is_none() {
         config.configuration_set = Some("nudge-events".into());
     }
-    let (deps, _store) = stack.deps(config);
-    let providers = Recording::new(deps.mailer.clone(), deps.notifier.clone());
+    let (deps, _store) = match &opts.faults {
+        Some(f) => stack.deps_through(config, f),
+        None => stack.deps(config),
+    };
+    let providers = Recording::with_faults(
+        deps.mailer.clone(),
+        deps.notifier.clone(),
+        opts.faults.clone(),
+    );
     let deps = deps.with_providers(providers.clone(), providers.clone());
     // Work a scheduled run fans out (SQS when deployed) is drained in process after the run.
     let queue = Arc::new(MemoryQueue::default());
-    let ingest = Ingest::new(deps.with_queue(queue.clone()));
+    let mut ingest = Ingest::new(deps.with_queue(queue.clone()));
+    let triggers = Triggers {
+        faults: opts.faults.clone(),
+    };
     let config_set = ingest
         .deps
         .config
@@ -254,12 +278,14 @@ pub async fn simulate(stack: &LocalStack, opts: &SimulateOptions) -> Result<Simu
     let mut pending: Vec<&TimedEvent> = Vec::new();
     let mut pending_bytes = 0;
     for (at, _, step) in &timeline {
-        outbox.publish_due(&ingest, *at, &mut report).await?;
+        outbox
+            .publish_due(&mut ingest, &triggers, *at, &mut report)
+            .await?;
         match step {
             Step::Event(e) => {
                 let size = e.body.to_string().len() + 1;
                 if pending.len() == MAX_BATCH || pending_bytes + size > MAX_BODY {
-                    send_batch(&ingest, &mut pending, &mut report).await?;
+                    send_batch(&mut ingest, &triggers, &mut pending, &mut report).await?;
                     outbox.collect(*at, &mut report);
                     pending_bytes = 0;
                 }
@@ -267,14 +293,17 @@ pub async fn simulate(stack: &LocalStack, opts: &SimulateOptions) -> Result<Simu
                 pending_bytes += size;
             }
             Step::Scheduled(f) => {
-                send_batch(&ingest, &mut pending, &mut report).await?;
+                send_batch(&mut ingest, &triggers, &mut pending, &mut report).await?;
                 outbox.collect(*at, &mut report);
                 pending_bytes = 0;
                 let run_id = format!("sim-{}-{}", f.name, at.timestamp());
-                registry::run_scheduled(f, &ingest.deps, *at, &run_id)
+                triggers
+                    .deliver(f.name, &mut report, || {
+                        registry::run_scheduled(f, &ingest.deps, *at, &run_id)
+                    })
                     .await
                     .with_context(|| format!("{} run at {at}", f.name))?;
-                registry::drain(&ingest.deps, &queue)
+                drain(&ingest.deps, &queue, &triggers, &mut report)
                     .await
                     .with_context(|| format!("{} queued work at {at}", f.name))?;
                 *report.runs.entry(f.name.to_string()).or_default() += 1;
@@ -282,10 +311,15 @@ pub async fn simulate(stack: &LocalStack, opts: &SimulateOptions) -> Result<Simu
             }
         }
     }
-    send_batch(&ingest, &mut pending, &mut report).await?;
+    send_batch(&mut ingest, &triggers, &mut pending, &mut report).await?;
     outbox.collect(opts.to, &mut report);
-    outbox.publish_due(&ingest, opts.to, &mut report).await?;
+    outbox
+        .publish_due(&mut ingest, &triggers, opts.to, &mut report)
+        .await?;
     report.rejected.sort();
+    if let Some(f) = &opts.faults {
+        report.faults = f.injected();
+    }
 
     let items = scan_all(stack, &table).await?;
     report.stored = summarise(&items);
@@ -325,6 +359,13 @@ impl Outbox {
                     self.due.insert((f.at, self.seq), f);
                 }
             }
+            if let Some(key) = &m.nudge {
+                report
+                    .provider_accepted
+                    .entry(key.clone())
+                    .or_insert((m.channel, 0))
+                    .1 += 1;
+            }
             let (account_id, nudge_id) = m.nudge.clone().unzip();
             report.messages.push(MessageCopy {
                 at,
@@ -341,7 +382,8 @@ impl Outbox {
     /// Publishes the feedback due by `now` to ingest, as SES's SNS subscription would.
     async fn publish_due(
         &mut self,
-        ingest: &Ingest,
+        ingest: &mut Ingest,
+        triggers: &Triggers,
         now: DateTime<Utc>,
         report: &mut SimulationReport,
     ) -> Result<()> {
@@ -357,8 +399,12 @@ impl Outbox {
         }
         let event: SnsEvent = serde_json::from_value(sns_event(FEEDBACK_TOPIC, &due))
             .context("SES feedback event")?;
-        ingest
-            .feedback(event)
+        // SNS delivers again until the function succeeds.
+        let ingest = &*ingest;
+        triggers
+            .deliver("ingest (SES feedback)", report, || {
+                ingest.feedback(event.clone())
+            })
             .await
             .with_context(|| format!("SES feedback at {now}"))?;
         report.feedback_invocations += 1;
@@ -374,61 +420,164 @@ const MAX_BATCH: usize = 500;
 const MAX_BODY: usize = 900 * 1024;
 
 /// Sends the pending events as one signed request received at the latest `occurred_at` among
-/// them, and counts the answer; empties `pending`.
+/// them, and counts the answer; empties `pending`. As a sender should, it sends again what the
+/// answer asks to retry, and everything after a server error or no answer (a crash).
 async fn send_batch(
-    ingest: &Ingest,
+    ingest: &mut Ingest,
+    triggers: &Triggers,
     pending: &mut Vec<&TimedEvent>,
     report: &mut SimulationReport,
 ) -> Result<()> {
     let Some(at) = pending.iter().map(|e| e.at).max() else {
         return Ok(());
     };
-    let events: Vec<&Value> = pending.iter().map(|e| &e.body).collect();
-    let body = serde_json::json!({ "events": events }).to_string();
-    let req = apigw::to_request(&apigw::signed_post_events(
-        LOCAL_SECRET.as_bytes(),
-        &body,
-        at,
-    ))?;
-    let resp = ingest.http(req).await;
-    report.ingest_requests += 1;
-    let status = resp.status().as_u16();
-    let out: Value = match resp.body() {
-        lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
-        _ => Value::Null,
-    };
-    let count = |k: &str| out.get(k).and_then(Value::as_u64).unwrap_or(0) as usize;
-    report.accepted += count("accepted");
-    report.duplicates += count("duplicates");
-    let line_of = |r: &Value| {
-        r.get("index")
-            .and_then(Value::as_u64)
-            .and_then(|i| pending.get(i as usize))
-            .map_or(0, |e| e.line)
-    };
-    if let Some(rej) = out.get("rejected").and_then(Value::as_array) {
-        for r in rej {
-            let msg = r.get("error").and_then(Value::as_str).unwrap_or("rejected");
-            report.rejected.push((line_of(r), msg.to_string()));
+    for attempt in 1..=MAX_DELIVERIES {
+        if attempt > 1 {
+            *report.redelivered.entry("ingest".into()).or_default() += 1;
+        }
+        let events: Vec<&Value> = pending.iter().map(|e| &e.body).collect();
+        let body = serde_json::json!({ "events": events }).to_string();
+        let req = apigw::to_request(&apigw::signed_post_events(
+            LOCAL_SECRET.as_bytes(),
+            &body,
+            at,
+        ))?;
+        report.ingest_requests += 1;
+        let Some(resp) = triggers.invoke(ingest.http(req)).await else {
+            // A new container answers the resend: nothing cached survives the crash.
+            ingest.cache = IngestCache::default();
+            continue;
+        };
+        let status = resp.status().as_u16();
+        let out: Value = match resp.body() {
+            lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
+        if status >= 500 && out.get("retry").is_none() {
+            continue;
+        }
+        let count = |k: &str| out.get(k).and_then(Value::as_u64).unwrap_or(0) as usize;
+        report.accepted += count("accepted");
+        report.duplicates += count("duplicates");
+        let index = |r: &Value| r.get("index").and_then(Value::as_u64).map(|i| i as usize);
+        let line_of = |r: &Value| index(r).and_then(|i| pending.get(i)).map_or(0, |e| e.line);
+        if let Some(rej) = out.get("rejected").and_then(Value::as_array) {
+            for r in rej {
+                let msg = r.get("error").and_then(Value::as_str).unwrap_or("rejected");
+                report.rejected.push((line_of(r), msg.to_string()));
+            }
+        }
+        if status != 200 && status != 503 {
+            let msg = out
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("request failed");
+            for e in pending.iter() {
+                report
+                    .rejected
+                    .push((e.line, format!("HTTP {status}: {msg}")));
+            }
+            pending.clear();
+            return Ok(());
+        }
+        // `retry` lists the indexes of the events to send again.
+        let retry: Vec<usize> = out
+            .get("retry")
+            .and_then(Value::as_array)
+            .map(|r| {
+                r.iter()
+                    .filter_map(|i| i.as_u64())
+                    .map(|i| i as usize)
+                    .collect()
+            })
+            .unwrap_or_default();
+        report.retried += retry.len();
+        if retry.is_empty() || triggers.faults.is_none() {
+            pending.clear();
+            return Ok(());
+        }
+        *pending = retry
+            .iter()
+            .filter_map(|&i| pending.get(i).copied())
+            .collect();
+    }
+    bail!(
+        "ingest did not take {} events at {at} after {MAX_DELIVERIES} deliveries",
+        pending.len()
+    )
+}
+
+/// How often a failed invocation is delivered again before the simulation gives up.
+const MAX_DELIVERIES: usize = 30;
+
+/// The AWS triggers of the simulated invocations: with faults, every invocation that fails or
+/// crashes is delivered again (Lambda's retries of scheduled runs, SNS's and SQS's redelivery, a
+/// sender's resend), until it succeeds.
+struct Triggers {
+    faults: Option<Faults>,
+}
+
+impl Triggers {
+    /// One invocation through the fault layer: `None` if it crashed.
+    async fn invoke<F: std::future::Future>(&self, invocation: F) -> Option<F::Output> {
+        match &self.faults {
+            Some(f) => f.invoke(invocation).await,
+            None => Some(invocation.await),
         }
     }
-    report.retried += out
-        .get("retry")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
-    if status != 200 && status != 503 {
-        let msg = out
-            .get("error")
-            .and_then(Value::as_str)
-            .unwrap_or("request failed");
-        for e in pending.iter() {
-            report
-                .rejected
-                .push((e.line, format!("HTTP {status}: {msg}")));
+
+    /// Runs `invocation` until it succeeds (once, without faults).
+    async fn deliver<T, E, F, Fut>(
+        &self,
+        function: &str,
+        report: &mut SimulationReport,
+        mut invocation: F,
+    ) -> Result<T>
+    where
+        E: std::fmt::Display,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, E>>,
+    {
+        let mut last = String::new();
+        for attempt in 1..=MAX_DELIVERIES {
+            if attempt > 1 {
+                *report.redelivered.entry(function.to_string()).or_default() += 1;
+            }
+            match self.invoke(invocation()).await {
+                Some(Ok(out)) => return Ok(out),
+                Some(Err(e)) if self.faults.is_some() => last = e.to_string(),
+                Some(Err(e)) => bail!("{e}"),
+                None => last = "crashed".into(),
+            }
+        }
+        bail!("{function} failed {MAX_DELIVERIES} times; last: {last}")
+    }
+}
+
+/// Runs the work a scheduled run fanned out, oldest first, as the queue's worker would; an item
+/// that fails is delivered again.
+async fn drain(
+    deps: &nudge_shared::Deps,
+    queue: &MemoryQueue,
+    triggers: &Triggers,
+    report: &mut SimulationReport,
+) -> Result<()> {
+    loop {
+        let items = queue.take_all();
+        if items.is_empty() {
+            return Ok(());
+        }
+        for item in items {
+            let worker = registry::registry()
+                .iter()
+                .find(|f| f.name == item.feature)
+                .and_then(|f| f.queue_worker)
+                .with_context(|| format!("no queue worker for {}", item.feature))?;
+            triggers
+                .deliver(&item.feature, report, || worker(deps, &item.body))
+                .await?;
         }
     }
-    pending.clear();
-    Ok(())
 }
 
 type Item = std::collections::HashMap<String, AttributeValue>;

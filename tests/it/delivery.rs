@@ -23,7 +23,8 @@ use nudge_shared::domain::{
 };
 use nudge_shared::ingest::lambda::Ingest;
 use nudge_shared::store::{
-    DeliveryLogStore, EngagementStore, NudgeStore, ProfileStore, SendStore, SuppressionStore,
+    DeliveryLogStore, EngagementKind, EngagementStore, MessageRef, NudgeStore, ProfileStore,
+    SendStore, SuppressionStore,
 };
 use nudge_tests::{TestEnv, at, local_keys, mail, sweep};
 use serde_json::{Value, json};
@@ -860,45 +861,64 @@ async fn feedback_records_engagement_once_and_follow_ups_respect_it() {
     );
 }
 
+/// A run claims a nudge and dies. Once its lease has expired, the run that finds it sends it
+/// if no SES event shows that it left, and marks it sent without sending if one does: one
+/// message in SES either way, one log entry.
 #[tokio::test]
-async fn an_expired_lease_is_marked_unknown_outcome_and_never_resent() {
-    let env = TestEnv::new("dlv_lease").await;
-    seed(&env, "acme", "tech_touch", &[("u1", "Ann")]).await;
-    let t = at("2026-11-20T00:00:00Z");
-    put(&env, &reminder("acme", "u1", "d1", t)).await;
-    // A run claims it and dies before it can mark anything.
-    let claimed = env
-        .store
-        .claim(
-            "acme",
-            "dl:d1:final",
-            "crashed-run",
-            t,
-            Duration::minutes(15),
-        )
-        .await
-        .unwrap();
-    assert!(claimed.is_some());
-    let during = sweep(env.deps(), t + Duration::minutes(5), "r1")
-        .await
-        .unwrap();
-    assert_eq!((during.sent, during.skipped), (0, 1));
-    let after = sweep(env.deps(), t + Duration::minutes(30), "r2")
-        .await
-        .unwrap();
-    assert_eq!(after.failed, 1, "{after:?}");
-    let n = env
-        .store
-        .nudge("acme", "dl:d1:final")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(n.status, NudgeStatus::Failed);
-    assert_eq!(n.reason.as_deref(), Some("unknown_outcome"));
-    let entries = log(&env, "acme").await;
-    assert_eq!(entries.len(), 1);
-    assert_eq!(entries[0].reason.as_deref(), Some("unknown_outcome"));
-    assert!(env.raw_to(&addr(&env, "u1")).await.is_empty());
+async fn an_expired_lease_is_sent_once_or_confirmed_by_its_ses_event() {
+    for left in [false, true] {
+        let env = TestEnv::new(if left { "dlv_lease_left" } else { "dlv_lease" }).await;
+        seed(&env, "acme", "tech_touch", &[("u1", "Ann")]).await;
+        let t = at("2026-11-20T00:00:00Z");
+        put(&env, &reminder("acme", "u1", "d1", t)).await;
+        let claimed = env
+            .store
+            .claim(
+                "acme",
+                "dl:d1:final",
+                "crashed-run",
+                t,
+                Duration::minutes(15),
+            )
+            .await
+            .unwrap();
+        assert!(claimed.is_some());
+        if left {
+            // SES took the message before the run died: its `Send` event came back.
+            let r = MessageRef {
+                account_id: "acme".into(),
+                nudge_id: "dl:d1:final".into(),
+                kind: "deadline_reminder".into(),
+                variant: "a".into(),
+            };
+            env.store
+                .record_engagement(&r, EngagementKind::Accepted, t)
+                .await
+                .unwrap();
+        }
+        let during = sweep(env.deps(), t + Duration::minutes(5), "r1")
+            .await
+            .unwrap();
+        assert_eq!((during.sent, during.skipped), (0, 1));
+        let after = sweep(env.deps(), t + Duration::minutes(30), "r2")
+            .await
+            .unwrap();
+        assert_eq!(after.sent, 1, "{after:?}");
+        let n = env
+            .store
+            .nudge("acme", "dl:d1:final")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n.status, NudgeStatus::Sent);
+        let entries = log(&env, "acme").await;
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        assert_eq!(entries[0].status, LogStatus::Sent);
+        let expected_reason = left.then(|| "confirmed_by_provider".to_string());
+        assert_eq!(entries[0].reason, expected_reason);
+        let in_ses = env.raw_to(&addr(&env, "u1")).await.len();
+        assert_eq!(in_ses, usize::from(!left), "left={left}");
+    }
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 
 mod delivery;
 mod done_link;
+mod faults;
 mod health;
 mod health_store;
 mod ingest;

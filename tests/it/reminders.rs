@@ -677,9 +677,9 @@ async fn two_racing_runs_send_each_stage_once() {
     );
 }
 
-/// A run claims a stage and dies before sending or marking it. Later runs must not resend it
-/// (the outcome is unknown: it may have left); it is logged as failed `unknown_outcome` once its
-/// lease has expired. The other stages go out as usual.
+/// A run claims a stage and dies before sending or marking it. While its lease holds nobody
+/// touches the stage; once it expires, the run that finds it sees no SES event for it (nothing
+/// left) and sends it, once. The other stages go out as usual.
 async fn crash_after_claiming(env: &TestEnv, due: &str, stage: &str) {
     seed(env, "Asia/Tokyo", "en", &[person("u1", "Asia/Tokyo", "en")]).await;
     set_deadline(env, Some("u1"), "crash", due, at("2026-11-10T01:00:00Z")).await;
@@ -719,30 +719,33 @@ async fn crash_after_claiming(env: &TestEnv, due: &str, stage: &str) {
         .filter(|e| e.nudge_id == nudge.nudge_id)
         .collect();
     assert_eq!(mine.len(), 1, "{entries:?}");
-    assert_eq!(mine[0].status, LogStatus::Failed);
-    assert_eq!(mine[0].reason.as_deref(), Some("unknown_outcome"));
+    assert_eq!(mine[0].status, LogStatus::Sent);
+    assert!(
+        mine[0].at >= crash_at + LEASE,
+        "sent after the lease: {mine:?}"
+    );
     let n = env
         .store
         .nudge("acme", &nudge.nudge_id)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(n.status, NudgeStatus::Failed);
+    assert_eq!((n.status, n.attempts), (NudgeStatus::Sent, 2));
     let s = sent(env).await;
-    assert!(s.iter().all(|(st, _)| st != stage), "{s:?}");
-    assert_eq!(s.len(), 2, "{s:?}");
-    assert_eq!(messages(env, "u1").await.len(), 2);
+    assert_eq!(s.iter().filter(|(st, _)| st == stage).count(), 1, "{s:?}");
+    assert_eq!(s.len(), 3, "{s:?}");
+    assert_eq!(messages(env, "u1").await.len(), 3, "each stage once in SES");
 }
 
 #[tokio::test]
-async fn run_that_crashes_after_claiming_never_double_sends() {
+async fn a_stage_whose_run_died_after_claiming_is_sent_once_after_the_lease() {
     let env = TestEnv::new("rem_crash").await;
     // morning_of at 09:00 JST: on a slot boundary.
     crash_after_claiming(&env, "2026-11-20T18:00:00+09:00", "morning_of").await;
 }
 
 #[tokio::test]
-async fn run_that_crashes_after_claiming_a_mid_slot_stage_never_double_sends() {
+async fn a_mid_slot_stage_whose_run_died_after_claiming_is_sent_once_after_the_lease() {
     let env = TestEnv::new("rem_crash_mid").await;
     // final at 16:05 JST: claimed by the 16:15 run, ten minutes after its send time.
     crash_after_claiming(&env, "2026-11-20T18:05:00+09:00", "final").await;

@@ -61,6 +61,9 @@ pub struct Notification {
     pub topic_arn: String,
     pub subject: String,
     pub message: String,
+    /// Sent as string message attributes (the nudge's kind and reference), so subscribers can
+    /// filter and a message can be traced back to its nudge, as email tags do for SES.
+    pub tags: Vec<(String, String)>,
 }
 
 #[derive(Debug, Error, Clone, PartialEq)]

@@ -72,13 +72,36 @@ pub(crate) fn classify<E: ProvideErrorMetadata + std::fmt::Debug>(
         }
         // Never left this process.
         SdkError::ConstructionFailure(_) => SendError::Rejected(short(&e)),
-        // No connection was made (DNS, refused, TLS): the request never reached the provider.
-        SdkError::DispatchFailure(d) if !d.is_timeout() && d.is_io() => {
+        // No connection was made: the request never reached the provider.
+        SdkError::DispatchFailure(d)
+            if !d.is_timeout() && d.as_connector_error().is_some_and(|c| never_connected(c)) =>
+        {
             SendError::Transient(short(&e))
         }
-        // A timeout, a dropped connection or an unreadable answer after the request left.
+        // A timeout, a connection reset or closed after the request may have left, an
+        // unreadable answer: the SDK calls some of these I/O errors too, so I/O alone does not
+        // prove the message stayed here.
         _ => SendError::Unknown(short(&e)),
     }
+}
+
+/// Whether the error chain shows a connection that was never made (refused, no route): only
+/// then did no byte of the request reach the provider.
+fn never_connected(e: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind::*;
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                ConnectionRefused | HostUnreachable | NetworkUnreachable | AddrNotAvailable
+            )
+        {
+            return true;
+        }
+        next = err.source();
+    }
+    false
 }
 
 /// SES and SNS clients must not retry on their own: the SDK's standard retry resends on
@@ -179,6 +202,40 @@ mod tests {
             matches!(r, Err(SendError::Rejected(ref m)) if m.starts_with("MessageRejected")),
             "{r:?}"
         );
+    }
+
+    fn dispatch_failure(
+        error: aws_sdk_sesv2::error::ConnectorError,
+    ) -> SdkError<aws_sdk_sesv2::operation::send_email::SendEmailError, HttpResponse> {
+        SdkError::dispatch_failure(error)
+    }
+
+    fn io(kind: std::io::ErrorKind) -> aws_sdk_sesv2::error::ConnectorError {
+        aws_sdk_sesv2::error::ConnectorError::io(Box::new(std::io::Error::new(kind, "socket")))
+    }
+
+    #[test]
+    fn a_refused_connection_is_retried_because_nothing_left() {
+        let r = classify(dispatch_failure(io(std::io::ErrorKind::ConnectionRefused)));
+        assert!(matches!(r, SendError::Transient(_)), "{r:?}");
+    }
+
+    #[test]
+    fn a_connection_reset_after_sending_is_an_unknown_outcome_not_a_retry() {
+        for kind in [
+            std::io::ErrorKind::ConnectionReset,
+            std::io::ErrorKind::BrokenPipe,
+            std::io::ErrorKind::UnexpectedEof,
+        ] {
+            let r = classify(dispatch_failure(io(kind)));
+            assert!(matches!(r, SendError::Unknown(_)), "{kind:?}: {r:?}");
+        }
+        let timeout = aws_sdk_sesv2::error::ConnectorError::timeout(Box::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "connect timed out",
+        )));
+        let r = classify(dispatch_failure(timeout));
+        assert!(matches!(r, SendError::Unknown(_)), "{r:?}");
     }
 
     #[tokio::test]

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_sns::Client;
+use aws_sdk_sns::types::MessageAttributeValue;
 
 use super::{Notification, Notifier, SendError};
 
@@ -18,9 +19,18 @@ impl SnsNotifier {
 #[async_trait]
 impl Notifier for SnsNotifier {
     async fn notify(&self, n: &Notification) -> Result<String, SendError> {
-        let req = self.client.publish().message(&n.message);
+        let mut req = self.client.publish().message(&n.message);
         // SNS subjects must be ASCII, < 100 chars, no control characters.
-        let req = req.topic_arn(&n.topic_arn).subject(sns_subject(&n.subject));
+        req = req.topic_arn(&n.topic_arn).subject(sns_subject(&n.subject));
+        for (k, v) in &n.tags {
+            if let Ok(value) = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(v)
+                .build()
+            {
+                req = req.message_attributes(k, value);
+            }
+        }
         match req.send().await {
             Ok(out) => Ok(out.message_id().unwrap_or_default().to_string()),
             Err(e) => Err(super::ses::classify(e)),
@@ -56,6 +66,7 @@ mod tests {
             topic_arn: "arn:aws:sns:us-east-1:123456789012:csm".into(),
             subject: "ヘルスアラート: Acme".into(),
             message: "score 42".into(),
+            tags: vec![("nudge_kind".into(), "health_alert".into())],
         }
     }
 
@@ -88,8 +99,15 @@ mod tests {
     #[tokio::test]
     async fn sns_success_returns_the_message_id() {
         let rule = mock!(Client::publish)
-            // The topic subject is made ASCII (SNS refuses anything else).
-            .match_requests(|r| r.subject() == Some(": Acme"))
+            // The subject is made ASCII (SNS refuses anything else); tags become attributes.
+            .match_requests(|r| {
+                r.subject() == Some(": Acme")
+                    && r.message_attributes()
+                        .and_then(|m| m.get("nudge_kind"))
+                        .is_some_and(|v| {
+                            v.data_type() == "String" && v.string_value() == Some("health_alert")
+                        })
+            })
             .then_output(|| PublishOutput::builder().message_id("sns-1").build());
         assert_eq!(notify(rule).await, Ok("sns-1".to_string()));
     }

@@ -45,7 +45,9 @@ pub enum FeedbackKind {
     Open,
     Click,
     Reject,
-    /// Send, DeliveryDelay, Rendering Failure, Subscription, ...: recorded in the summary only.
+    /// SES accepted the message: the proof that a send whose answer was lost did leave.
+    Send,
+    /// DeliveryDelay, Rendering Failure, Subscription, ...: recorded in the summary only.
     Other,
 }
 
@@ -59,6 +61,7 @@ impl FeedbackKind {
             FeedbackKind::Open => "open",
             FeedbackKind::Click => "click",
             FeedbackKind::Reject => "reject",
+            FeedbackKind::Send => "send",
             FeedbackKind::Other => "other",
         }
     }
@@ -200,6 +203,7 @@ pub fn parse_message(
         "Open" => (FeedbackKind::Open, section("open")),
         "Click" => (FeedbackKind::Click, section("click")),
         "Reject" => (FeedbackKind::Reject, section("reject")),
+        "Send" => (FeedbackKind::Send, section("send")),
         _ => (FeedbackKind::Other, Value::Null),
     };
     let mut recipients = match kind {
@@ -303,6 +307,7 @@ pub async fn apply_event(
         FeedbackKind::Click => Some(EngagementKind::Clicked),
         FeedbackKind::HardBounce => Some(EngagementKind::Bounced),
         FeedbackKind::Complaint => Some(EngagementKind::Complained),
+        FeedbackKind::Send => Some(EngagementKind::Accepted),
         _ => None,
     };
     if let Some(what) = engagement {

@@ -182,6 +182,19 @@ pub fn parse_nudge_ref_tag(tag: &str) -> Option<(String, String)> {
     }
 }
 
+/// The tags every message carries (SES email tags, SNS message attributes): the nudge's kind,
+/// variant and reference, which the SES feedback and the simulation read back.
+pub(super) fn message_tags(nudge: &Nudge) -> Vec<(String, String)> {
+    let mut tags = vec![
+        ("nudge_kind".to_string(), nudge.kind.as_str().to_string()),
+        ("variant".to_string(), sanitize_tag(&nudge.variant)),
+    ];
+    if let Some(r) = nudge_ref_tag(&nudge.account_id, &nudge.nudge_id) {
+        tags.push(("nref".into(), r));
+    }
+    tags
+}
+
 pub(super) fn outgoing_email(
     deps: &Deps,
     nudge: &Nudge,
@@ -194,13 +207,7 @@ pub(super) fn outgoing_email(
         .get("unsubscribe_url")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let mut tags = vec![
-        ("nudge_kind".to_string(), nudge.kind.as_str().to_string()),
-        ("variant".to_string(), sanitize_tag(&nudge.variant)),
-    ];
-    if let Some(r) = nudge_ref_tag(&nudge.account_id, &nudge.nudge_id) {
-        tags.push(("nref".into(), r));
-    }
+    let tags = message_tags(nudge);
     OutgoingEmail {
         from: deps.config.sender.clone(),
         to: to.to_string(),

@@ -46,7 +46,7 @@ use tracing::{Instrument, info, warn};
 
 use super::DeliveryError;
 use super::followup;
-use super::message::{Recipient, outgoing_email, resolve_recipient, template_vars};
+use super::message::{Recipient, message_tags, outgoing_email, resolve_recipient, template_vars};
 use crate::Deps;
 use crate::channels::{Notification, SendError, redact};
 use crate::domain::policy::{self, BlockReason, PolicyInput};
@@ -54,7 +54,7 @@ use crate::domain::{
     Audience, Channel, DeliveryLogEntry, ExtraVars, Locale, LogStatus, Nudge, NudgeStatus, Role,
     SendWindow, UNKNOWN_OUTCOME,
 };
-use crate::store::{AccountRecord, MessageRef};
+use crate::store::{AccountRecord, MessageRef, SentMark};
 use crate::templates::{self, Rendered};
 
 /// How long a claim holds. Longer than any function's timeout.
@@ -125,7 +125,7 @@ pub async fn deliver(
     async {
         match nudge.status {
             NudgeStatus::Pending if nudge.send_at <= now => {}
-            NudgeStatus::Claimed => return resolve_claimed(deps, nudge, now).await,
+            NudgeStatus::Claimed => return resolve_claimed(deps, extra, nudge, now, run_id).await,
             _ => return Ok(Outcome::Skipped),
         }
         let d = Delivery::load(deps, extra, nudge, now, run_id).await?;
@@ -262,6 +262,11 @@ impl<'a> Delivery<'a> {
             Ok(r) => r,
             Err(e) => return self.fail_template(e).await,
         };
+        if self.nudge.attempts > 0
+            && let Some(outcome) = self.confirm_if_it_left(&rendered).await?
+        {
+            return Ok(outcome);
+        }
         if let Some(outcome) = self.cancel_if_original_opened(&rendered).await? {
             return Ok(outcome);
         }
@@ -506,6 +511,35 @@ impl<'a> Delivery<'a> {
             .ok_or(Outcome::Skipped))
     }
 
+    /// A nudge sent before without an answer (a lost answer, a crashed run): if the provider's
+    /// events show that message left, it is marked sent as of then, never sent again.
+    async fn confirm_if_it_left(
+        &self,
+        rendered: &Rendered,
+    ) -> Result<Option<Outcome>, DeliveryError> {
+        let n = self.nudge;
+        let Some(stored) = self.deps.store.nudge(&n.account_id, &n.nudge_id).await? else {
+            return Ok(None);
+        };
+        let Some(left_at) = stored.engagement.left_at() else {
+            return Ok(None);
+        };
+        let claimed = match self.claim().await? {
+            Ok(claimed) => claimed,
+            Err(outcome) => return Ok(Some(outcome)),
+        };
+        info!(account_id = %n.account_id, nudge_id = %n.nudge_id, kind = %n.kind, left_at = %left_at, "an unanswered send did leave (provider event): marked sent, not sent again");
+        self.mark_sent_as_of(
+            String::new(),
+            claimed.attempts,
+            rendered,
+            left_at,
+            Some(CONFIRMED_BY_PROVIDER),
+        )
+        .await
+        .map(Some)
+    }
+
     /// Step 6.
     async fn send(&self, to: &str, rendered: &Rendered) -> Result<String, SendError> {
         match self.channel {
@@ -521,6 +555,7 @@ impl<'a> Delivery<'a> {
                         topic_arn: to.to_string(),
                         subject: rendered.subject.clone(),
                         message: rendered.text.clone(),
+                        tags: message_tags(self.nudge),
                     })
                     .await
             }
@@ -574,6 +609,27 @@ impl<'a> Delivery<'a> {
                 warn!(account_id = %n.account_id, nudge_id = %n.nudge_id, kind = %n.kind, attempts, error = %msg, next_send_at = %next, "provider error; will retry");
                 Ok(Outcome::Retry { next_send_at: next })
             }
+            Err(SendError::Unknown(msg))
+                if attempts < deps.config.max_attempts && resend_unanswered(deps, self.channel) =>
+            {
+                // Maybe sent: wait for the provider's events; without one by then, it did not
+                // leave and is sent again (`confirm_if_it_left`).
+                let next = now + CONFIRM_WAIT;
+                let msg = redact(&msg);
+                store
+                    .mark_retry(
+                        &n.account_id,
+                        &n.nudge_id,
+                        run_id,
+                        next,
+                        &format!("{UNCONFIRMED}: {msg}"),
+                        false,
+                        deps.config.due_shards,
+                    )
+                    .await?;
+                warn!(account_id = %n.account_id, nudge_id = %n.nudge_id, kind = %n.kind, attempts, error = %msg, next_send_at = %next, "no answer from the provider; sent again then unless its events show it left");
+                Ok(Outcome::Retry { next_send_at: next })
+            }
             Err(e) => {
                 let reason = match &e {
                     SendError::Transient(_) | SendError::Throttled(_) => {
@@ -611,14 +667,63 @@ impl<'a> Delivery<'a> {
         attempts: u32,
         rendered: &Rendered,
     ) -> Result<Outcome, DeliveryError> {
-        let (deps, n, now) = (self.deps, self.nudge, self.now);
+        self.mark_sent_as_of(pmid, attempts, rendered, self.now, None)
+            .await
+    }
+
+    /// Sent at `now` (the message left then): the mark, the message-id mapping, the counter,
+    /// the log entry (with `note` as its reason) and the follow-up.
+    async fn mark_sent_as_of(
+        &self,
+        pmid: String,
+        attempts: u32,
+        rendered: &Rendered,
+        now: DateTime<Utc>,
+        note: Option<&str>,
+    ) -> Result<Outcome, DeliveryError> {
+        let (deps, n) = (self.deps, self.nudge);
         let store = &deps.store;
-        if !store
-            .mark_sent(&n.account_id, &n.nudge_id, self.run_id, &pmid, now)
-            .await?
-        {
+        let logged_pmid = (!pmid.is_empty()).then(|| pmid.clone());
+        let entry = self.entry(
+            LogStatus::Sent,
+            &rendered.subject,
+            note.map(str::to_string),
+            logged_pmid,
+        );
+        let follow_up = (n.audience() == Audience::Customer && self.channel == Channel::Email)
+            .then(|| {
+                let tier = self
+                    .account
+                    .as_ref()
+                    .and_then(|a| a.profile.as_ref())
+                    .and_then(|p| p.tier);
+                followup::follow_up_for(
+                    n,
+                    tier,
+                    &rendered.subject,
+                    now,
+                    (self.recipient.context.tz, &deps.config.business_hours),
+                )
+            })
+            .flatten();
+        let mark = SentMark {
+            owner: self.run_id,
+            provider_message_id: &pmid,
+            at: now,
+            log: Some(&entry),
+            follow_up: follow_up.as_ref(),
+            shards: deps.config.due_shards,
+        };
+        if !store.mark_sent(&n.account_id, &n.nudge_id, &mark).await? {
+            // Only a run that outlived its lease gets here; the run that took the nudge over
+            // marks it sent on the provider's events (`confirm_if_it_left`).
             warn!(account_id = %n.account_id, nudge_id = %n.nudge_id, kind = %n.kind, "sent, but the lease was lost before the mark");
+            return Ok(Outcome::Sent {
+                provider_message_id: pmid,
+            });
         }
+        // Both only help afterwards: feedback finds the nudge by its tag too, and the counter
+        // is a statistic.
         if self.channel == Channel::Email && !pmid.is_empty() {
             let r = MessageRef {
                 account_id: n.account_id.clone(),
@@ -629,19 +734,6 @@ impl<'a> Delivery<'a> {
             store.record_message(&pmid, &r, now).await?;
         }
         store.count_sent(n.kind.as_str(), &n.variant).await?;
-        store
-            .append_log(&self.entry(LogStatus::Sent, &rendered.subject, None, Some(pmid.clone())))
-            .await?;
-        if n.audience() == Audience::Customer && self.channel == Channel::Email {
-            let tier = self
-                .account
-                .as_ref()
-                .and_then(|a| a.profile.as_ref())
-                .and_then(|p| p.tier);
-            if let Some(fu) = followup::follow_up_for(n, tier, &rendered.subject, now) {
-                store.put_nudge(&fu, deps.config.due_shards).await?;
-            }
-        }
         info!(account_id = %n.account_id, nudge_id = %n.nudge_id, kind = %n.kind, attempts, "nudge sent");
         Ok(Outcome::Sent {
             provider_message_id: pmid,
@@ -649,18 +741,69 @@ impl<'a> Delivery<'a> {
     }
 }
 
-/// A claimed nudge found by a run: if its lease expired, the outcome is unknown (see the
-/// module docs): mark it failed and log it instead of resending.
+/// How long an unanswered send waits for the provider's events before it is sent again. SES
+/// publishes a message's `Send` event within seconds; this is one sweep interval.
+pub const CONFIRM_WAIT: Duration = Duration::minutes(15);
+/// The reason of a nudge waiting for its provider's events after an unanswered send.
+pub const UNCONFIRMED: &str = "unconfirmed";
+/// The log reason of a send marked sent on the provider's events, not on its answer.
+pub const CONFIRMED_BY_PROVIDER: &str = "confirmed_by_provider";
+
+/// Whether a send whose answer never came may be sent again when no provider event shows that
+/// it left: email when SES publishes its events to Nudge (a configuration set is configured),
+/// CSM notifications always (SNS publishes no such events; an internal alert twice is better
+/// than a red account never reported). Email without events stays `unknown_outcome`.
+fn resend_unanswered(deps: &Deps, channel: Channel) -> bool {
+    match channel {
+        Channel::Sns => true,
+        Channel::Email => deps.config.configuration_set.is_some(),
+    }
+}
+
+/// A claimed nudge found by a run: if its lease expired, its run is gone (a lease outlives
+/// every function's timeout) and its outcome unknown. Where the provider's events can tell
+/// (see [`resend_unanswered`]), it goes back to pending and is delivered now: marked sent if
+/// those events show it left, sent again if not. Otherwise it is marked failed and logged as
+/// `unknown_outcome` instead of resent.
 async fn resolve_claimed(
     deps: &Deps,
+    extra: ExtraVars,
     nudge: &Nudge,
     now: DateTime<Utc>,
+    run_id: &str,
 ) -> Result<Outcome, DeliveryError> {
     let (Some(owner), Some(until)) = (&nudge.lease_owner, nudge.lease_until) else {
         return Ok(Outcome::Skipped);
     };
     if until >= now {
         return Ok(Outcome::Skipped);
+    }
+    if resend_unanswered(deps, nudge.channel()) {
+        let released = deps
+            .store
+            .mark_retry(
+                &nudge.account_id,
+                &nudge.nudge_id,
+                owner,
+                now,
+                &format!("{UNCONFIRMED}: the lease expired during a send"),
+                false,
+                deps.config.due_shards,
+            )
+            .await?;
+        let fresh = match released {
+            true => deps.store.nudge(&nudge.account_id, &nudge.nudge_id).await?,
+            false => None,
+        };
+        let Some(fresh) = fresh else {
+            return Ok(Outcome::Skipped);
+        };
+        warn!(account_id = %nudge.account_id, nudge_id = %nudge.nudge_id, kind = %nudge.kind, "lease expired during a send: delivered again unless the provider's events show it left");
+        if fresh.status != NudgeStatus::Pending {
+            return Ok(Outcome::Skipped);
+        }
+        let d = Delivery::load(deps, extra, &fresh, now, run_id).await?;
+        return d.run().await;
     }
     if !deps
         .store

@@ -298,6 +298,28 @@ pub struct Engagement {
     pub clicked_at: Option<DateTime<Utc>>,
     pub bounced_at: Option<DateTime<Utc>>,
     pub complained_at: Option<DateTime<Utc>>,
+    /// SES accepted the message (its `Send` event): proof it left even when the answer to the
+    /// send was lost.
+    #[serde(default)]
+    pub accepted_at: Option<DateTime<Utc>>,
+}
+
+impl Engagement {
+    /// When the provider's events first show the message left: accepted, delivered, bounced,
+    /// complained of, opened or clicked. `None`: no event (yet).
+    pub fn left_at(&self) -> Option<DateTime<Utc>> {
+        [
+            self.accepted_at,
+            self.delivered_at,
+            self.bounced_at,
+            self.complained_at,
+            self.opened_at,
+            self.clicked_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
 }
 
 /// One message to one recipient. Its id is deterministic (e.g. `dl/<deadline_id>/<version>/<stage>`),

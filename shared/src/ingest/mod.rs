@@ -240,6 +240,12 @@ pub fn raw_record(event: &Event, now: DateTime<Utc>, ttl_days: u32) -> RawEvent 
 /// refused them for good (resending them unchanged would be refused again).
 type Failures = BTreeMap<usize, Option<String>>;
 
+/// Why an event was not applied although nothing failed for it: an earlier event of its
+/// account must be sent again first.
+fn held_back() -> StoreError {
+    StoreError::Unavailable("an earlier event of the account must be sent again first".into())
+}
+
 fn record_failure(failed: &Mutex<Failures>, index: usize, err: &StoreError) {
     let verdict = (!err.is_retryable()).then(|| format!("not stored: {err}"));
     if let Ok(mut f) = failed.lock() {
@@ -296,6 +302,8 @@ pub async fn ingest_batch(
         .collect()
         .await;
     let mut fresh: Vec<(usize, Event)> = Vec::new();
+    // Per account, the earliest event the client must send again.
+    let mut resent_from: HashMap<String, (DateTime<Utc>, usize)> = HashMap::new();
     for (i, e, r) in inserted {
         match r {
             Ok(Inserted::New) => fresh.push((i, e)),
@@ -307,9 +315,26 @@ pub async fn ingest_batch(
             Err(err) => {
                 warn!(account_id = %e.account_id, error = %err, "raw event not stored");
                 record_failure(failed_ref, i, &err);
+                if err.is_retryable() {
+                    let at = (e.occurred_at_utc(), i);
+                    let slot = resent_from.entry(e.account_id.clone()).or_insert(at);
+                    *slot = (*slot).min(at);
+                }
             }
         }
     }
+    // An event to be sent again holds back its account's later events: applied now, they would
+    // come before it (a later use taking its place as the account's first, a move of a deadline
+    // before its setting). They are applied after it, in order, when the client resends them.
+    fresh.retain(|(i, e)| {
+        let later = resent_from
+            .get(&e.account_id)
+            .is_some_and(|from| (e.occurred_at_utc(), *i) > *from);
+        if later {
+            record_failure(failed_ref, *i, &held_back());
+        }
+        !later
+    });
     fresh.sort_by_key(|(i, _)| *i);
 
     // 2. Idempotent effects and feature hooks: accounts concurrently, each account's events in
@@ -319,10 +344,17 @@ pub async fn ingest_batch(
     let effects = per_account_in_time_order(&fresh)
         .into_iter()
         .map(|events| async move {
+            let mut held = false;
             for (i, e) in events {
+                if held {
+                    record_failure(failed_ref, *i, &held_back());
+                    continue;
+                }
                 if let Err(err) = apply_state_effect(deps, e, now).await {
                     warn!(account_id = %e.account_id, error = %err, "event effect failed");
                     record_failure(failed_ref, *i, &err);
+                    // The account's later events wait for this one's resend (see above).
+                    held = err.is_retryable();
                 }
             }
         });
@@ -335,7 +367,11 @@ pub async fn ingest_batch(
     // The store says which it recorded (absent before): those are handed to the features'
     // firsts hooks (milestones), with the earliest event of the batch that made each.
     let mut firsts: BTreeMap<&str, BatchFirsts> = BTreeMap::new();
-    for (i, e) in &fresh {
+    let failed_effects: BTreeSet<usize> = failed
+        .lock()
+        .map(|f| f.keys().copied().collect())
+        .unwrap_or_default();
+    for (i, e) in fresh.iter().filter(|(i, _)| !failed_effects.contains(i)) {
         if let Some(k) = first_key(&e.payload) {
             if known.contains(&e.account_id, &k) {
                 continue;

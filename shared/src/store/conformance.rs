@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 
 use super::{
     AccountChange, AddressFeedback, Applied, CapState, Counted, DeadlineRecord, DeadlineStatus,
-    EngagementKind, Inserted, MAX_DAY_CONTACTS, MessageRef, RawEvent, RollupDelta, Store,
+    EngagementKind, Inserted, MAX_DAY_CONTACTS, MessageRef, RawEvent, RollupDelta, SentMark, Store,
 };
 use crate::domain::{
     Channel, DeliveryLogEntry, LogStatus, Nudge, NudgeKind, NudgeStatus, SuppressionReason,
@@ -129,7 +129,7 @@ pub async fn a_lease_decides_who_marks_the_outcome(store: &dyn Store) {
     assert_eq!(due(store, "c-lease", 0, 1, t(1)).await.len(), 1);
     assert!(
         !store
-            .mark_sent("c-lease", "n1", "run-b", "pm-x", t(1))
+            .mark_sent("c-lease", "n1", &SentMark::new("run-b", "pm-x", t(1)))
             .await
             .unwrap()
     );
@@ -152,7 +152,7 @@ pub async fn a_lease_decides_who_marks_the_outcome(store: &dyn Store) {
     // A slow owner that did send still records the truth.
     assert!(
         store
-            .mark_sent("c-lease", "n1", "run-a", "pm-1", t(17))
+            .mark_sent("c-lease", "n1", &SentMark::new("run-a", "pm-1", t(17)))
             .await
             .unwrap()
     );
@@ -782,9 +782,21 @@ pub async fn rollups_firsts_log_and_checkpoints_accumulate(store: &dyn Store) {
         ["feature_dashboard"],
         "only what was absent is a first"
     );
-    assert!(
+    // The same event applied again (a crash, a lost answer) still finds its firsts; a later
+    // occurrence does not.
+    assert_eq!(
         store
             .record_firsts("c-misc", &again)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect::<Vec<_>>(),
+        ["feature_dashboard"]
+    );
+    let later = BTreeMap::from([("feature_dashboard".to_string(), t(2))]);
+    assert!(
+        store
+            .record_firsts("c-misc", &later)
             .await
             .unwrap()
             .is_empty()
@@ -1075,7 +1087,7 @@ pub async fn erasing_a_contact_cancels_redacts_and_forgets_it(store: &dyn Store)
         .unwrap();
     assert!(
         store
-            .mark_sent(account, "sent", "run", "pm-erase", t(30))
+            .mark_sent(account, "sent", &SentMark::new("run", "pm-erase", t(30)))
             .await
             .unwrap()
     );

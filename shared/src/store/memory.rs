@@ -171,6 +171,17 @@ fn due_partition(nudge: &Nudge, at: DateTime<Utc>, shards: u32) -> String {
 }
 
 impl State {
+    fn append_log(&mut self, entry: &DeliveryLogEntry) {
+        let mut stored = entry.clone();
+        // The entry's JSON keeps whole seconds (`domain::log`); the key keeps milliseconds.
+        stored.at = stored.at.trunc_subsecs(0);
+        let k = key(
+            &entry.account_id,
+            &schema::log_sk(entry.at, &entry.nudge_id),
+        );
+        self.log.insert(k, stored);
+    }
+
     /// The nudge if `condition` holds (a conditional UpdateItem on an existing item).
     fn nudge_if(
         &mut self,
@@ -229,14 +240,7 @@ impl State {
 impl DeliveryLogStore for MemoryStore {
     async fn append_log(&self, entry: &DeliveryLogEntry) -> Result<(), StoreError> {
         request().await;
-        let mut stored = entry.clone();
-        // The entry's JSON keeps whole seconds (`domain::log`); the key keeps milliseconds.
-        stored.at = stored.at.trunc_subsecs(0);
-        let k = key(
-            &entry.account_id,
-            &schema::log_sk(entry.at, &entry.nudge_id),
-        );
-        self.lock().log.insert(k, stored);
+        self.lock().append_log(entry);
         Ok(())
     }
 
@@ -423,6 +427,7 @@ impl EngagementStore for MemoryStore {
             EngagementKind::Clicked => &mut e.clicked_at,
             EngagementKind::Bounced => &mut e.bounced_at,
             EngagementKind::Complained => &mut e.complained_at,
+            EngagementKind::Accepted => &mut e.accepted_at,
         };
         if field.is_some() {
             return Ok(false);

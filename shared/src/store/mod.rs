@@ -297,8 +297,10 @@ pub trait EventStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Records first occurrences (`feature_report_builder`, `report`, `step_import_data`); an
     /// existing first is never overwritten (the first one seen wins). Returns the keys this call
-    /// recorded (absent before): the conditional "first" that milestones act on, so a replay or
-    /// a duplicate never counts as a first again.
+    /// recorded (absent before) and those that already held exactly the given time: the same
+    /// event applied again after a crash or a lost answer, whose milestones must still be
+    /// planned (idempotently). The "first" that milestones act on: a later occurrence never
+    /// counts as a first again.
     async fn record_firsts(
         &self,
         account_id: &str,
@@ -427,6 +429,8 @@ pub enum EngagementKind {
     Clicked,
     Bounced,
     Complained,
+    /// SES accepted the message (`Send` event).
+    Accepted,
 }
 
 impl EngagementKind {
@@ -437,6 +441,7 @@ impl EngagementKind {
             EngagementKind::Clicked => "clicked_at",
             EngagementKind::Bounced => "bounced_at",
             EngagementKind::Complained => "complained_at",
+            EngagementKind::Accepted => "accepted_at",
         }
     }
     /// The STATS counter this engagement increments (first occurrence per nudge only).
@@ -447,6 +452,8 @@ impl EngagementKind {
             EngagementKind::Clicked => Some("clicked"),
             EngagementKind::Bounced => Some("bounced"),
             EngagementKind::Complained => Some("complained"),
+            // `sent` counts it, once, when the send is marked.
+            EngagementKind::Accepted => None,
         }
     }
 }
@@ -580,6 +587,36 @@ pub trait NudgeStore: Send + Sync {
     ) -> Result<Vec<Nudge>, StoreError>;
 }
 
+/// What marking a nudge sent writes besides the nudge, so that no crash can leave a sent nudge
+/// without its delivery-log entry or its follow-up.
+#[derive(Debug, Clone, Copy)]
+pub struct SentMark<'a> {
+    pub owner: &'a str,
+    pub provider_message_id: &'a str,
+    pub at: DateTime<Utc>,
+    /// The send's delivery-log entry.
+    pub log: Option<&'a DeliveryLogEntry>,
+    /// The follow-up the send plans: created, or left as it is if it exists and is no longer
+    /// pending; a pending one is written again (the same nudge).
+    pub follow_up: Option<&'a Nudge>,
+    /// Due-index shards (the follow-up's GSI keys).
+    pub shards: u32,
+}
+
+impl<'a> SentMark<'a> {
+    /// The mark alone, without log entry or follow-up.
+    pub fn new(owner: &'a str, provider_message_id: &'a str, at: DateTime<Utc>) -> Self {
+        SentMark {
+            owner,
+            provider_message_id,
+            at,
+            log: None,
+            follow_up: None,
+            shards: 1,
+        }
+    }
+}
+
 /// The send-time transitions of a nudge: lease, then exactly one outcome.
 #[async_trait]
 pub trait SendStore: Send + Sync {
@@ -593,15 +630,14 @@ pub trait SendStore: Send + Sync {
         now: DateTime<Utc>,
         lease: chrono::Duration,
     ) -> Result<Option<Nudge>, StoreError>;
-    /// Sent: condition = still leased by `owner` (even if a resolver marked the lease's outcome
-    /// unknown meanwhile: the truth wins).
+    /// Sent, with its log entry and follow-up in the same write (all or nothing): condition =
+    /// still leased by `mark.owner` (even if a resolver marked the lease's outcome unknown
+    /// meanwhile: the truth wins). Repeating the same mark changes nothing more.
     async fn mark_sent(
         &self,
         account_id: &str,
         nudge_id: &str,
-        owner: &str,
-        provider_message_id: &str,
-        at: DateTime<Utc>,
+        mark: &SentMark<'_>,
     ) -> Result<bool, StoreError>;
     /// Back to pending at `next_send_at` (GSI keys re-set), condition = leased by `owner`.
     /// `refund_attempt`: the claim's attempt does not count (the provider throttled the send).

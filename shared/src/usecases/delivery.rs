@@ -2,13 +2,15 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Asia::Tokyo;
 
 use super::{CSM_TOPIC, World, email, utc};
+use crate::delivery::sweep::RunReport;
 use crate::domain::{Channel, LogStatus, NudgeKind, NudgeStatus};
 use crate::store::{
-    AccountChange, AddressFeedback, CapState, CapStore, NudgeStore, ProfileStore, SuppressionStore,
+    AccountChange, AddressFeedback, CapState, CapStore, EngagementKind, EngagementStore,
+    MessageRef, NudgeStore, ProfileStore, SendStore, SuppressionStore,
 };
 
 #[tokio::test]
@@ -488,4 +490,178 @@ async fn a_deadline_reminder_still_unsent_after_its_deadline_is_dropped_not_sent
     assert!(w.outbox.sent().is_empty());
     let logged: Vec<_> = w.log().await.into_iter().map(|e| e.reason).collect();
     assert_eq!(logged, [Some("deadline_passed".to_string())]);
+}
+
+/// A provider that takes every message but whose first `lost` answers never arrive (the
+/// message left all the same), then answers normally.
+struct LostAnswers {
+    lost: std::sync::atomic::AtomicUsize,
+    outbox: std::sync::Arc<super::Outbox>,
+}
+
+#[async_trait::async_trait]
+impl crate::channels::Mailer for LostAnswers {
+    async fn send_email(
+        &self,
+        email: &crate::channels::OutgoingEmail,
+    ) -> Result<String, crate::channels::SendError> {
+        let id = self.outbox.send_email(email).await?;
+        let lose = self
+            .lost
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok();
+        if lose {
+            return Err(crate::channels::SendError::Unknown(
+                "connection reset after the request left".into(),
+            ));
+        }
+        Ok(id)
+    }
+}
+
+/// A world whose SES publishes its events to Nudge (a configuration set), sending through
+/// `mailer`.
+fn with_events(w: &World, mailer: std::sync::Arc<dyn crate::channels::Mailer>) -> crate::Deps {
+    let mut config = w.deps.config.clone();
+    config.configuration_set = Some("nudge-events".into());
+    crate::Deps::new(
+        config,
+        w.store.clone(),
+        mailer,
+        w.outbox.clone(),
+        super::test_keys(),
+    )
+}
+
+async fn sweep_with(deps: &crate::Deps, now: DateTime<Utc>, run_id: &str) -> RunReport {
+    crate::delivery::sweep(deps, crate::registry::render_vars, now, run_id)
+        .await
+        .expect("sweep")
+}
+
+#[tokio::test]
+async fn an_unanswered_send_that_left_is_marked_sent_on_its_ses_event_never_sent_twice() {
+    let w = World::new();
+    let mailer = std::sync::Arc::new(LostAnswers {
+        lost: 1.into(),
+        outbox: w.outbox.clone(),
+    });
+    let deps = with_events(&w, mailer);
+    let at = utc("2026-11-20T01:00:00Z");
+    w.account("acme", Tokyo, at - Duration::days(2)).await;
+    w.contact("acme", "u1", Tokyo, at - Duration::days(2)).await;
+    w.plan("acme", "n", Some("u1"), NudgeKind::DeadlineReminder, at)
+        .await;
+    let first = sweep_with(&deps, at, "run-1").await;
+    assert_eq!((first.sent, first.retried), (0, 1), "{first:?}");
+    let waiting = w.nudge("acme", "n").await;
+    assert_eq!(waiting.status, NudgeStatus::Pending);
+    assert!(
+        waiting
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("unconfirmed")
+    );
+    // SES's `Send` event for the message arrives through the feedback path.
+    let r = MessageRef {
+        account_id: "acme".into(),
+        nudge_id: "n".into(),
+        kind: "deadline_reminder".into(),
+        variant: "a".into(),
+    };
+    w.store
+        .record_engagement(&r, EngagementKind::Accepted, at)
+        .await
+        .expect("engagement");
+    let next = sweep_with(&deps, at + Duration::minutes(15), "run-2").await;
+    assert_eq!(next.sent, 1, "{next:?}");
+    assert_eq!(w.outbox.sent().len(), 1, "the provider got it once");
+    let n = w.nudge("acme", "n").await;
+    assert_eq!((n.status, n.sent_at), (NudgeStatus::Sent, Some(at)));
+    let logged: Vec<_> = w
+        .log()
+        .await
+        .into_iter()
+        .map(|e| (e.status, e.reason))
+        .collect();
+    assert_eq!(
+        logged,
+        [(LogStatus::Sent, Some("confirmed_by_provider".to_string()))]
+    );
+}
+
+#[tokio::test]
+async fn an_unanswered_send_without_any_ses_event_is_sent_again_after_the_wait() {
+    let w = World::new();
+    // The answer is lost and, as SES never took it, no event comes.
+    let deps = with_events(
+        &w,
+        std::sync::Arc::new(Failing(crate::channels::SendError::Unknown(
+            "timeout".into(),
+        ))),
+    );
+    let at = utc("2026-11-20T01:00:00Z");
+    w.account("acme", Tokyo, at - Duration::days(2)).await;
+    w.contact("acme", "u1", Tokyo, at - Duration::days(2)).await;
+    w.plan("acme", "n", Some("u1"), NudgeKind::DeadlineReminder, at)
+        .await;
+    sweep_with(&deps, at, "run-1").await;
+    // Before the wait is over nothing is sent again.
+    let early = sweep_with(&deps, at + Duration::minutes(5), "run-2").await;
+    assert_eq!(early.sent + early.retried, 0, "{early:?}");
+    let healthy = with_events(&w, w.outbox.clone());
+    let later = sweep_with(&healthy, at + Duration::minutes(15), "run-3").await;
+    assert_eq!(later.sent, 1, "{later:?}");
+    assert_eq!(w.outbox.sent().len(), 1);
+    let n = w.nudge("acme", "n").await;
+    assert_eq!((n.status, n.attempts), (NudgeStatus::Sent, 2));
+}
+
+#[tokio::test]
+async fn a_run_that_died_after_its_claim_is_taken_over_sent_once_or_confirmed() {
+    for left in [false, true] {
+        let w = World::new();
+        let deps = with_events(&w, w.outbox.clone());
+        let at = utc("2026-11-20T01:00:00Z");
+        w.account("acme", Tokyo, at - Duration::days(2)).await;
+        w.contact("acme", "u1", Tokyo, at - Duration::days(2)).await;
+        w.plan("acme", "n", Some("u1"), NudgeKind::DeadlineReminder, at)
+            .await;
+        // A run claims it and dies, before the send (`left` false) or after SES took it.
+        w.store
+            .claim("acme", "n", "dead-run", at, crate::delivery::send::LEASE)
+            .await
+            .expect("claim")
+            .expect("claimed");
+        if left {
+            let r = MessageRef {
+                account_id: "acme".into(),
+                nudge_id: "n".into(),
+                kind: "deadline_reminder".into(),
+                variant: "a".into(),
+            };
+            w.store
+                .record_engagement(&r, EngagementKind::Accepted, at)
+                .await
+                .expect("engagement");
+        }
+        let during = sweep_with(&deps, at + Duration::minutes(5), "run-2").await;
+        assert_eq!(during.sent, 0, "the lease still holds: {during:?}");
+        let after = sweep_with(&deps, at + Duration::minutes(30), "run-3").await;
+        assert_eq!(after.sent, 1, "left={left}: {after:?}");
+        assert_eq!(
+            w.outbox.sent().len(),
+            usize::from(!left),
+            "left={left}: sent by the run that took over only if it had not left"
+        );
+        let log = w.log().await;
+        assert_eq!(log.len(), 1, "{log:?}");
+        assert_eq!(log[0].status, LogStatus::Sent);
+        assert_eq!(w.nudge("acme", "n").await.status, NudgeStatus::Sent);
+    }
 }

@@ -213,9 +213,13 @@ impl EventStore for DynamoStore {
         let out = self.written(req.send().await)?;
         let existed = out.attributes();
         Ok(firsts
-            .keys()
-            .filter(|k| !existed.is_some_and(|a| a.contains_key(&format!("first_{k}"))))
-            .cloned()
+            .iter()
+            .filter(|(k, at)| {
+                existed
+                    .and_then(|a| a.get(&format!("first_{k}")))
+                    .is_none_or(|old| *old == ts(**at))
+            })
+            .map(|(k, _)| k.clone())
             .collect())
     }
 
@@ -289,7 +293,7 @@ fn raw_state(item: &Item) -> Option<DateTime<Utc>> {
 }
 
 /// The reasons of a cancelled transaction; `None` for any other error.
-fn cancellation_reasons<R>(
+pub(super) fn cancellation_reasons<R>(
     e: &SdkError<TransactWriteItemsError, R>,
 ) -> Option<Vec<CancellationReason>> {
     match e {

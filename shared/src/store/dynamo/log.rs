@@ -26,7 +26,7 @@ struct LogItem {
     ttl: Option<i64>,
 }
 
-fn log_item(entry: &DeliveryLogEntry, expires_at: i64) -> Result<Item, StoreError> {
+pub(super) fn log_item(entry: &DeliveryLogEntry, expires_at: i64) -> Result<Item, StoreError> {
     to_item(
         "log",
         &LogItem {

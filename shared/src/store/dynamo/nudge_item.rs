@@ -86,6 +86,8 @@ struct NudgeItem {
     bounced_at: Option<DateTime<Utc>>,
     #[serde(default, with = "opt_millis", skip_serializing_if = "Option::is_none")]
     complained_at: Option<DateTime<Utc>>,
+    #[serde(default, with = "opt_millis", skip_serializing_if = "Option::is_none")]
+    accepted_at: Option<DateTime<Utc>>,
     /// Present while the nudge is on the `due` GSI (pending or claimed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi1pk: Option<String>,
@@ -131,6 +133,7 @@ impl NudgeItem {
             clicked_at: None,
             bounced_at: None,
             complained_at: None,
+            accepted_at: None,
             gsi1pk,
             gsi1sk,
         }
@@ -163,6 +166,7 @@ impl NudgeItem {
                 clicked_at: self.clicked_at,
                 bounced_at: self.bounced_at,
                 complained_at: self.complained_at,
+                accepted_at: self.accepted_at,
             },
         }
     }
@@ -309,6 +313,7 @@ mod tests {
                 clicked_at: Some(t(0, 4)),
                 bounced_at: Some(t(0, 5)),
                 complained_at: Some(t(0, 6)),
+                accepted_at: None,
             }
         );
     }

@@ -84,3 +84,40 @@ async fn dynamo_get_item_reads_the_profile_key() {
         .then_output(|| GetItemOutput::builder().build());
     assert!(matches!(read_account(rule).await, Ok(None)));
 }
+
+/// A claim whose answer was lost is resent by the SDK; the resend fails its condition on the
+/// claim the first attempt made, and DynamoDB returns that item.
+fn claim_already_made_by(owner: &str) -> Rule {
+    let body = format!(
+        r#"{{"__type":"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
+        "message":"The conditional request failed","Item":{{
+        "pk":{{"S":"ACCT#acme"}},"sk":{{"S":"NUDGE#n"}},"nudge_id":{{"S":"n"}},
+        "account_id":{{"S":"acme"}},"kind":{{"S":"deadline_reminder"}},"variant":{{"S":"a"}},
+        "send_at":{{"S":"2026-11-20T00:00:00.000Z"}},"function":{{"S":"test"}},
+        "vars":{{"S":"{{}}"}},"status":{{"S":"claimed"}},"attempts":{{"N":"1"}},
+        "created_at":{{"S":"2026-11-19T00:00:00.000Z"}},"lease_owner":{{"S":"{owner}"}},
+        "lease_until":{{"S":"2026-11-20T00:15:00.000Z"}}}}}}"#
+    );
+    mock!(Client::update_item).then_http_response(move || {
+        let mut resp = HttpResponse::new(400.try_into().unwrap(), SdkBody::from(body.clone()));
+        resp.headers_mut()
+            .insert("content-type", "application/x-amz-json-1.0");
+        resp
+    })
+}
+
+#[tokio::test]
+async fn a_claim_whose_answer_was_lost_is_still_ours_and_another_runs_is_not() {
+    use crate::store::SendStore;
+    let now: chrono::DateTime<chrono::Utc> = "2026-11-20T00:00:00Z".parse().unwrap();
+    for (owner, ours) in [("run-1", true), ("run-2", false)] {
+        let rule = claim_already_made_by(owner);
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, &[&rule], |c| c
+            .retry_config(RetryConfig::disabled()));
+        let claimed = DynamoStore::new(client, "t")
+            .claim("acme", "n", "run-1", now, chrono::Duration::minutes(15))
+            .await
+            .unwrap();
+        assert_eq!(claimed.is_some(), ours, "claimed by {owner}");
+    }
+}

@@ -1,14 +1,26 @@
 //! `SendStore`: the send-time transitions of a nudge, each one conditional UpdateItem.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
+};
 use chrono::{DateTime, Duration, Utc};
 
-use super::nudge_item::{gsi_keys, nudge_from_item};
-use super::{DynamoStore, n, s, ts};
+use aws_sdk_dynamodb::types::{CancellationReason, Put, TransactWriteItem, Update};
+
+use super::events::cancellation_reasons;
+use super::log::log_item;
+use super::nudge_item::{gsi_keys, nudge_from_item, nudge_item};
+use super::{DynamoStore, map_err, n, s, ts};
 use crate::domain::{Nudge, NudgeStatus};
 use crate::store::schema::{self, GSI1PK, GSI1SK, PK, SK};
-use crate::store::{SendStore, StoreError};
+use crate::store::{SendStore, SentMark, StoreError};
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
 
 #[async_trait]
 impl SendStore for DynamoStore {
@@ -38,8 +50,24 @@ impl SendStore for DynamoStore {
             .expression_attribute_values(":until", ts(now + lease))
             .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        let Some(out) = self.conditional(req.send().await)? else {
+        let sent = req.send().await;
+        // The SDK resends a claim whose answer was lost; the resend then fails its condition on
+        // the claim the first attempt made. Ours (same owner, same lease) is still ours.
+        if let Err(SdkError::ServiceError(se)) = &sent
+            && let UpdateItemError::ConditionalCheckFailedException(e) = se.err()
+            && let Some(old) = e.item()
+        {
+            self.meter_conditional_failure();
+            let mine = nudge_from_item(old)?;
+            let ours = mine.status == NudgeStatus::Claimed
+                && mine.lease_owner.as_deref() == Some(owner)
+                && mine.lease_until.map(|u| u.timestamp_millis())
+                    == Some((now + lease).timestamp_millis());
+            return Ok(ours.then_some(mine));
+        }
+        let Some(out) = self.conditional(sent)? else {
             return Ok(None);
         };
         out.attributes()
@@ -52,37 +80,110 @@ impl SendStore for DynamoStore {
         &self,
         account_id: &str,
         nudge_id: &str,
-        owner: &str,
-        provider_message_id: &str,
-        at: DateTime<Utc>,
+        mark: &SentMark<'_>,
     ) -> Result<bool, StoreError> {
-        self.update_nudge(
-            account_id,
-            nudge_id,
-            "SET #st = :sent, #pmid = :pmid, #sent_at = :at, #done = :at, #ttl = :ttl \
-             REMOVE #gpk, #gsk, #lu, #reason",
-            "#lo = :owner",
-            &[
-                ("#st", "status"),
-                ("#pmid", "provider_message_id"),
-                ("#sent_at", "sent_at"),
-                ("#done", "finished_at"),
-                ("#ttl", schema::TTL),
-                ("#gpk", GSI1PK),
-                ("#gsk", GSI1SK),
-                ("#lo", "lease_owner"),
-                ("#lu", "lease_until"),
-                ("#reason", "reason"),
-            ],
-            vec![
-                (":sent", s(NudgeStatus::Sent.as_str())),
-                (":pmid", s(provider_message_id)),
-                (":at", ts(at)),
-                (":ttl", n(self.expiry(at))),
-                (":owner", s(owner)),
-            ],
-        )
-        .await
+        let update = "SET #st = :sent, #pmid = :pmid, #sent_at = :at, #done = :at, #ttl = :ttl \
+             REMOVE #gpk, #gsk, #lu, #reason";
+        let names = [
+            ("#st", "status"),
+            ("#pmid", "provider_message_id"),
+            ("#sent_at", "sent_at"),
+            ("#done", "finished_at"),
+            ("#ttl", schema::TTL),
+            ("#gpk", GSI1PK),
+            ("#gsk", GSI1SK),
+            ("#lo", "lease_owner"),
+            ("#lu", "lease_until"),
+            ("#reason", "reason"),
+        ];
+        let values = vec![
+            (":sent", s(NudgeStatus::Sent.as_str())),
+            (":pmid", s(mark.provider_message_id)),
+            (":at", ts(mark.at)),
+            (":ttl", n(self.expiry(mark.at))),
+            (":owner", s(mark.owner)),
+        ];
+        if mark.log.is_none() && mark.follow_up.is_none() {
+            return self
+                .update_nudge(account_id, nudge_id, update, "#lo = :owner", &names, values)
+                .await;
+        }
+        let pk = schema::account_pk(account_id);
+        let mut nudge = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(&pk))
+            .key(SK, s(schema::nudge_sk(nudge_id)))
+            .update_expression(update)
+            .condition_expression("#lo = :owner");
+        for (k, v) in names {
+            nudge = nudge.expression_attribute_names(k, v);
+        }
+        for (k, v) in values {
+            nudge = nudge.expression_attribute_values(k, v);
+        }
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .update(nudge.build().map_err(backend)?)
+                .build(),
+        ];
+        if let Some(entry) = mark.log {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(log_item(entry, self.expiry(entry.at))?))
+                .build()
+                .map_err(backend)?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        let mut follow_up = mark.follow_up;
+        loop {
+            let mut items = items.clone();
+            if let Some(fu) = follow_up {
+                // A pending follow-up is this one, written again (a repeated mark); one that
+                // moved on is left alone.
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(nudge_item(fu, mark.shards)?))
+                    .condition_expression("attribute_not_exists(#pk) OR #st = :pending")
+                    .expression_attribute_names("#pk", PK)
+                    .expression_attribute_names("#st", "status")
+                    .expression_attribute_values(":pending", s(NudgeStatus::Pending.as_str()))
+                    .build()
+                    .map_err(backend)?;
+                items.push(TransactWriteItem::builder().put(put).build());
+            }
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            let reasons = match sent {
+                Ok(out) => {
+                    for cc in out.consumed_capacity() {
+                        self.meter.record(Some(cc));
+                    }
+                    return Ok(true);
+                }
+                Err(e) => match cancellation_reasons(&e) {
+                    Some(reasons) => reasons,
+                    None => return Err(map_err(e)),
+                },
+            };
+            self.meter_conditional_failure();
+            let failed = |r: &CancellationReason| r.code() == Some("ConditionalCheckFailed");
+            if reasons.first().is_some_and(failed) {
+                return Ok(false);
+            }
+            match (follow_up, reasons.last()) {
+                (Some(_), Some(r)) if failed(r) => follow_up = None,
+                _ => {
+                    return Err(StoreError::Backend(format!(
+                        "marking {nudge_id} sent was cancelled: {reasons:?}"
+                    )));
+                }
+            }
+        }
     }
 
     async fn mark_retry(

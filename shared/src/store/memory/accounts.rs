@@ -86,8 +86,8 @@ impl EventStore for MemoryStore {
         let stored = s.firsts.entry(account_id.to_string()).or_default();
         let mut new = BTreeSet::new();
         for (k, at) in firsts {
-            if !stored.contains_key(k) {
-                stored.insert(k.clone(), ms(*at));
+            let at = ms(*at);
+            if *stored.entry(k.clone()).or_insert(at) == at {
                 new.insert(k.clone());
             }
         }

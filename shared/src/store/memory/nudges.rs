@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::{MemoryStore, StoredNudge, due_partition, key, ms, request};
 use crate::domain::{Nudge, NudgeStatus, UNKNOWN_OUTCOME};
-use crate::store::{NudgeStore, SendStore, StoreError};
+use crate::store::{NudgeStore, SendStore, SentMark, StoreError};
 
 #[async_trait]
 impl NudgeStore for MemoryStore {
@@ -19,19 +19,7 @@ impl NudgeStore for MemoryStore {
         if s.nudges.contains_key(&k) {
             return Ok(false);
         }
-        // What `put_nudge` writes: the planning fields only.
-        let mut stored = nudge.clone();
-        stored.send_at = ms(stored.send_at);
-        stored.created_at = ms(stored.created_at);
-        stored.lease_owner = None;
-        stored.lease_until = None;
-        stored.provider_message_id = None;
-        stored.sent_at = None;
-        stored.engagement = Default::default();
-        // A nudge planned late lands in the bucket of its creation (see `gsi_keys`).
-        let due = (stored.status == NudgeStatus::Pending)
-            .then(|| due_partition(nudge, nudge.send_at.max(nudge.created_at), shards));
-        s.nudges.insert(k, StoredNudge { nudge: stored, due });
+        s.nudges.insert(k, planned(nudge, shards));
         Ok(true)
     }
 
@@ -158,22 +146,32 @@ impl SendStore for MemoryStore {
         &self,
         account_id: &str,
         nudge_id: &str,
-        owner: &str,
-        provider_message_id: &str,
-        at: DateTime<Utc>,
+        mark: &SentMark<'_>,
     ) -> Result<bool, StoreError> {
         request().await;
         let mut s = self.lock();
         // Conditional on the lease owner only (see the trait): the truth wins.
-        let Some(n) = s.nudge_if(account_id, nudge_id, |n| leased_by(n, owner)) else {
+        let Some(n) = s.nudge_if(account_id, nudge_id, |n| leased_by(n, mark.owner)) else {
             return Ok(false);
         };
         n.nudge.status = NudgeStatus::Sent;
-        n.nudge.provider_message_id = Some(provider_message_id.to_string());
-        n.nudge.sent_at = Some(ms(at));
+        n.nudge.provider_message_id = Some(mark.provider_message_id.to_string());
+        n.nudge.sent_at = Some(ms(mark.at));
         n.nudge.lease_until = None;
         n.nudge.reason = None;
         n.due = None;
+        if let Some(entry) = mark.log {
+            s.append_log(entry);
+        }
+        if let Some(fu) = mark.follow_up {
+            let k = key(&fu.account_id, &fu.nudge_id);
+            if s.nudges
+                .get(&k)
+                .is_none_or(|n| n.nudge.status == NudgeStatus::Pending)
+            {
+                s.nudges.insert(k, planned(fu, mark.shards));
+            }
+        }
         Ok(true)
     }
 
@@ -269,4 +267,20 @@ impl SendStore for MemoryStore {
         n.due = None;
         Ok(true)
     }
+}
+
+/// What `put_nudge` writes: the planning fields only.
+fn planned(nudge: &Nudge, shards: u32) -> StoredNudge {
+    let mut stored = nudge.clone();
+    stored.send_at = ms(stored.send_at);
+    stored.created_at = ms(stored.created_at);
+    stored.lease_owner = None;
+    stored.lease_until = None;
+    stored.provider_message_id = None;
+    stored.sent_at = None;
+    stored.engagement = Default::default();
+    // A nudge planned late lands in the bucket of its creation (see `gsi_keys`).
+    let due = (stored.status == NudgeStatus::Pending)
+        .then(|| due_partition(nudge, nudge.send_at.max(nudge.created_at), shards));
+    StoredNudge { nudge: stored, due }
 }

@@ -30,4 +30,5 @@ conformance_tests!(
     index_pages_contacts_and_the_pulse_read_back,
     agenda_tasks_are_scheduled_once_found_by_time_and_finished,
     erasing_a_contact_cancels_redacts_and_forgets_it,
+    erasing_a_contact_leaves_their_address_name_and_comments_in_no_item,
 );

@@ -4,6 +4,7 @@
 //! simulator get the same answers as production. The wire shape is documented in
 //! ARCHITECTURE.md, "Ingest contract (v1)"; [`parse_event`] and [`Event::to_wire`] are inverses.
 
+pub mod erase;
 mod parse;
 mod signature;
 mod wire;

@@ -8,11 +8,13 @@
 
 use std::collections::BTreeMap;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 
 use super::{
     AccountChange, AddressFeedback, Applied, CapState, Counted, DeadlineRecord, DeadlineStatus,
     EngagementKind, Inserted, MAX_DAY_CONTACTS, MessageRef, RawEvent, RollupDelta, Store,
+    StoreError,
 };
 use crate::domain::{
     Channel, DeliveryLogEntry, LogStatus, Nudge, NudgeKind, NudgeStatus, SuppressionReason,
@@ -69,8 +71,20 @@ fn nudge(account: &str, id: &str, send_at: DateTime<Utc>, created: DateTime<Utc>
     )
 }
 
+/// Every stored item as text: what a Scan of the whole table returns (the memory adapter: its
+/// maps). For the check that an erased person's data is in no item at all, whatever its kind.
+#[async_trait]
+pub trait ScanText: Send + Sync {
+    async fn every_item_text(&self) -> Result<Vec<String>, StoreError>;
+}
+
+/// A store the checks can also read whole.
+pub trait ScannableStore: Store + ScanText {}
+
+impl<T: Store + ScanText> ScannableStore for T {}
+
 /// Every check, one after the other.
-pub async fn all(store: &dyn Store) {
+pub async fn all(store: &dyn ScannableStore) {
     nudges_are_planned_once_and_found_by_bucket_and_time(store).await;
     a_lease_decides_who_marks_the_outcome(store).await;
     failing_needs_the_lease_and_the_claim(store).await;
@@ -85,6 +99,7 @@ pub async fn all(store: &dyn Store) {
     index_pages_contacts_and_the_pulse_read_back(store).await;
     agenda_tasks_are_scheduled_once_found_by_time_and_finished(store).await;
     erasing_a_contact_cancels_redacts_and_forgets_it(store).await;
+    erasing_a_contact_leaves_their_address_name_and_comments_in_no_item(store).await;
 }
 
 pub async fn nudges_are_planned_once_and_found_by_bucket_and_time(store: &dyn Store) {
@@ -1100,6 +1115,7 @@ pub async fn erasing_a_contact_cancels_redacts_and_forgets_it(store: &dyn Store)
             in_flight: 0,
             log_entries_redacted: 1,
             cap_reservations: 1,
+            ..ContactErasure::default()
         })
     );
     assert_eq!(store.contact(account, "u-1").await.unwrap(), None);
@@ -1149,4 +1165,217 @@ pub async fn erasing_a_contact_cancels_redacts_and_forgets_it(store: &dyn Store)
         None
     );
     assert!(store.contact(account, "u-2").await.unwrap().is_some());
+}
+
+pub async fn erasing_a_contact_leaves_their_address_name_and_comments_in_no_item(
+    store: &dyn ScannableStore,
+) {
+    use crate::store::{ContactErasure, NpsAnswer};
+    let (account, shards) = ("c-trace", 4);
+    let (email, name, phone) = (
+        "hanako.yamada@trace.example",
+        "Hanako Yamada",
+        "+81398765432",
+    );
+    let comment = "Hanako thinks exports are far too slow";
+    let title = "Renewal call with Hanako Yamada";
+    let link = "https://app.example/people/hanako";
+    let profile = ContactProfile {
+        email: email.into(),
+        phone: Some(phone.into()),
+        name: name.into(),
+        role: Role::Admin,
+        timezone: Some(chrono_tz::Asia::Tokyo),
+        locale: None,
+    };
+    store
+        .upsert_contact(account, "u-9", &profile, t(0))
+        .await
+        .unwrap();
+    let other = ContactProfile {
+        email: "bob@trace.example".into(),
+        name: "Bob".into(),
+        phone: None,
+        ..profile.clone()
+    };
+    store
+        .upsert_contact(account, "u-8", &other, t(0))
+        .await
+        .unwrap();
+    let raw =
+        |id: &str, contact: &str, kind: &'static str, properties: serde_json::Value| RawEvent {
+            account_id: account.into(),
+            event_id: id.into(),
+            event_type: kind,
+            contact_id: Some(contact.into()),
+            occurred_at: t(0),
+            received_at: t(0),
+            body: serde_json::json!({
+                "event_id": id, "account_id": account, "contact_id": contact, "type": kind,
+                "occurred_at": "2026-11-20T09:00:00Z", "properties": properties,
+            })
+            .to_string(),
+            expires_at: 1_900_000_000,
+        };
+    for event in [
+        raw(
+            "e-who",
+            "u-9",
+            "contact_upserted",
+            serde_json::json!({"email": email, "name": name, "phone": phone, "role": "admin"}),
+        ),
+        raw(
+            "e-nps",
+            "u-9",
+            "nps_response",
+            serde_json::json!({"score": 3, "comment": comment}),
+        ),
+        raw(
+            "e-dl",
+            "u-9",
+            "deadline_set",
+            serde_json::json!({"deadline_id": "d1", "due_at": "2026-11-27T08:00:00Z",
+                "title": title, "link": link}),
+        ),
+        raw("e-login", "u-9", "login", serde_json::json!({})),
+        raw(
+            "e-bob",
+            "u-8",
+            "nps_response",
+            serde_json::json!({"score": 9, "comment": "Bob likes it"}),
+        ),
+    ] {
+        store.insert_raw_event(&event).await.unwrap();
+    }
+    let answer = |score, comment: &str| NpsAnswer {
+        score,
+        at: t(0),
+        comment: Some(comment.into()),
+    };
+    store
+        .record_nps(account, "e-nps", &answer(3, comment))
+        .await
+        .unwrap();
+    store
+        .record_nps(account, "e-bob", &answer(9, "Bob likes it"))
+        .await
+        .unwrap();
+    let due = Utc.with_ymd_and_hms(2026, 11, 27, 8, 0, 0).unwrap();
+    let deadline = DeadlineRecord {
+        deadline_id: "d1".into(),
+        contact_id: Some("u-9".into()),
+        due_at: due,
+        title: title.into(),
+        kind: Some("renewal".into()),
+        link: Some(link.into()),
+        status: DeadlineStatus::Active,
+        updated_at: t(0),
+    };
+    store.put_deadline(account, &deadline).await.unwrap();
+    let mut stage = Nudge::new(
+        "dl/d1/1/final",
+        account,
+        Some("u-9".into()),
+        NudgeKind::DeadlineReminder,
+        due - Duration::hours(2),
+        "reminders",
+        t(0),
+    )
+    .with_vars(serde_json::json!({"title": title, "link": link}));
+    stage.stage = Some(crate::domain::Stage::Final);
+    store.put_nudge(&stage, shards).await.unwrap();
+    let alert = Nudge::new(
+        "hp/turns_red/2026-11-20/health_alert",
+        account,
+        None,
+        NudgeKind::HealthAlert,
+        t(0),
+        "health",
+        t(0),
+    )
+    .with_vars(serde_json::json!({"nps": 3, "nps_comment": comment, "trigger": "turns_red"}));
+    store.put_nudge(&alert, shards).await.unwrap();
+    let mut entry = log_entry(account, "ob/welcome/admin", t(5));
+    entry.contact_id = Some("u-9".into());
+    entry.to = email.into();
+    entry.subject = format!("Welcome, {name}");
+    store.append_log(&entry).await.unwrap();
+
+    let traces = || async {
+        let items = store.every_item_text().await.unwrap();
+        let mut found = Vec::new();
+        for needle in [email, name, "hanako", phone, comment, title] {
+            let lower = needle.to_lowercase();
+            if let Some(item) = items.iter().find(|i| i.to_lowercase().contains(&lower)) {
+                let at = item.to_lowercase().find(&lower).unwrap_or(0);
+                let context: String = item.chars().skip(at.saturating_sub(60)).take(160).collect();
+                found.push(format!("{needle:?} in ...{context}..."));
+            }
+        }
+        found
+    };
+    assert!(!traces().await.is_empty(), "the setup stores them");
+
+    let erased = store.erase_contact(account, "u-9", t(10)).await.unwrap();
+    assert_eq!(
+        erased,
+        Some(ContactErasure {
+            cancelled: 1,
+            nudges_redacted: 1,
+            log_entries_redacted: 1,
+            raw_events_redacted: 3,
+            deadlines_redacted: 1,
+            comments_removed: 2,
+            ..ContactErasure::default()
+        })
+    );
+    let left = traces().await;
+    assert!(left.is_empty(), "still stored: {left:#?}");
+
+    // What the counts and the score read stays.
+    let raw = store.raw_events(account).await.unwrap();
+    assert_eq!(raw.len(), 5, "raw events are redacted, not deleted");
+    let nps = raw.iter().find(|e| e.event_id == "e-nps").unwrap();
+    let wire: serde_json::Value = serde_json::from_str(&nps.body).unwrap();
+    assert_eq!(wire["properties"], serde_json::json!({"score": 3}));
+    let record = store
+        .health_record(
+            account,
+            NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
+            NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut answers: Vec<(u8, Option<String>)> = record
+        .satisfaction
+        .nps
+        .into_iter()
+        .map(|a| (a.score, a.comment))
+        .collect();
+    answers.sort();
+    assert_eq!(answers, [(3, None), (9, Some("Bob likes it".into()))]);
+    let kept = store.deadline(account, "d1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            kept.title.as_str(),
+            kept.link,
+            kept.contact_id.as_deref(),
+            kept.due_at
+        ),
+        ("", None, Some("u-9"), due)
+    );
+    let alert = store
+        .nudge(account, &alert.nudge_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        alert.vars,
+        serde_json::json!({"nps": 3, "nps_comment": null, "trigger": "turns_red"})
+    );
+    assert!(store.contact(account, "u-8").await.unwrap().is_some());
+    assert_eq!(
+        store.erase_contact(account, "u-9", t(11)).await.unwrap(),
+        None
+    );
 }

@@ -10,6 +10,7 @@ pub mod agenda;
 #[cfg(any(test, feature = "test-support"))]
 pub mod conformance;
 pub mod dynamo;
+pub mod erasure;
 pub mod health;
 pub mod memory;
 pub mod schema;
@@ -477,6 +478,15 @@ pub struct ContactErasure {
     pub log_entries_redacted: usize,
     /// Frequency-cap reservations, gone with the contact item.
     pub cap_reservations: usize,
+    /// Raw events (`EVT#`) of the contact whose personal properties were removed (see
+    /// `events::erase`): address, name and phone, comments, deadline titles and links. Type,
+    /// ids, times and scores stay, so rollups and replays still add up.
+    pub raw_events_redacted: usize,
+    /// The contact's deadlines (`DL#`) whose title and link were removed.
+    pub deadlines_redacted: usize,
+    /// NPS comments of the contact removed: from the satisfaction item (`SAT`; the score
+    /// stays) and where another nudge's variables quoted them (a CSM alert).
+    pub comments_removed: usize,
 }
 
 /// The reason a nudge cancelled by an erasure records.
@@ -487,8 +497,13 @@ pub const ERASED: &str = "erased";
 pub trait ErasureStore: Send + Sync {
     /// Removes `contact_id`'s personal data from the account: cancels their pending nudges,
     /// empties the variables of every nudge to them and the `to` and `subject` of their
-    /// delivery-log entries (the rest stays, so counts still add up), then deletes the contact
-    /// item (profile, unsubscribes, cap state) last, so a failed run can simply be repeated.
+    /// delivery-log entries (the rest stays, so counts still add up), removes their NPS
+    /// comments (satisfaction item and quotes, scores kept), their deadlines' titles and links
+    /// (the deadline, its due time and its contact id stay: its stages must not fall to the
+    /// admin) and the personal properties of their raw events; then deletes the contact item
+    /// (profile, unsubscribes, cap state) last, so a failed run can simply be repeated (what
+    /// is already removed counts nothing). Raw events are found by their `contact_id`, NPS
+    /// answers through their raw events (an answer whose raw event has expired is not found).
     /// The suppression of their address is kept (it holds only the address's hash). `None`:
     /// no such contact, nothing changed.
     async fn erase_contact(

@@ -21,6 +21,7 @@ conformance_tests!(
     failing_needs_the_lease_and_the_claim,
     retries_defers_and_cancels_move_only_pending_nudges,
     profiles_are_last_writer_wins,
+    deadlines_are_listed_and_a_rezoned_stage_reopens,
     cap_reservations_are_versioned,
     suppression_follows_feedback,
     engagement_counts_first_occurrences,

@@ -264,6 +264,18 @@ pub struct NewFirst<'a> {
     pub event: &'a Event,
 }
 
+/// Whose time zone an applied event changed, within its account: what ingest hands to the
+/// features' zone hooks (deadline stages are planned at the recipient's local times).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ZoneChange {
+    /// A contact's own zone (`contact_upserted`), including one set or removed.
+    Contact(String),
+    /// The account's zone (`account_upserted`): recipients without a zone of their own.
+    Account,
+    /// Another admin (`admin_changed`): reminders that name no contact go to them.
+    Admin,
+}
+
 impl Event {
     pub fn event_type(&self) -> EventType {
         self.payload.event_type()

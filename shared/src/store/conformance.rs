@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use super::{
     AccountChange, AddressFeedback, Applied, CapState, Counted, DeadlineRecord, DeadlineStatus,
     EngagementKind, Inserted, MAX_DAY_CONTACTS, MessageRef, RawEvent, RollupDelta, Store,
-    StoreError,
+    StoreError, Upserted,
 };
 use crate::domain::{
     Channel, DeliveryLogEntry, LogStatus, Nudge, NudgeKind, NudgeStatus, SuppressionReason,
@@ -90,6 +90,7 @@ pub async fn all(store: &dyn ScannableStore) {
     failing_needs_the_lease_and_the_claim(store).await;
     retries_defers_and_cancels_move_only_pending_nudges(store).await;
     profiles_are_last_writer_wins(store).await;
+    deadlines_are_listed_and_a_rezoned_stage_reopens(store).await;
     cap_reservations_are_versioned(store).await;
     suppression_follows_feedback(store).await;
     engagement_counts_first_occurrences(store).await;
@@ -343,11 +344,14 @@ pub async fn profiles_are_last_writer_wins(store: &dyn Store) {
     assert!(store.account("c-prof").await.unwrap().is_none());
     let profile = account_profile(jan);
     let up = |at| store.upsert_account("c-prof", &profile, at);
-    assert_eq!(up(t(10)).await.unwrap(), Applied::Applied);
-    assert_eq!(up(t(5)).await.unwrap(), Applied::Stale);
     assert_eq!(
         up(t(10)).await.unwrap(),
-        Applied::Stale,
+        Upserted::Applied { zone_before: None }
+    );
+    assert_eq!(up(t(5)).await.unwrap(), Upserted::Stale);
+    assert_eq!(
+        up(t(10)).await.unwrap(),
+        Upserted::Stale,
         "same time is not newer"
     );
     let change = |c: AccountChange, at| async move { store.change_account("c-prof", &c, at).await };
@@ -424,8 +428,11 @@ pub async fn profiles_are_last_writer_wins(store: &dyn Store) {
         locale: None,
     };
     let upc = |at| store.upsert_contact("c-prof", "u-1", &contact, at);
-    assert_eq!(upc(t(10)).await.unwrap(), Applied::Applied);
-    assert_eq!(upc(t(9)).await.unwrap(), Applied::Stale);
+    assert_eq!(
+        upc(t(10)).await.unwrap(),
+        Upserted::Applied { zone_before: None }
+    );
+    assert_eq!(upc(t(9)).await.unwrap(), Upserted::Stale);
     store
         .unsubscribe("c-prof", "u-1", "reminders")
         .await
@@ -435,6 +442,141 @@ pub async fn profiles_are_last_writer_wins(store: &dyn Store) {
     assert_eq!((c.profile_at, c.unsubscribed.len()), (Some(stored(10)), 1));
     let bare = store.contact("c-prof", "u-2").await.unwrap().unwrap();
     assert!(bare.profile.is_none() && bare.unsubscribed.contains("all"));
+
+    // An upsert says which zone it replaced, from the write itself.
+    let moved = |tz| ContactProfile {
+        timezone: Some(tz),
+        ..contact.clone()
+    };
+    let ny = chrono_tz::America::New_York;
+    assert_eq!(
+        store
+            .upsert_contact("c-prof", "u-1", &moved(ny), t(11))
+            .await
+            .unwrap(),
+        Upserted::Applied { zone_before: None },
+        "the profile had no zone"
+    );
+    assert_eq!(
+        store
+            .upsert_contact("c-prof", "u-1", &moved(chrono_tz::Asia::Tokyo), t(12))
+            .await
+            .unwrap(),
+        Upserted::Applied {
+            zone_before: Some(ny)
+        }
+    );
+    assert_eq!(
+        store
+            .upsert_contact("c-prof", "u-2", &moved(ny), t(12))
+            .await
+            .unwrap(),
+        Upserted::Applied { zone_before: None },
+        "a contact known only by an unsubscribe"
+    );
+    let in_ny = AccountProfile {
+        timezone: ny,
+        ..account_profile(jan)
+    };
+    assert_eq!(
+        store.upsert_account("c-prof", &in_ny, t(50)).await.unwrap(),
+        Upserted::Applied {
+            zone_before: Some(chrono_tz::Asia::Tokyo)
+        }
+    );
+    let strong = store.account_consistent("c-prof").await.unwrap().unwrap();
+    assert_eq!(
+        (strong.profile.map(|p| p.timezone), strong.profile_at),
+        (Some(ny), Some(stored(50)))
+    );
+    let strong = store
+        .contact_consistent("c-prof", "u-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (strong.profile.and_then(|p| p.timezone), strong.profile_at),
+        (Some(chrono_tz::Asia::Tokyo), Some(stored(12)))
+    );
+    assert_eq!(
+        store.contact_consistent("c-prof", "u-9").await.unwrap(),
+        None
+    );
+}
+
+pub async fn deadlines_are_listed_and_a_rezoned_stage_reopens(store: &dyn Store) {
+    let deadline = |id: &str| DeadlineRecord {
+        deadline_id: id.into(),
+        contact_id: Some("u-1".into()),
+        due_at: t(600),
+        title: "Report".into(),
+        kind: None,
+        link: None,
+        status: DeadlineStatus::Active,
+        updated_at: t(0),
+    };
+    for (account, id) in [("c-dl", "d2"), ("c-dl", "d1"), ("c-dl-other", "d3")] {
+        store.put_deadline(account, &deadline(id)).await.unwrap();
+    }
+    let completed = DeadlineRecord {
+        status: DeadlineStatus::Completed,
+        updated_at: t(1),
+        ..deadline("d2")
+    };
+    store.put_deadline("c-dl", &completed).await.unwrap();
+    let listed: Vec<(String, DeadlineStatus)> = store
+        .deadlines("c-dl")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.deadline_id, d.status))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("d1".to_string(), DeadlineStatus::Active),
+            ("d2".to_string(), DeadlineStatus::Completed)
+        ]
+    );
+    assert!(store.deadlines("c-dl-none").await.unwrap().is_empty());
+
+    let shards = 2;
+    for id in ["n1", "n2"] {
+        store
+            .put_nudge(&nudge("c-dl", id, t(0), t(-60)), shards)
+            .await
+            .unwrap();
+    }
+    let reopen = |id: &'static str, reason: &'static str, at| {
+        store.reopen_cancelled("c-dl", id, reason, at, shards)
+    };
+    assert!(!reopen("n1", "rezoned", t(30)).await.unwrap(), "pending");
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    store
+        .cancel_pending("c-dl", &ids(&["n1"]), "rezoned", t(1))
+        .await
+        .unwrap();
+    store
+        .cancel_pending("c-dl", &ids(&["n2"]), "moved", t(1))
+        .await
+        .unwrap();
+    assert!(due(store, "c-dl", 0, shards, t(5)).await.is_empty());
+    assert!(
+        !reopen("n2", "rezoned", t(30)).await.unwrap(),
+        "cancelled for another reason"
+    );
+    assert!(reopen("n1", "rezoned", t(30)).await.unwrap());
+    let n1 = store.nudge("c-dl", "n1").await.unwrap().unwrap();
+    assert_eq!(
+        (n1.status, n1.send_at, n1.reason),
+        (NudgeStatus::Pending, stored(30), None)
+    );
+    assert_eq!(due(store, "c-dl", 30, shards, t(30)).await, ["n1"]);
+    assert!(!reopen("n1", "rezoned", t(45)).await.unwrap(), "once");
+    assert_eq!(
+        store.nudge("c-dl", "n2").await.unwrap().unwrap().status,
+        NudgeStatus::Cancelled
+    );
 }
 
 pub async fn cap_reservations_are_versioned(store: &dyn Store) {

@@ -237,8 +237,11 @@ enum Command {
         target: Target,
     },
     /// Erase one contact's personal data: the contact item (profile, unsubscribes, cap
-    /// state), their pending nudges (cancelled), the variables of their nudges and the address
-    /// and subject of their delivery-log entries. A suppression of the address stays (hashed).
+    /// state), their pending nudges (cancelled), the variables of their nudges, the address
+    /// and subject of their delivery-log entries, the personal properties of their raw events
+    /// (address, name, phone, comments, deadline titles and links), their deadlines' titles
+    /// and links, and their NPS comments (scores stay). A suppression of the address stays
+    /// (hashed).
     EraseContact {
         account: String,
         contact: String,

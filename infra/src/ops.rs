@@ -346,6 +346,24 @@ impl ErasedContact {
             e.cap_reservations
         )
         .ok();
+        writeln!(
+            out,
+            "  raw events redacted:           {}",
+            e.raw_events_redacted
+        )
+        .ok();
+        writeln!(
+            out,
+            "  deadlines redacted:            {}",
+            e.deadlines_redacted
+        )
+        .ok();
+        writeln!(
+            out,
+            "  NPS comments removed:          {}",
+            e.comments_removed
+        )
+        .ok();
         if e.in_flight > 0 {
             writeln!(
                 out,
@@ -373,6 +391,9 @@ impl ErasedContact {
             "in_flight": self.erasure.in_flight,
             "log_entries_redacted": self.erasure.log_entries_redacted,
             "cap_reservations": self.erasure.cap_reservations,
+            "raw_events_redacted": self.erasure.raw_events_redacted,
+            "deadlines_redacted": self.erasure.deadlines_redacted,
+            "comments_removed": self.erasure.comments_removed,
             "suppression_kept": self.suppression_kept,
         })
     }

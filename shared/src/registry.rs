@@ -99,6 +99,12 @@ pub use crate::events::NewFirst;
 pub type FirstsHook =
     for<'a> fn(&'a Deps, &'a str, &'a [NewFirst<'a>], DateTime<Utc>) -> HookFuture<'a>;
 
+pub use crate::events::ZoneChange;
+
+/// Called by ingest when an applied event changed whose time zone counts in an account (and
+/// again on a client's resend of that event); must be idempotent.
+pub type ZoneHook = for<'a> fn(&'a Deps, &'a str, &'a ZoneChange, DateTime<Utc>) -> HookFuture<'a>;
+
 /// When a function runs and what it does.
 pub struct Feature {
     /// The function (binary and template resource) name.
@@ -113,6 +119,7 @@ pub struct Feature {
     pub queue_worker: Option<QueueWorker>,
     pub ingest_hook: Option<IngestHook>,
     pub firsts_hook: Option<FirstsHook>,
+    pub zone_hook: Option<ZoneHook>,
     /// The kinds this feature plans that need variables computed at render time.
     pub render_vars: Option<(&'static [NudgeKind], crate::domain::ExtraVars)>,
 }
@@ -125,6 +132,7 @@ const INGEST: Feature = Feature {
     queue_worker: None,
     ingest_hook: None,
     firsts_hook: None,
+    zone_hook: None,
     render_vars: None,
 };
 
@@ -136,6 +144,7 @@ const REMINDERS: Feature = Feature {
     queue_worker: None,
     ingest_hook: Some(reminders_hook),
     firsts_hook: None,
+    zone_hook: Some(reminders_zone_hook),
     render_vars: Some((
         &[NudgeKind::DeadlineReminder],
         reminders::service::render_vars,
@@ -153,6 +162,7 @@ const HEALTH: Feature = Feature {
     queue_worker: Some(health_worker),
     ingest_hook: Some(health_hook),
     firsts_hook: None,
+    zone_hook: None,
     render_vars: None,
 };
 
@@ -167,6 +177,7 @@ const MILESTONES: Feature = Feature {
     queue_worker: None,
     ingest_hook: Some(milestones_hook),
     firsts_hook: Some(milestones_firsts),
+    zone_hook: None,
     render_vars: None,
 };
 
@@ -205,6 +216,17 @@ fn reminders_hook<'a>(deps: &'a Deps, event: &'a Event, now: DateTime<Utc>) -> H
     Box::pin(reminders::service::on_deadline_event(deps, event, now))
 }
 
+fn reminders_zone_hook<'a>(
+    deps: &'a Deps,
+    account_id: &'a str,
+    change: &'a ZoneChange,
+    now: DateTime<Utc>,
+) -> HookFuture<'a> {
+    Box::pin(reminders::service::on_zone_change(
+        deps, account_id, change, now,
+    ))
+}
+
 /// Every function, in the order simulate runs them when they fire at the same minute.
 pub fn registry() -> &'static [Feature] {
     &[INGEST, HEALTH, MILESTONES, REMINDERS]
@@ -228,6 +250,19 @@ pub fn render_vars(nudge: &Nudge, to: &RecipientContext, now: DateTime<Utc>) -> 
 pub async fn on_ingest(deps: &Deps, event: &Event, now: DateTime<Utc>) -> Result<(), StoreError> {
     for hook in registry().iter().filter_map(|f| f.ingest_hook) {
         hook(deps, event, now).await?;
+    }
+    Ok(())
+}
+
+/// Runs every feature's zone hook for one account's zone change.
+pub async fn on_zone_change(
+    deps: &Deps,
+    account_id: &str,
+    change: &ZoneChange,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    for hook in registry().iter().filter_map(|f| f.zone_hook) {
+        hook(deps, account_id, change, now).await?;
     }
     Ok(())
 }
@@ -506,6 +541,7 @@ mod tests {
             queue_worker: Some(worker),
             ingest_hook: None,
             firsts_hook: None,
+            zone_hook: None,
             render_vars: None,
         };
         [f("count", worker_counting), f("split", worker_splitting)]

@@ -8,7 +8,9 @@ use nudge_infra::ops::{self, LogQuery};
 use nudge_shared::domain::{
     Channel, DeliveryLogEntry, LogStatus, Nudge, NudgeKind, NudgeStatus, Stage,
 };
-use nudge_shared::store::{DeliveryLogStore, NudgeStore, ProfileStore, SuppressionStore};
+use nudge_shared::store::{
+    DeliveryLogStore, EventStore, NudgeStore, ProfileStore, SuppressionStore,
+};
 use nudge_tests::{TestEnv, at, sweep};
 use serde_json::json;
 
@@ -294,11 +296,28 @@ async fn erasing_a_contact_cancels_what_was_due_to_them_redacts_the_log_and_keep
         (&json!(1), &json!(2), &json!(1), &json!(true)),
         "{j}"
     );
+    // The seed's `contact_upserted` named them; no deadline or NPS answer of theirs exists.
+    assert_eq!(
+        (
+            &j["raw_events_redacted"],
+            &j["deadlines_redacted"],
+            &j["comments_removed"]
+        ),
+        (&json!(1), &json!(0), &json!(0)),
+        "{j}"
+    );
     let text = erased.text("here");
     assert!(
         text.contains("erased contact u1 of acme (here)")
-            && text.contains("pending nudges cancelled:      1"),
+            && text.contains("pending nudges cancelled:      1")
+            && text.contains("raw events redacted:           1"),
         "{text}"
+    );
+    let raw = env.store.raw_events("acme").await.unwrap();
+    assert!(
+        raw.iter()
+            .all(|e| !e.body.contains(&email) && !e.body.contains("Ann")),
+        "{raw:?}"
     );
     assert!(env.store.contact("acme", "u1").await.unwrap().is_none());
     let log = env.store.delivery_log("acme").await.unwrap();

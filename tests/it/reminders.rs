@@ -1245,3 +1245,179 @@ async fn the_reads_that_decide_a_deadlines_stage_writes_are_strongly_consistent(
         assert!(r.2, "an eventually consistent read decided a write: {r:?}");
     }
 }
+
+// ------------------------------------------------------------------------ zone changes --
+
+/// `contact_upserted` of the admin `u1` in `tz`, occurring at `when`.
+fn u1_in(env: &TestEnv, event_id: &str, name: &str, tz: &str, when: DateTime<Utc>) -> Value {
+    json!({
+        "event_id": event_id, "account_id": "acme", "contact_id": "u1",
+        "type": "contact_upserted", "occurred_at": when.to_rfc3339(),
+        "properties": {"email": addr(env, "u1"), "name": name, "role": "admin",
+            "timezone": tz, "locale": "en"}
+    })
+}
+
+/// (nudge id, stage, send time) of the pending stages of `d1`, by time.
+async fn pending_stages(env: &TestEnv) -> Vec<(String, String, DateTime<Utc>)> {
+    let mut v: Vec<(String, String, DateTime<Utc>)> = env
+        .store
+        .nudges_with_prefix("acme", "dl/d1/")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.status == NudgeStatus::Pending)
+        .map(|n| {
+            let stage = n.stage.map(|s| s.to_string()).unwrap_or_default();
+            (n.nudge_id, stage, n.send_at)
+        })
+        .collect();
+    v.sort_by_key(|(_, _, at)| *at);
+    v
+}
+
+#[tokio::test]
+async fn a_contact_who_moves_from_tokyo_to_new_york_gets_the_unsent_stages_at_new_york_times() {
+    let mut env = one_shard("rem_rezone").await;
+    seed(
+        &env,
+        "Asia/Tokyo",
+        "en",
+        &[person("u1", "Asia/Tokyo", "en")],
+    )
+    .await;
+    // Due Saturday 12:00 in Tokyo, which is Friday 22:00 in New York.
+    let t0 = at("2026-11-16T00:00:00Z");
+    set_deadline(&env, Some("u1"), "d1", "2026-11-21T12:00:00+09:00", t0).await;
+    let version = format!("dl/d1/{}/", t0.timestamp_millis());
+    let id = |stage: &str| format!("{version}{stage}");
+    let tokyo = pending_stages(&env).await;
+    assert_eq!(
+        tokyo,
+        [
+            (
+                id("t_minus_3d"),
+                "t_minus_3d".into(),
+                at("2026-11-18T03:00:00Z")
+            ),
+            (
+                id("morning_of"),
+                "morning_of".into(),
+                at("2026-11-21T00:00:00Z")
+            ),
+            (id("final"), "final".into(), at("2026-11-21T01:00:00Z")),
+        ]
+    );
+
+    // The same ingest handler from here on, its table client recording every read and its
+    // store metering what the zone change costs.
+    let seen = SeenReads::default();
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        env.store
+            .client()
+            .config()
+            .to_builder()
+            .interceptor(seen.clone())
+            .build(),
+    );
+    let store = nudge_shared::store::dynamo::DynamoStore::new(client, env.table.clone());
+    let meter = store.meter();
+    let deps = nudge_shared::Deps::new(
+        env.deps().config.clone(),
+        std::sync::Arc::new(store),
+        env.deps().mailer.clone(),
+        env.deps().notifier.clone(),
+        env.deps().keys.clone(),
+    );
+    env.app = nudge_shared::ingest::lambda::Ingest::new(deps);
+
+    // Tuesday: a new name in the same zone, then the move to New York.
+    let tuesday = at("2026-11-17T00:00:00Z");
+    let before = meter.snapshot();
+    let renamed = u1_in(&env, "rename", "Name u1 Ono", "Asia/Tokyo", tuesday);
+    post_all(&env, vec![renamed], tuesday).await;
+    let kept = meter.snapshot();
+    seen.0.lock().expect("not poisoned").clear();
+    let moved_at = tuesday + Duration::minutes(1);
+    let moved = u1_in(&env, "move", "Name u1 Ono", "America/New_York", moved_at);
+    post_all(&env, vec![moved], moved_at).await;
+    let after = meter.snapshot();
+    let (keep_r, keep_w) = (
+        kept.read_units - before.read_units,
+        kept.write_units - before.write_units,
+    );
+    let (move_r, move_w) = (
+        after.read_units - kept.read_units,
+        after.write_units - kept.write_units,
+    );
+    println!(
+        "contact_upserted keeping the zone: {keep_r} RCU + {keep_w} WCU ({} requests); \
+         moving it (one open deadline, two stages moved): {move_r} RCU + {move_w} WCU ({} \
+         requests); the re-plan: {} RCU + {} WCU",
+        kept.requests - before.requests,
+        after.requests - kept.requests,
+        move_r - keep_r,
+        move_w - keep_w,
+    );
+    assert!(move_r > keep_r && move_w > keep_w, "the move re-planned");
+
+    // Every read the re-plan decided on was strongly consistent.
+    let seen = seen.0.lock().expect("not poisoned").clone();
+    for key in ["DL#", "PROFILE", "CONTACT#u1", "NUDGE#dl/d1/"] {
+        let reads: Vec<&SeenRead> = seen.iter().filter(|r| r.1.contains(key)).collect();
+        assert!(!reads.is_empty(), "no read of {key}: {seen:?}");
+        assert!(
+            reads.iter().all(|r| r.2),
+            "an eventually consistent read decided a re-plan: {reads:?}"
+        );
+    }
+
+    // 22:00 on Tuesday in New York is quiet: 08:00 on Wednesday; 09:00 on Friday; the final
+    // stage is the same instant. Same ids: the deadline's version did not change.
+    assert_eq!(
+        pending_stages(&env).await,
+        [
+            (
+                id("t_minus_3d"),
+                "t_minus_3d".into(),
+                at("2026-11-18T13:00:00Z")
+            ),
+            (
+                id("morning_of"),
+                "morning_of".into(),
+                at("2026-11-20T14:00:00Z")
+            ),
+            (id("final"), "final".into(), at("2026-11-21T01:00:00Z")),
+        ]
+    );
+    // The same change again (a resend of the event is a duplicate; a repeat) moves nothing.
+    let again_at = moved_at + Duration::minutes(1);
+    let again = u1_in(&env, "again", "Name u1 Ono", "America/New_York", again_at);
+    post_all(&env, vec![again], again_at).await;
+    assert_eq!(pending_stages(&env).await.len(), 3);
+
+    // The old Tokyo times send nothing; the New York times send each stage once.
+    for (slot, want) in [
+        ("2026-11-18T03:00:00Z", 0),
+        ("2026-11-18T13:00:00Z", 1),
+        ("2026-11-20T14:00:00Z", 2),
+        ("2026-11-21T00:00:00Z", 2),
+        ("2026-11-21T01:00:00Z", 3),
+    ] {
+        let report = reminders_run(env.deps(), at(slot), &format!("run-{slot}"))
+            .await
+            .expect("reminders run");
+        assert_eq!(report["errors"], 0, "{report}");
+        assert_eq!(sent(&env).await.len(), want, "after the run at {slot}");
+    }
+    assert_eq!(
+        sent(&env).await,
+        [
+            ("t_minus_3d".to_string(), at("2026-11-18T13:00:00Z")),
+            ("morning_of".to_string(), at("2026-11-20T14:00:00Z")),
+            ("final".to_string(), at("2026-11-21T01:00:00Z")),
+        ]
+    );
+    let m = messages(&env, "u1").await;
+    assert_eq!(m[1].0, "Today: \"Report d1\" is due today at 22:00");
+}

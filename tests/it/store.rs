@@ -21,6 +21,7 @@ conformance_tests!(
     failing_needs_the_lease_and_the_claim,
     retries_defers_and_cancels_move_only_pending_nudges,
     profiles_are_last_writer_wins,
+    deadlines_are_listed_and_a_rezoned_stage_reopens,
     cap_reservations_are_versioned,
     suppression_follows_feedback,
     engagement_counts_first_occurrences,
@@ -30,4 +31,5 @@ conformance_tests!(
     index_pages_contacts_and_the_pulse_read_back,
     agenda_tasks_are_scheduled_once_found_by_time_and_finished,
     erasing_a_contact_cancels_redacts_and_forgets_it,
+    erasing_a_contact_leaves_their_address_name_and_comments_in_no_item,
 );

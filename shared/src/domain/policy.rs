@@ -167,8 +167,10 @@ pub fn check(input: &PolicyInput<'_>) -> Result<(), BlockReason> {
 }
 
 /// The frequency cap: at most `per_day` marketing nudges on the contact's local calendar day
-/// and `per_week` in the rolling 7 days before `now`. The nudge itself (already reserved by an
-/// earlier attempt) does not count against itself, so a retry after a crash is not capped.
+/// and `per_week` on their last 7 local days (today and the 6 before). Whole days, not a rolling
+/// 168 hours: a send that a retry delayed by minutes leaves the same room for the next. The
+/// nudge itself (already reserved by an earlier attempt) does not count against itself, so a
+/// retry after a crash is not capped.
 pub fn cap_check(
     recent: &BTreeMap<String, DateTime<Utc>>,
     nudge_id: &str,
@@ -177,17 +179,18 @@ pub fn cap_check(
     cap: FrequencyCap,
 ) -> Result<(), BlockReason> {
     let today = now.with_timezone(&tz).date_naive();
-    let week_start = now - Duration::days(7);
+    let week_start = today - Duration::days(6);
     let others = recent
         .iter()
         .filter(|(id, _)| id.as_str() != nudge_id)
         .map(|(_, at)| *at);
     let (mut day, mut week) = (0u32, 0u32);
-    for at in others {
-        if at > week_start && at <= now {
+    for at in others.filter(|at| *at <= now) {
+        let local_day = at.with_timezone(&tz).date_naive();
+        if local_day >= week_start {
             week += 1;
         }
-        if at.with_timezone(&tz).date_naive() == today && at <= now {
+        if local_day == today {
             day += 1;
         }
     }
@@ -369,6 +372,27 @@ mod tests {
         );
         // A week later the old ones have rolled out.
         assert_eq!(cap_check(&recent, "n", t(27, 3), tz, CAP), Ok(()));
+    }
+
+    #[test]
+    fn the_week_is_the_contacts_last_seven_local_days_not_a_rolling_168_hours() {
+        let tz = chrono_tz::America::New_York;
+        let cap = FrequencyCap {
+            per_day: 5,
+            per_week: 1,
+        };
+        // Friday 2026-11-13 09:15 EST; now is Friday 2026-11-20 09:00 EST, seven local days
+        // later: outside the week (the 14th to the 20th), though inside the last 168 hours.
+        let mut recent = BTreeMap::new();
+        recent.insert("a".into(), t(13, 14) + Duration::minutes(15));
+        let now = t(20, 14);
+        assert_eq!(cap_check(&recent, "n", now, tz, cap), Ok(()));
+        // The next morning (the 14th) is inside it.
+        recent.insert("b".into(), t(14, 14));
+        assert_eq!(
+            cap_check(&recent, "n", now, tz, cap),
+            Err(BlockReason::FrequencyCapWeekly)
+        );
     }
 
     #[test]

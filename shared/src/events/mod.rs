@@ -4,6 +4,7 @@
 //! simulator get the same answers as production. The wire shape is documented in
 //! ARCHITECTURE.md, "Ingest contract (v1)"; [`parse_event`] and [`Event::to_wire`] are inverses.
 
+pub mod erase;
 mod parse;
 mod signature;
 mod wire;
@@ -261,6 +262,18 @@ pub struct Event {
 pub struct NewFirst<'a> {
     pub key: &'a str,
     pub event: &'a Event,
+}
+
+/// Whose time zone an applied event changed, within its account: what ingest hands to the
+/// features' zone hooks (deadline stages are planned at the recipient's local times).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ZoneChange {
+    /// A contact's own zone (`contact_upserted`), including one set or removed.
+    Contact(String),
+    /// The account's zone (`account_upserted`): recipients without a zone of their own.
+    Account,
+    /// Another admin (`admin_changed`): reminders that name no contact go to them.
+    Admin,
 }
 
 impl Event {

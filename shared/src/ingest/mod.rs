@@ -40,11 +40,11 @@ use serde::Serialize;
 use tracing::{error, info, warn};
 
 use crate::Deps;
-use crate::events::{Event, EventError, EventPayload};
+use crate::events::{Event, EventError, EventPayload, ZoneChange};
 use crate::registry;
 use crate::store::{
-    AccountChange, COUNT_LIMIT, Counted, Inserted, MAX_DAY_CONTACTS, NpsAnswer, RawEvent,
-    RollupDelta, StoreError, TicketChange,
+    AccountChange, Applied, COUNT_LIMIT, Counted, Inserted, MAX_DAY_CONTACTS, NpsAnswer, RawEvent,
+    RollupDelta, StoreError, TicketChange, Upserted,
 };
 
 /// Concurrent requests to DynamoDB per batch.
@@ -645,22 +645,46 @@ async fn apply_state_effect(deps: &Deps, e: &Event, now: DateTime<Utc>) -> Resul
     let at = e.occurred_at_utc();
     let account = e.account_id.as_str();
     let contact = e.contact_id.as_deref();
+    // Whose zone this event moved: deadline stages planned in the old one are planned again.
+    let mut zone: Option<ZoneChange> = None;
     match (&e.payload, contact) {
         (EventPayload::AccountUpserted(p), _) => {
-            store.upsert_account(account, p, at).await?;
+            let upserted = store.upsert_account(account, p, at).await?;
             // Even when the profile was stale: the index keeps the first time seen.
             store
                 .index_account(account, at, deps.config.health_index_shards)
                 .await?;
+            let moved = match upserted {
+                Upserted::Applied { zone_before } => zone_before != Some(p.timezone),
+                Upserted::Stale => {
+                    let stored = store.account_consistent(account).await?;
+                    written_by_this_event(stored.and_then(|a| a.profile_at), at)
+                }
+            };
+            zone = moved.then_some(ZoneChange::Account);
         }
         (EventPayload::ContactUpserted(p), Some(c)) => {
-            store.upsert_contact(account, c, p, at).await?;
+            let moved = match store.upsert_contact(account, c, p, at).await? {
+                Upserted::Applied { zone_before } => zone_before != p.timezone,
+                Upserted::Stale => {
+                    let stored = store.contact_consistent(account, c).await?;
+                    written_by_this_event(stored.and_then(|c| c.profile_at), at)
+                }
+            };
+            zone = moved.then(|| ZoneChange::Contact(c.to_string()));
         }
         (EventPayload::AdminChanged { .. }, Some(c)) => {
             let change = AccountChange::AdminChanged {
                 contact_id: c.to_string(),
             };
-            store.change_account(account, &change, at).await?;
+            let moved = match store.change_account(account, &change, at).await? {
+                Applied::Applied => true,
+                Applied::Stale => {
+                    let stored = store.account_consistent(account).await?;
+                    written_by_this_event(stored.and_then(|a| a.admin_changed_at), at)
+                }
+            };
+            zone = moved.then_some(ZoneChange::Admin);
         }
         // A reply backfilled from long ago says nothing about today's conversation: only a
         // recent one pauses automation (the event is stored all the same).
@@ -732,8 +756,19 @@ async fn apply_state_effect(deps: &Deps, e: &Event, now: DateTime<Utc>) -> Resul
         }
         _ => {}
     }
+    if let Some(change) = &zone {
+        registry::on_zone_change(deps, account, change, now).await?;
+    }
     // Features plan from the event now (deadline stages, say), not at their next run.
     registry::on_ingest(deps, e, now).await
+}
+
+/// Whether a stale write found the state an earlier attempt of this same event wrote (the
+/// stored clock is the event's time): that attempt may have failed after the write, before
+/// its zone hook ran, so the client's resend runs the hook again (it is idempotent). A newer
+/// event's state is left to that event.
+fn written_by_this_event(stored_clock: Option<DateTime<Utc>>, at: DateTime<Utc>) -> bool {
+    stored_clock.is_some_and(|c| c.timestamp_millis() == at.timestamp_millis())
 }
 
 #[cfg(test)]

@@ -6,21 +6,25 @@
 //! where the version is the `occurred_at` (ms) of the `deadline_set` that planned them. Moving a
 //! deadline cancels its pending stages and plans the unsent ones again under the new version;
 //! stages already sent (or being sent) are never planned again. Completing or cancelling a
-//! deadline cancels its pending stages at once, in the same ingest request.
+//! deadline cancels its pending stages at once, in the same ingest request. When the
+//! recipient's zone changes later, the pending stages of their open deadlines are planned
+//! again in the new zone under the same ids (`rezone`; ingest's zone hook).
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde_json::{Map, Value, json};
 
-use super::{Deadline, ReminderPolicy, ReminderStage, format_due, replan, time_left};
+pub use super::stages::{FUNCTION, nudge_id, nudge_prefix, sent_stages, stage_nudges};
+
+use super::rezone::{REZONED, StageWrites, rezone};
+use super::{ReminderPolicy, format_due, time_left};
 use crate::Deps;
 use crate::config::Config;
-use crate::domain::{Nudge, NudgeKind, NudgeStatus, RecipientContext, UNKNOWN_OUTCOME};
-use crate::events::{Event, EventPayload};
-use crate::store::{Applied, DeadlineRecord, DeadlineStatus, StoreError};
-
-/// The function that plans deadline stages (and, every 15 minutes, runs the sweep).
-pub const FUNCTION: &str = "reminders";
+use crate::domain::{Nudge, NudgeStatus, RecipientContext};
+use crate::events::{Event, EventPayload, ZoneChange};
+use crate::store::{AccountRecord, Applied, DeadlineRecord, DeadlineStatus, StoreError};
 
 /// Render variables of a stage, computed as it leaves: `time_left` ("3 days", "あと2時間")
 /// and `due_local` in the recipient's zone and language.
@@ -46,17 +50,6 @@ pub fn policy(config: &Config) -> ReminderPolicy {
         quiet_end_hour: config.quiet_hours.end_hour,
         ..ReminderPolicy::default()
     }
-}
-
-/// Prefix of every stage nudge of a deadline.
-pub fn nudge_prefix(deadline_id: &str) -> String {
-    // `/` cannot occur in an id (ingest allows `[A-Za-z0-9._:@-]`), so deadline `a` never
-    // matches the stages of deadline `a:b`.
-    format!("dl/{deadline_id}/")
-}
-
-pub fn nudge_id(deadline_id: &str, version: i64, stage: ReminderStage) -> String {
-    format!("{}{version}/{}", nudge_prefix(deadline_id), stage.as_str())
 }
 
 /// Applies a deadline event (set, completed, cancelled); other events are ignored.
@@ -172,14 +165,25 @@ async fn cancel_pending(
 
 /// The recipient's zone: the contact's, else the account's, else UTC. Without a contact the
 /// reminder goes to the account's admin (as the send path resolves it), so the admin's zone
-/// applies: stages are planned in the zone the message's wording uses.
+/// applies: stages are planned in the zone the message's wording uses. Strongly consistent
+/// reads: a zone written a moment before (the same batch's `contact_upserted`) must count.
 async fn recipient_tz(deps: &Deps, account: &str, contact: Option<&str>) -> Result<Tz, StoreError> {
-    let record = deps.store.account(account).await?;
+    let record = deps.store.account_consistent(account).await?;
     let admin = record.as_ref().and_then(|a| a.admin_contact_id.as_deref());
-    if let Some(c) = contact.or(admin)
+    recipient_zone(deps, account, record.as_ref(), contact.or(admin)).await
+}
+
+/// The zone of `recipient` (a contact, else none), else the account's, else UTC.
+async fn recipient_zone(
+    deps: &Deps,
+    account: &str,
+    record: Option<&AccountRecord>,
+    recipient: Option<&str>,
+) -> Result<Tz, StoreError> {
+    if let Some(c) = recipient
         && let Some(tz) = deps
             .store
-            .contact(account, c)
+            .contact_consistent(account, c)
             .await?
             .and_then(|c| c.profile)
             .and_then(|p| p.timezone)
@@ -187,49 +191,9 @@ async fn recipient_tz(deps: &Deps, account: &str, contact: Option<&str>) -> Resu
         return Ok(tz);
     }
     Ok(record
-        .and_then(|a| a.profile)
+        .and_then(|a| a.profile.as_ref())
         .map(|p| p.timezone)
         .unwrap_or(Tz::UTC))
-}
-
-/// The stage nudges planned for deadline `d` at `now` in the recipient's zone `tz`, leaving out
-/// `sent` stages: what ingest stores (public so bulk loaders write exactly the same nudges).
-pub fn stage_nudges(
-    account: &str,
-    d: &DeadlineRecord,
-    tz: Tz,
-    now: DateTime<Utc>,
-    sent: &[ReminderStage],
-    policy: &ReminderPolicy,
-) -> Vec<Nudge> {
-    let deadline = Deadline {
-        due_at: d.due_at,
-        tz,
-    };
-    let version = d.updated_at.timestamp_millis();
-    replan(&deadline, now, sent, policy)
-        .into_iter()
-        .map(|stage| {
-            Nudge::new(
-                nudge_id(&d.deadline_id, version, stage.stage),
-                account,
-                d.contact_id.clone(),
-                NudgeKind::DeadlineReminder,
-                stage.send_at,
-                FUNCTION,
-                now,
-            )
-            .with_stage(stage.stage)
-            .with_vars(json!({
-                "deadline_id": d.deadline_id,
-                "title": d.title,
-                "link": d.link,
-                "due_at": d.due_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                "deadline_kind": d.kind,
-                "late": stage.late,
-            }))
-        })
-        .collect()
 }
 
 async fn plan_stages(
@@ -242,16 +206,6 @@ async fn plan_stages(
         .store
         .nudges_with_prefix(account, &nudge_prefix(&d.deadline_id))
         .await?;
-    // Sent (or being sent right now, or possibly sent: a lease that expired mid-send) stages
-    // are never repeated.
-    let sent: Vec<ReminderStage> = existing
-        .iter()
-        .filter(|n| {
-            matches!(n.status, NudgeStatus::Sent | NudgeStatus::Claimed)
-                || (n.status == NudgeStatus::Failed && n.reason.as_deref() == Some(UNKNOWN_OUTCOME))
-        })
-        .filter_map(|n| n.stage.and_then(|s| ReminderStage::try_from(s).ok()))
-        .collect();
     let version = d.updated_at.timestamp_millis();
     let current = format!("{}{version}/", nudge_prefix(&d.deadline_id));
     let stale: Vec<String> = existing
@@ -266,16 +220,101 @@ async fn plan_stages(
             .await?;
     }
     let tz = recipient_tz(deps, account, d.contact_id.as_deref()).await?;
-    let mut planned = Vec::new();
-    for nudge in stage_nudges(account, d, tz, now, &sent, &policy(&deps.config)) {
-        deps.store.put_nudge(&nudge, deps.config.due_shards).await?;
-        planned.push(nudge.nudge_id);
+    // Sent (or being sent right now, or possibly sent) stages are never repeated; a stage
+    // already planned (a retry of the same event) is not planned twice (`put_nudge`).
+    let sent = sent_stages(&existing);
+    let plan = StageWrites {
+        planned: stage_nudges(account, d, tz, now, &sent, &policy(&deps.config)),
+        ..StageWrites::default()
+    };
+    apply(deps, account, d, &plan, now).await
+}
+
+/// Re-plans, in the new zone, the pending stages of the open deadlines whose recipient's zone
+/// `change` moved: the contact's own deadlines (and those without a contact if they are the
+/// admin), every open deadline for the account's zone (a deadline whose recipient has a zone
+/// of their own comes out unchanged), those without a contact for a new admin.
+pub async fn on_zone_change(
+    deps: &Deps,
+    account: &str,
+    change: &ZoneChange,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let open: Vec<DeadlineRecord> = deps
+        .store
+        .deadlines(account)
+        .await?
+        .into_iter()
+        .filter(|d| d.status == DeadlineStatus::Active && d.due_at > now)
+        .collect();
+    if open.is_empty() {
+        return Ok(());
+    }
+    let record = deps.store.account_consistent(account).await?;
+    let admin = record.as_ref().and_then(|a| a.admin_contact_id.clone());
+    let recipient = |d: &DeadlineRecord| d.contact_id.clone().or_else(|| admin.clone());
+    let affected = |d: &DeadlineRecord| match change {
+        ZoneChange::Contact(c) => recipient(d).as_deref() == Some(c.as_str()),
+        ZoneChange::Account => true,
+        ZoneChange::Admin => d.contact_id.is_none(),
+    };
+    let policy = policy(&deps.config);
+    let mut zones: HashMap<Option<String>, Tz> = HashMap::new();
+    for d in open.iter().filter(|d| affected(d)) {
+        let to = recipient(d);
+        let tz = match zones.get(&to) {
+            Some(tz) => *tz,
+            None => {
+                let tz = recipient_zone(deps, account, record.as_ref(), to.as_deref()).await?;
+                zones.insert(to, tz);
+                tz
+            }
+        };
+        let existing = deps
+            .store
+            .nudges_with_prefix(account, &nudge_prefix(&d.deadline_id))
+            .await?;
+        let plan = rezone(account, d, tz, now, &existing, &policy);
+        apply(deps, account, d, &plan, now).await?;
+    }
+    Ok(())
+}
+
+/// Writes a re-plan: each write is conditional (pending, cancelled as rezoned, absent), so a
+/// concurrent sweep's claim or a repeat of the same change wins or changes nothing.
+async fn apply(
+    deps: &Deps,
+    account: &str,
+    d: &DeadlineRecord,
+    plan: &StageWrites,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if plan.is_empty() {
+        return Ok(());
+    }
+    let shards = deps.config.due_shards;
+    if !plan.dropped.is_empty() {
+        deps.store
+            .cancel_pending(account, &plan.dropped, REZONED, now)
+            .await?;
+    }
+    for (id, at) in &plan.moved {
+        deps.store.defer_pending(account, id, *at, shards).await?;
+    }
+    for (id, at) in &plan.reopened {
+        deps.store
+            .reopen_cancelled(account, id, REZONED, *at, shards)
+            .await?;
+    }
+    for nudge in &plan.planned {
+        deps.store.put_nudge(nudge, shards).await?;
     }
     // Ingest applies the events of one batch concurrently: a later `deadline_completed` or
     // move of this deadline may have looked for pending stages before ours were written. Its
     // record is stored first, so reading the deadline now tells: if this version is no longer
-    // current, withdraw what was just planned (the later event's own cancel saw nothing).
-    if !planned.is_empty()
+    // current, withdraw what was just made pending (the later event's own cancel saw nothing).
+    let pending = plan.pending_ids();
+    if !pending.is_empty()
         && !deps
             .store
             .deadline(account, &d.deadline_id)
@@ -283,7 +322,7 @@ async fn plan_stages(
             .is_some_and(|stored| is_this_version(&stored, d))
     {
         deps.store
-            .cancel_pending(account, &planned, "superseded", now)
+            .cancel_pending(account, &pending, "superseded", now)
             .await?;
     }
     Ok(())

@@ -8,11 +8,13 @@
 
 use std::collections::BTreeMap;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 
 use super::{
     AccountChange, AddressFeedback, Applied, CapState, Counted, DeadlineRecord, DeadlineStatus,
     EngagementKind, Inserted, MAX_DAY_CONTACTS, MessageRef, RawEvent, RollupDelta, SentMark, Store,
+    StoreError, Upserted,
 };
 use crate::domain::{
     Channel, DeliveryLogEntry, LogStatus, Nudge, NudgeKind, NudgeStatus, SuppressionReason,
@@ -69,13 +71,26 @@ fn nudge(account: &str, id: &str, send_at: DateTime<Utc>, created: DateTime<Utc>
     )
 }
 
+/// Every stored item as text: what a Scan of the whole table returns (the memory adapter: its
+/// maps). For the check that an erased person's data is in no item at all, whatever its kind.
+#[async_trait]
+pub trait ScanText: Send + Sync {
+    async fn every_item_text(&self) -> Result<Vec<String>, StoreError>;
+}
+
+/// A store the checks can also read whole.
+pub trait ScannableStore: Store + ScanText {}
+
+impl<T: Store + ScanText> ScannableStore for T {}
+
 /// Every check, one after the other.
-pub async fn all(store: &dyn Store) {
+pub async fn all(store: &dyn ScannableStore) {
     nudges_are_planned_once_and_found_by_bucket_and_time(store).await;
     a_lease_decides_who_marks_the_outcome(store).await;
     failing_needs_the_lease_and_the_claim(store).await;
     retries_defers_and_cancels_move_only_pending_nudges(store).await;
     profiles_are_last_writer_wins(store).await;
+    deadlines_are_listed_and_a_rezoned_stage_reopens(store).await;
     cap_reservations_are_versioned(store).await;
     suppression_follows_feedback(store).await;
     engagement_counts_first_occurrences(store).await;
@@ -85,6 +100,7 @@ pub async fn all(store: &dyn Store) {
     index_pages_contacts_and_the_pulse_read_back(store).await;
     agenda_tasks_are_scheduled_once_found_by_time_and_finished(store).await;
     erasing_a_contact_cancels_redacts_and_forgets_it(store).await;
+    erasing_a_contact_leaves_their_address_name_and_comments_in_no_item(store).await;
 }
 
 pub async fn nudges_are_planned_once_and_found_by_bucket_and_time(store: &dyn Store) {
@@ -328,11 +344,14 @@ pub async fn profiles_are_last_writer_wins(store: &dyn Store) {
     assert!(store.account("c-prof").await.unwrap().is_none());
     let profile = account_profile(jan);
     let up = |at| store.upsert_account("c-prof", &profile, at);
-    assert_eq!(up(t(10)).await.unwrap(), Applied::Applied);
-    assert_eq!(up(t(5)).await.unwrap(), Applied::Stale);
     assert_eq!(
         up(t(10)).await.unwrap(),
-        Applied::Stale,
+        Upserted::Applied { zone_before: None }
+    );
+    assert_eq!(up(t(5)).await.unwrap(), Upserted::Stale);
+    assert_eq!(
+        up(t(10)).await.unwrap(),
+        Upserted::Stale,
         "same time is not newer"
     );
     let change = |c: AccountChange, at| async move { store.change_account("c-prof", &c, at).await };
@@ -409,8 +428,11 @@ pub async fn profiles_are_last_writer_wins(store: &dyn Store) {
         locale: None,
     };
     let upc = |at| store.upsert_contact("c-prof", "u-1", &contact, at);
-    assert_eq!(upc(t(10)).await.unwrap(), Applied::Applied);
-    assert_eq!(upc(t(9)).await.unwrap(), Applied::Stale);
+    assert_eq!(
+        upc(t(10)).await.unwrap(),
+        Upserted::Applied { zone_before: None }
+    );
+    assert_eq!(upc(t(9)).await.unwrap(), Upserted::Stale);
     store
         .unsubscribe("c-prof", "u-1", "reminders")
         .await
@@ -420,6 +442,141 @@ pub async fn profiles_are_last_writer_wins(store: &dyn Store) {
     assert_eq!((c.profile_at, c.unsubscribed.len()), (Some(stored(10)), 1));
     let bare = store.contact("c-prof", "u-2").await.unwrap().unwrap();
     assert!(bare.profile.is_none() && bare.unsubscribed.contains("all"));
+
+    // An upsert says which zone it replaced, from the write itself.
+    let moved = |tz| ContactProfile {
+        timezone: Some(tz),
+        ..contact.clone()
+    };
+    let ny = chrono_tz::America::New_York;
+    assert_eq!(
+        store
+            .upsert_contact("c-prof", "u-1", &moved(ny), t(11))
+            .await
+            .unwrap(),
+        Upserted::Applied { zone_before: None },
+        "the profile had no zone"
+    );
+    assert_eq!(
+        store
+            .upsert_contact("c-prof", "u-1", &moved(chrono_tz::Asia::Tokyo), t(12))
+            .await
+            .unwrap(),
+        Upserted::Applied {
+            zone_before: Some(ny)
+        }
+    );
+    assert_eq!(
+        store
+            .upsert_contact("c-prof", "u-2", &moved(ny), t(12))
+            .await
+            .unwrap(),
+        Upserted::Applied { zone_before: None },
+        "a contact known only by an unsubscribe"
+    );
+    let in_ny = AccountProfile {
+        timezone: ny,
+        ..account_profile(jan)
+    };
+    assert_eq!(
+        store.upsert_account("c-prof", &in_ny, t(50)).await.unwrap(),
+        Upserted::Applied {
+            zone_before: Some(chrono_tz::Asia::Tokyo)
+        }
+    );
+    let strong = store.account_consistent("c-prof").await.unwrap().unwrap();
+    assert_eq!(
+        (strong.profile.map(|p| p.timezone), strong.profile_at),
+        (Some(ny), Some(stored(50)))
+    );
+    let strong = store
+        .contact_consistent("c-prof", "u-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (strong.profile.and_then(|p| p.timezone), strong.profile_at),
+        (Some(chrono_tz::Asia::Tokyo), Some(stored(12)))
+    );
+    assert_eq!(
+        store.contact_consistent("c-prof", "u-9").await.unwrap(),
+        None
+    );
+}
+
+pub async fn deadlines_are_listed_and_a_rezoned_stage_reopens(store: &dyn Store) {
+    let deadline = |id: &str| DeadlineRecord {
+        deadline_id: id.into(),
+        contact_id: Some("u-1".into()),
+        due_at: t(600),
+        title: "Report".into(),
+        kind: None,
+        link: None,
+        status: DeadlineStatus::Active,
+        updated_at: t(0),
+    };
+    for (account, id) in [("c-dl", "d2"), ("c-dl", "d1"), ("c-dl-other", "d3")] {
+        store.put_deadline(account, &deadline(id)).await.unwrap();
+    }
+    let completed = DeadlineRecord {
+        status: DeadlineStatus::Completed,
+        updated_at: t(1),
+        ..deadline("d2")
+    };
+    store.put_deadline("c-dl", &completed).await.unwrap();
+    let listed: Vec<(String, DeadlineStatus)> = store
+        .deadlines("c-dl")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.deadline_id, d.status))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("d1".to_string(), DeadlineStatus::Active),
+            ("d2".to_string(), DeadlineStatus::Completed)
+        ]
+    );
+    assert!(store.deadlines("c-dl-none").await.unwrap().is_empty());
+
+    let shards = 2;
+    for id in ["n1", "n2"] {
+        store
+            .put_nudge(&nudge("c-dl", id, t(0), t(-60)), shards)
+            .await
+            .unwrap();
+    }
+    let reopen = |id: &'static str, reason: &'static str, at| {
+        store.reopen_cancelled("c-dl", id, reason, at, shards)
+    };
+    assert!(!reopen("n1", "rezoned", t(30)).await.unwrap(), "pending");
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    store
+        .cancel_pending("c-dl", &ids(&["n1"]), "rezoned", t(1))
+        .await
+        .unwrap();
+    store
+        .cancel_pending("c-dl", &ids(&["n2"]), "moved", t(1))
+        .await
+        .unwrap();
+    assert!(due(store, "c-dl", 0, shards, t(5)).await.is_empty());
+    assert!(
+        !reopen("n2", "rezoned", t(30)).await.unwrap(),
+        "cancelled for another reason"
+    );
+    assert!(reopen("n1", "rezoned", t(30)).await.unwrap());
+    let n1 = store.nudge("c-dl", "n1").await.unwrap().unwrap();
+    assert_eq!(
+        (n1.status, n1.send_at, n1.reason),
+        (NudgeStatus::Pending, stored(30), None)
+    );
+    assert_eq!(due(store, "c-dl", 30, shards, t(30)).await, ["n1"]);
+    assert!(!reopen("n1", "rezoned", t(45)).await.unwrap(), "once");
+    assert_eq!(
+        store.nudge("c-dl", "n2").await.unwrap().unwrap().status,
+        NudgeStatus::Cancelled
+    );
 }
 
 pub async fn cap_reservations_are_versioned(store: &dyn Store) {
@@ -1112,6 +1269,7 @@ pub async fn erasing_a_contact_cancels_redacts_and_forgets_it(store: &dyn Store)
             in_flight: 0,
             log_entries_redacted: 1,
             cap_reservations: 1,
+            ..ContactErasure::default()
         })
     );
     assert_eq!(store.contact(account, "u-1").await.unwrap(), None);
@@ -1161,4 +1319,217 @@ pub async fn erasing_a_contact_cancels_redacts_and_forgets_it(store: &dyn Store)
         None
     );
     assert!(store.contact(account, "u-2").await.unwrap().is_some());
+}
+
+pub async fn erasing_a_contact_leaves_their_address_name_and_comments_in_no_item(
+    store: &dyn ScannableStore,
+) {
+    use crate::store::{ContactErasure, NpsAnswer};
+    let (account, shards) = ("c-trace", 4);
+    let (email, name, phone) = (
+        "hanako.yamada@trace.example",
+        "Hanako Yamada",
+        "+81398765432",
+    );
+    let comment = "Hanako thinks exports are far too slow";
+    let title = "Renewal call with Hanako Yamada";
+    let link = "https://app.example/people/hanako";
+    let profile = ContactProfile {
+        email: email.into(),
+        phone: Some(phone.into()),
+        name: name.into(),
+        role: Role::Admin,
+        timezone: Some(chrono_tz::Asia::Tokyo),
+        locale: None,
+    };
+    store
+        .upsert_contact(account, "u-9", &profile, t(0))
+        .await
+        .unwrap();
+    let other = ContactProfile {
+        email: "bob@trace.example".into(),
+        name: "Bob".into(),
+        phone: None,
+        ..profile.clone()
+    };
+    store
+        .upsert_contact(account, "u-8", &other, t(0))
+        .await
+        .unwrap();
+    let raw =
+        |id: &str, contact: &str, kind: &'static str, properties: serde_json::Value| RawEvent {
+            account_id: account.into(),
+            event_id: id.into(),
+            event_type: kind,
+            contact_id: Some(contact.into()),
+            occurred_at: t(0),
+            received_at: t(0),
+            body: serde_json::json!({
+                "event_id": id, "account_id": account, "contact_id": contact, "type": kind,
+                "occurred_at": "2026-11-20T09:00:00Z", "properties": properties,
+            })
+            .to_string(),
+            expires_at: 1_900_000_000,
+        };
+    for event in [
+        raw(
+            "e-who",
+            "u-9",
+            "contact_upserted",
+            serde_json::json!({"email": email, "name": name, "phone": phone, "role": "admin"}),
+        ),
+        raw(
+            "e-nps",
+            "u-9",
+            "nps_response",
+            serde_json::json!({"score": 3, "comment": comment}),
+        ),
+        raw(
+            "e-dl",
+            "u-9",
+            "deadline_set",
+            serde_json::json!({"deadline_id": "d1", "due_at": "2026-11-27T08:00:00Z",
+                "title": title, "link": link}),
+        ),
+        raw("e-login", "u-9", "login", serde_json::json!({})),
+        raw(
+            "e-bob",
+            "u-8",
+            "nps_response",
+            serde_json::json!({"score": 9, "comment": "Bob likes it"}),
+        ),
+    ] {
+        store.insert_raw_event(&event).await.unwrap();
+    }
+    let answer = |score, comment: &str| NpsAnswer {
+        score,
+        at: t(0),
+        comment: Some(comment.into()),
+    };
+    store
+        .record_nps(account, "e-nps", &answer(3, comment))
+        .await
+        .unwrap();
+    store
+        .record_nps(account, "e-bob", &answer(9, "Bob likes it"))
+        .await
+        .unwrap();
+    let due = Utc.with_ymd_and_hms(2026, 11, 27, 8, 0, 0).unwrap();
+    let deadline = DeadlineRecord {
+        deadline_id: "d1".into(),
+        contact_id: Some("u-9".into()),
+        due_at: due,
+        title: title.into(),
+        kind: Some("renewal".into()),
+        link: Some(link.into()),
+        status: DeadlineStatus::Active,
+        updated_at: t(0),
+    };
+    store.put_deadline(account, &deadline).await.unwrap();
+    let mut stage = Nudge::new(
+        "dl/d1/1/final",
+        account,
+        Some("u-9".into()),
+        NudgeKind::DeadlineReminder,
+        due - Duration::hours(2),
+        "reminders",
+        t(0),
+    )
+    .with_vars(serde_json::json!({"title": title, "link": link}));
+    stage.stage = Some(crate::domain::Stage::Final);
+    store.put_nudge(&stage, shards).await.unwrap();
+    let alert = Nudge::new(
+        "hp/turns_red/2026-11-20/health_alert",
+        account,
+        None,
+        NudgeKind::HealthAlert,
+        t(0),
+        "health",
+        t(0),
+    )
+    .with_vars(serde_json::json!({"nps": 3, "nps_comment": comment, "trigger": "turns_red"}));
+    store.put_nudge(&alert, shards).await.unwrap();
+    let mut entry = log_entry(account, "ob/welcome/admin", t(5));
+    entry.contact_id = Some("u-9".into());
+    entry.to = email.into();
+    entry.subject = format!("Welcome, {name}");
+    store.append_log(&entry).await.unwrap();
+
+    let traces = || async {
+        let items = store.every_item_text().await.unwrap();
+        let mut found = Vec::new();
+        for needle in [email, name, "hanako", phone, comment, title] {
+            let lower = needle.to_lowercase();
+            if let Some(item) = items.iter().find(|i| i.to_lowercase().contains(&lower)) {
+                let at = item.to_lowercase().find(&lower).unwrap_or(0);
+                let context: String = item.chars().skip(at.saturating_sub(60)).take(160).collect();
+                found.push(format!("{needle:?} in ...{context}..."));
+            }
+        }
+        found
+    };
+    assert!(!traces().await.is_empty(), "the setup stores them");
+
+    let erased = store.erase_contact(account, "u-9", t(10)).await.unwrap();
+    assert_eq!(
+        erased,
+        Some(ContactErasure {
+            cancelled: 1,
+            nudges_redacted: 1,
+            log_entries_redacted: 1,
+            raw_events_redacted: 3,
+            deadlines_redacted: 1,
+            comments_removed: 2,
+            ..ContactErasure::default()
+        })
+    );
+    let left = traces().await;
+    assert!(left.is_empty(), "still stored: {left:#?}");
+
+    // What the counts and the score read stays.
+    let raw = store.raw_events(account).await.unwrap();
+    assert_eq!(raw.len(), 5, "raw events are redacted, not deleted");
+    let nps = raw.iter().find(|e| e.event_id == "e-nps").unwrap();
+    let wire: serde_json::Value = serde_json::from_str(&nps.body).unwrap();
+    assert_eq!(wire["properties"], serde_json::json!({"score": 3}));
+    let record = store
+        .health_record(
+            account,
+            NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
+            NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut answers: Vec<(u8, Option<String>)> = record
+        .satisfaction
+        .nps
+        .into_iter()
+        .map(|a| (a.score, a.comment))
+        .collect();
+    answers.sort();
+    assert_eq!(answers, [(3, None), (9, Some("Bob likes it".into()))]);
+    let kept = store.deadline(account, "d1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            kept.title.as_str(),
+            kept.link,
+            kept.contact_id.as_deref(),
+            kept.due_at
+        ),
+        ("", None, Some("u-9"), due)
+    );
+    let alert = store
+        .nudge(account, &alert.nudge_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        alert.vars,
+        serde_json::json!({"nps": 3, "nps_comment": null, "trigger": "turns_red"})
+    );
+    assert!(store.contact(account, "u-8").await.unwrap().is_some());
+    assert_eq!(
+        store.erase_contact(account, "u-9", t(11)).await.unwrap(),
+        None
+    );
 }

@@ -471,6 +471,51 @@ impl CheckpointStore for MemoryStore {
     }
 }
 
+/// Each map of the state as text: everything the store holds.
+#[cfg(any(test, feature = "test-support"))]
+#[async_trait]
+impl super::conformance::ScanText for MemoryStore {
+    async fn every_item_text(&self) -> Result<Vec<String>, StoreError> {
+        request().await;
+        let s = self.lock();
+        let State {
+            raw_events,
+            raw_applying,
+            rollups,
+            firsts,
+            accounts,
+            contacts,
+            agenda,
+            deadlines,
+            nudges,
+            log,
+            suppressions,
+            messages,
+            stats,
+            checkpoints,
+            health,
+        } = &*s;
+        // Destructured so that a new map cannot be left out of the scan.
+        Ok(vec![
+            format!("{raw_events:?}"),
+            format!("{raw_applying:?}"),
+            format!("{rollups:?}"),
+            format!("{firsts:?}"),
+            format!("{accounts:?}"),
+            format!("{contacts:?}"),
+            format!("{agenda:?}"),
+            format!("{deadlines:?}"),
+            format!("{nudges:?}"),
+            format!("{log:?}"),
+            format!("{suppressions:?}"),
+            format!("{messages:?}"),
+            format!("{stats:?}"),
+            format!("{checkpoints:?}"),
+            format!("{health:?}"),
+        ])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The shared checks (`store::conformance`), which the DynamoDB adapter passes too.
@@ -493,6 +538,7 @@ mod tests {
         failing_needs_the_lease_and_the_claim,
         retries_defers_and_cancels_move_only_pending_nudges,
         profiles_are_last_writer_wins,
+        deadlines_are_listed_and_a_rezoned_stage_reopens,
         cap_reservations_are_versioned,
         suppression_follows_feedback,
         engagement_counts_first_occurrences,
@@ -502,6 +548,7 @@ mod tests {
         index_pages_contacts_and_the_pulse_read_back,
         agenda_tasks_are_scheduled_once_found_by_time_and_finished,
         erasing_a_contact_cancels_redacts_and_forgets_it,
+        erasing_a_contact_leaves_their_address_name_and_comments_in_no_item,
     );
 
     #[tokio::test]

@@ -10,6 +10,7 @@ pub mod agenda;
 #[cfg(any(test, feature = "test-support"))]
 pub mod conformance;
 pub mod dynamo;
+pub mod erasure;
 pub mod health;
 pub mod memory;
 pub mod schema;
@@ -24,6 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -105,6 +107,26 @@ pub enum Applied {
     Applied,
     /// A newer write (by `occurred_at`) already holds the item; nothing changed.
     Stale,
+}
+
+/// Outcome of a last-writer-wins profile upsert (`upsert_account`, `upsert_contact`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    /// Written. `zone_before`: the time zone of the profile it replaced (`None`: there was
+    /// none, or it had no zone), read from the write itself: deadline stages were planned in
+    /// it, so a different one re-plans them.
+    Applied { zone_before: Option<Tz> },
+    /// A newer write (by `occurred_at`) already holds the item; nothing changed.
+    Stale,
+}
+
+impl Upserted {
+    pub fn applied(&self) -> Applied {
+        match self {
+            Upserted::Applied { .. } => Applied::Applied,
+            Upserted::Stale => Applied::Stale,
+        }
+    }
 }
 
 /// Usage counts to add to one account's day, aggregated over a batch so a batch costs one
@@ -332,14 +354,14 @@ pub trait ProfileStore: Send + Sync {
         account_id: &str,
         profile: &AccountProfile,
         at: DateTime<Utc>,
-    ) -> Result<Applied, StoreError>;
+    ) -> Result<Upserted, StoreError>;
     async fn upsert_contact(
         &self,
         account_id: &str,
         contact_id: &str,
         profile: &ContactProfile,
         at: DateTime<Utc>,
-    ) -> Result<Applied, StoreError>;
+    ) -> Result<Upserted, StoreError>;
     /// Last-writer-wins per kind of change (pause/resume share one clock).
     async fn change_account(
         &self,
@@ -355,6 +377,18 @@ pub trait ProfileStore: Send + Sync {
     ) -> Result<(), StoreError>;
     async fn account(&self, account_id: &str) -> Result<Option<AccountRecord>, StoreError>;
     async fn contact(
+        &self,
+        account_id: &str,
+        contact_id: &str,
+    ) -> Result<Option<ContactRecord>, StoreError>;
+    /// [`ProfileStore::account`], strongly consistent (twice the read units): for a decision
+    /// that must see a write made a moment before, such as the zone deadline stages follow.
+    async fn account_consistent(
+        &self,
+        account_id: &str,
+    ) -> Result<Option<AccountRecord>, StoreError>;
+    /// [`ProfileStore::contact`], strongly consistent (see `account_consistent`).
+    async fn contact_consistent(
         &self,
         account_id: &str,
         contact_id: &str,
@@ -379,6 +413,9 @@ pub trait DeadlineStore: Send + Sync {
         account_id: &str,
         deadline_id: &str,
     ) -> Result<Option<DeadlineRecord>, StoreError>;
+    /// Every deadline of the account, any status, by id (one Query over all of them, finished
+    /// ones included). Strongly consistent: which stages to re-plan is decided on it.
+    async fn deadlines(&self, account_id: &str) -> Result<Vec<DeadlineRecord>, StoreError>;
 }
 
 // ------------------------------------------------------------------------------- nudges --
@@ -484,6 +521,15 @@ pub struct ContactErasure {
     pub log_entries_redacted: usize,
     /// Frequency-cap reservations, gone with the contact item.
     pub cap_reservations: usize,
+    /// Raw events (`EVT#`) of the contact whose personal properties were removed (see
+    /// `events::erase`): address, name and phone, comments, deadline titles and links. Type,
+    /// ids, times and scores stay, so rollups and replays still add up.
+    pub raw_events_redacted: usize,
+    /// The contact's deadlines (`DL#`) whose title and link were removed.
+    pub deadlines_redacted: usize,
+    /// NPS comments of the contact removed: from the satisfaction item (`SAT`; the score
+    /// stays) and where another nudge's variables quoted them (a CSM alert).
+    pub comments_removed: usize,
 }
 
 /// The reason a nudge cancelled by an erasure records.
@@ -494,8 +540,13 @@ pub const ERASED: &str = "erased";
 pub trait ErasureStore: Send + Sync {
     /// Removes `contact_id`'s personal data from the account: cancels their pending nudges,
     /// empties the variables of every nudge to them and the `to` and `subject` of their
-    /// delivery-log entries (the rest stays, so counts still add up), then deletes the contact
-    /// item (profile, unsubscribes, cap state) last, so a failed run can simply be repeated.
+    /// delivery-log entries (the rest stays, so counts still add up), removes their NPS
+    /// comments (satisfaction item and quotes, scores kept), their deadlines' titles and links
+    /// (the deadline, its due time and its contact id stay: its stages must not fall to the
+    /// admin) and the personal properties of their raw events; then deletes the contact item
+    /// (profile, unsubscribes, cap state) last, so a failed run can simply be repeated (what
+    /// is already removed counts nothing). Raw events are found by their `contact_id`, NPS
+    /// answers through their raw events (an answer whose raw event has expired is not found).
     /// The suppression of their address is kept (it holds only the address's hash). `None`:
     /// no such contact, nothing changed.
     async fn erase_contact(
@@ -553,6 +604,17 @@ pub trait NudgeStore: Send + Sync {
         &self,
         account_id: &str,
         nudge_id: &str,
+        send_at: DateTime<Utc>,
+        shards: u32,
+    ) -> Result<bool, StoreError>;
+    /// Puts a nudge that was cancelled with `reason` back to pending at `send_at` (its due
+    /// index entry in that time's bucket): a deadline stage one zone change dropped and the
+    /// next brings back, under the same id. False if it is not cancelled with that reason.
+    async fn reopen_cancelled(
+        &self,
+        account_id: &str,
+        nudge_id: &str,
+        reason: &str,
         send_at: DateTime<Utc>,
         shards: u32,
     ) -> Result<bool, StoreError>;

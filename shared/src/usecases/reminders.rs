@@ -233,3 +233,166 @@ async fn a_batch_applies_each_accounts_events_in_time_order_so_stages_follow_the
         "{pending:?}"
     );
 }
+
+/// Applies wire events through the ingest batch path (effects, zone hooks, feature hooks),
+/// received at `now`.
+async fn ingest(w: &World, events: &[serde_json::Value], now: DateTime<Utc>) {
+    let parsed = events.iter().map(|e| parse_event(e, now)).collect();
+    let out = crate::ingest::ingest_batch(&w.deps, &Default::default(), parsed, now).await;
+    assert_eq!(
+        (out.accepted, out.rejected.len(), out.retry.len()),
+        (events.len(), 0, 0),
+        "{out:?}"
+    );
+}
+
+fn contact_in(event_id: &str, occurred_at: &str, tz: &str) -> serde_json::Value {
+    json!({"event_id": event_id, "account_id": "acme", "contact_id": "u1",
+        "type": "contact_upserted", "occurred_at": occurred_at,
+        "properties": {"email": email("acme", "u1"), "name": "U1", "role": "user",
+            "timezone": tz}})
+}
+
+#[tokio::test]
+async fn a_contact_who_moves_to_new_york_and_back_gets_the_unsent_stages_at_local_times_once() {
+    let w = World::new();
+    let start = utc("2026-11-16T00:00:00Z");
+    w.account("acme", Tokyo, start - Duration::days(1)).await;
+    w.contact("acme", "u1", Tokyo, start - Duration::days(1))
+        .await;
+    // Due Friday 17:00 in Tokyo: Tuesday 17:00, Friday 09:00 and 15:00 Tokyo time.
+    deadline_set(
+        &w,
+        "e1",
+        "2026-11-16T09:00:00+09:00",
+        "2026-11-20T17:00:00+09:00",
+    )
+    .await;
+    let wednesday = utc("2026-11-18T00:00:00Z");
+    sweep_every_15_minutes(&w, start, wednesday).await;
+
+    // Wednesday they move to New York, where the deadline is Friday 03:00: 09:00 on the day
+    // comes after the final stage, so that stage goes.
+    ingest(
+        &w,
+        &[contact_in(
+            "move",
+            "2026-11-18T00:00:00Z",
+            "America/New_York",
+        )],
+        wednesday,
+    )
+    .await;
+    let in_new_york = stages(&w).await;
+    assert_eq!(
+        with_status(&in_new_york, NudgeStatus::Sent),
+        [("t_minus_3d".to_string(), utc("2026-11-17T08:00:00Z"))],
+        "the sent stage stays sent"
+    );
+    assert_eq!(
+        with_status(&in_new_york, NudgeStatus::Pending),
+        [("final".to_string(), utc("2026-11-20T06:00:00Z"))]
+    );
+    let dropped = in_new_york
+        .iter()
+        .find(|n| n.status == NudgeStatus::Cancelled)
+        .expect("the morning stage");
+    assert_eq!(dropped.reason.as_deref(), Some("rezoned"));
+
+    // The same profile again (a later upsert, same zone) changes nothing.
+    ingest(
+        &w,
+        &[contact_in(
+            "again",
+            "2026-11-18T01:00:00Z",
+            "America/New_York",
+        )],
+        wednesday + Duration::hours(1),
+    )
+    .await;
+    assert_eq!(stages(&w).await, in_new_york);
+
+    // Thursday they are back in Tokyo: the morning stage comes back under its own id.
+    let thursday = utc("2026-11-19T00:00:00Z");
+    sweep_every_15_minutes(&w, wednesday, thursday).await;
+    ingest(
+        &w,
+        &[contact_in("back", "2026-11-19T00:00:00Z", "Asia/Tokyo")],
+        thursday,
+    )
+    .await;
+    let back = stages(&w).await;
+    assert_eq!(back.len(), 3, "one nudge per stage: {back:?}");
+    assert_eq!(
+        with_status(&back, NudgeStatus::Pending),
+        [
+            ("morning_of".to_string(), utc("2026-11-20T00:00:00Z")),
+            ("final".to_string(), utc("2026-11-20T06:00:00Z")),
+        ]
+    );
+
+    sweep_every_15_minutes(&w, thursday, utc("2026-11-21T00:00:00Z")).await;
+    let sent: Vec<(String, DateTime<Utc>)> = w
+        .log()
+        .await
+        .into_iter()
+        .filter(|e| e.status == LogStatus::Sent)
+        .map(|e| (e.stage.map(|s| s.to_string()).unwrap_or_default(), e.at))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            ("t_minus_3d".to_string(), utc("2026-11-17T08:00:00Z")),
+            ("morning_of".to_string(), utc("2026-11-20T00:00:00Z")),
+            ("final".to_string(), utc("2026-11-20T06:00:00Z")),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_account_moving_to_new_york_replans_the_stages_of_a_deadline_that_names_no_contact() {
+    let w = World::new();
+    let start = utc("2026-11-16T00:00:00Z");
+    w.account("acme", Tokyo, start - Duration::days(1)).await;
+    // No contact and no admin: the account's zone. Due Saturday 07:00 in Tokyo (Friday 17:00
+    // in New York): Wednesday 08:00 (07:00 is in quiet hours) and 2 hours before; 09:00 on
+    // the day would come after the final stage.
+    let wire = json!({
+        "event_id": "e1", "account_id": "acme", "type": "deadline_set",
+        "occurred_at": "2026-11-16T00:00:00Z",
+        "properties": {"deadline_id": "d1", "due_at": "2026-11-20T22:00:00Z",
+            "title": "Quarterly report"},
+    });
+    ingest(&w, &[wire], start).await;
+    assert_eq!(
+        with_status(&stages(&w).await, NudgeStatus::Pending),
+        [
+            ("t_minus_3d".to_string(), utc("2026-11-17T23:00:00Z")),
+            ("final".to_string(), utc("2026-11-20T20:00:00Z")),
+        ]
+    );
+
+    let profile = json!({
+        "event_id": "move", "account_id": "acme", "type": "account_upserted",
+        "occurred_at": "2026-11-16T01:00:00Z",
+        "properties": {"name": "acme Inc.", "plan": "pro", "industry": "saas",
+            "timezone": "America/New_York", "locale": "en", "contract_start": "2026-01-01",
+            "renewal_date": "2027-01-01", "renewals": 0, "arr": 12000},
+    });
+    ingest(&w, &[profile], start + Duration::hours(1)).await;
+    let replanned = stages(&w).await;
+    assert_eq!(
+        with_status(&replanned, NudgeStatus::Pending),
+        [
+            ("t_minus_3d".to_string(), utc("2026-11-17T22:00:00Z")),
+            ("morning_of".to_string(), utc("2026-11-20T14:00:00Z")),
+            ("final".to_string(), utc("2026-11-20T20:00:00Z")),
+        ]
+    );
+    let version = format!("dl/d1/{}/", start.timestamp_millis());
+    assert!(
+        replanned.iter().all(|n| n.nudge_id.starts_with(&version)),
+        "the deadline's version, as planned"
+    );
+    assert!(replanned.iter().all(|n| n.contact_id.is_none()));
+}

@@ -109,6 +109,28 @@ impl DeadlineStore for DynamoStore {
                 .map(|d| d.into_record(deadline_id))
         }))
     }
+
+    async fn deadlines(&self, account_id: &str) -> Result<Vec<DeadlineRecord>, StoreError> {
+        let items = self
+            .query_prefix_read(
+                &schema::account_pk(account_id),
+                &schema::deadline_sk(""),
+                Read::Strong,
+            )
+            .await?;
+        // An unreadable deadline is left out, as `deadline` reads it as absent.
+        Ok(items
+            .iter()
+            .filter_map(|item| {
+                let sk = super::get_s(item, schema::SK)?;
+                let id = sk.strip_prefix("DL#")?;
+                from_item::<DeadlineItem>("deadline", item)
+                    .inspect_err(|e| tracing::error!(error = %e, "unreadable deadline item"))
+                    .ok()
+                    .map(|d| d.into_record(id))
+            })
+            .collect())
+    }
 }
 
 #[cfg(test)]

@@ -141,6 +141,25 @@ impl DynamoStore {
     }
 }
 
+/// Every item of the table, each as its attribute map's text (a Scan: tests only).
+#[cfg(any(test, feature = "test-support"))]
+#[async_trait::async_trait]
+impl super::conformance::ScanText for DynamoStore {
+    async fn every_item_text(&self) -> Result<Vec<String>, StoreError> {
+        let req = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true);
+        Ok(self
+            .scan_all(req)
+            .await?
+            .iter()
+            .map(|item| format!("{item:?}"))
+            .collect())
+    }
+}
+
 /// The output of a write request (PutItem, UpdateItem, DeleteItem), for its capacity.
 pub(crate) trait WriteOutput {
     fn capacity(&self) -> Option<&ConsumedCapacity>;

@@ -126,6 +126,45 @@ impl NudgeStore for DynamoStore {
         .await
     }
 
+    async fn reopen_cancelled(
+        &self,
+        account_id: &str,
+        nudge_id: &str,
+        reason: &str,
+        send_at: DateTime<Utc>,
+        shards: u32,
+    ) -> Result<bool, StoreError> {
+        let pk = schema::account_pk(account_id);
+        let sk = schema::nudge_sk(nudge_id);
+        let (gpk, gsk) = gsi_keys(&pk, &sk, send_at, send_at, shards);
+        // Pending again: no end, no expiry, back on the due index.
+        self.update_nudge(
+            account_id,
+            nudge_id,
+            "SET #st = :pending, #send_at = :at, #gpk = :gpk, #gsk = :gsk \
+             REMOVE #reason, #done, #ttl",
+            "#st = :cancelled AND #reason = :r",
+            &[
+                ("#st", "status"),
+                ("#send_at", "send_at"),
+                ("#reason", "reason"),
+                ("#done", "finished_at"),
+                ("#ttl", schema::TTL),
+                ("#gpk", GSI1PK),
+                ("#gsk", GSI1SK),
+            ],
+            vec![
+                (":pending", s(NudgeStatus::Pending.as_str())),
+                (":cancelled", s(NudgeStatus::Cancelled.as_str())),
+                (":r", s(reason)),
+                (":at", ts(send_at)),
+                (":gpk", s(gpk)),
+                (":gsk", s(gsk)),
+            ],
+        )
+        .await
+    }
+
     async fn cancel_pending(
         &self,
         account_id: &str,

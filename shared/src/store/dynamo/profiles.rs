@@ -3,16 +3,16 @@
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::item::{from_item, opt_millis};
-use super::{DynamoStore, get_s, s, ts};
+use super::{DynamoStore, Read, get_s, s, ts};
 use crate::events::{AccountProfile, ContactProfile};
 use crate::store::schema::{self, PK, SK};
 use crate::store::{
-    AccountChange, AccountRecord, Applied, ContactRecord, ProfileStore, StoreError,
+    AccountChange, AccountRecord, Applied, ContactRecord, ProfileStore, StoreError, Upserted,
 };
 
 #[async_trait]
@@ -22,15 +22,14 @@ impl ProfileStore for DynamoStore {
         account_id: &str,
         profile: &AccountProfile,
         at: DateTime<Utc>,
-    ) -> Result<Applied, StoreError> {
+    ) -> Result<Upserted, StoreError> {
         let profile_av = serde_dynamo::to_attribute_value(profile)
             .map_err(|e| StoreError::Backend(format!("serialising account profile: {e}")))?;
-        self.lww_set(
+        self.upsert_profile(
             &schema::account_pk(account_id),
             schema::PROFILE_SK,
-            "profile_at",
             at,
-            vec![("profile", profile_av)],
+            profile_av,
         )
         .await
     }
@@ -41,15 +40,14 @@ impl ProfileStore for DynamoStore {
         contact_id: &str,
         profile: &ContactProfile,
         at: DateTime<Utc>,
-    ) -> Result<Applied, StoreError> {
+    ) -> Result<Upserted, StoreError> {
         let profile_av = serde_dynamo::to_attribute_value(profile)
             .map_err(|e| StoreError::Backend(format!("serialising contact profile: {e}")))?;
-        self.lww_set(
+        self.upsert_profile(
             &schema::account_pk(account_id),
             &schema::contact_sk(contact_id),
-            "profile_at",
             at,
-            vec![("profile", profile_av)],
+            profile_av,
         )
         .await
     }
@@ -123,10 +121,7 @@ impl ProfileStore for DynamoStore {
     }
 
     async fn account(&self, account_id: &str) -> Result<Option<AccountRecord>, StoreError> {
-        self.get_item(&schema::account_pk(account_id), schema::PROFILE_SK)
-            .await?
-            .map(|item| Ok(from_item::<AccountItem>("account", &item)?.into_record(account_id)))
-            .transpose()
+        self.account_read(account_id, Read::Eventual).await
     }
 
     async fn contact(
@@ -134,15 +129,24 @@ impl ProfileStore for DynamoStore {
         account_id: &str,
         contact_id: &str,
     ) -> Result<Option<ContactRecord>, StoreError> {
-        self.get_item(
-            &schema::account_pk(account_id),
-            &schema::contact_sk(contact_id),
-        )
-        .await?
-        .map(|item| {
-            Ok(from_item::<ContactItem>("contact", &item)?.into_record(account_id, contact_id))
-        })
-        .transpose()
+        self.contact_read(account_id, contact_id, Read::Eventual)
+            .await
+    }
+
+    async fn account_consistent(
+        &self,
+        account_id: &str,
+    ) -> Result<Option<AccountRecord>, StoreError> {
+        self.account_read(account_id, Read::Strong).await
+    }
+
+    async fn contact_consistent(
+        &self,
+        account_id: &str,
+        contact_id: &str,
+    ) -> Result<Option<ContactRecord>, StoreError> {
+        self.contact_read(account_id, contact_id, Read::Strong)
+            .await
     }
 
     async fn contacts(&self, account_id: &str) -> Result<Vec<ContactRecord>, StoreError> {
@@ -158,9 +162,10 @@ impl ProfileStore for DynamoStore {
     }
 }
 
-/// The account item (`PROFILE`) as read. It is written piecewise by `lww_set` (one clock per
-/// kind of change: `profile_at`, `paused_clock`, `admin_clock`, `churn_clock`, `renew_clock`;
-/// `profile_at` and `admin_clock` (when the admin changed) are also read).
+/// The account item (`PROFILE`) as read. It is written piecewise by `upsert_profile` and
+/// `lww_update` (one clock per kind of change: `profile_at`, `paused_clock`, `admin_clock`,
+/// `churn_clock`, `renew_clock`; `profile_at` and `admin_clock` (when the admin changed) are
+/// also read).
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub(super) struct AccountItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -242,18 +247,74 @@ impl ContactItem {
 impl DynamoStore {
     /// Sets attributes only if `clock` is absent or older than `at` (last writer wins by the
     /// event's `occurred_at`, so a late old event never overwrites newer state).
-    async fn lww_set(
+    async fn account_read(
+        &self,
+        account_id: &str,
+        read: Read,
+    ) -> Result<Option<AccountRecord>, StoreError> {
+        self.get_item_read(&schema::account_pk(account_id), schema::PROFILE_SK, read)
+            .await?
+            .map(|item| Ok(from_item::<AccountItem>("account", &item)?.into_record(account_id)))
+            .transpose()
+    }
+
+    async fn contact_read(
+        &self,
+        account_id: &str,
+        contact_id: &str,
+        read: Read,
+    ) -> Result<Option<ContactRecord>, StoreError> {
+        self.get_item_read(
+            &schema::account_pk(account_id),
+            &schema::contact_sk(contact_id),
+            read,
+        )
+        .await?
+        .map(|item| {
+            Ok(from_item::<ContactItem>("contact", &item)?.into_record(account_id, contact_id))
+        })
+        .transpose()
+    }
+
+    /// Sets `profile` under the `profile_at` clock (last writer wins) and reads the replaced
+    /// profile's zone from the write's old values: no read request, no extra units.
+    async fn upsert_profile(
         &self,
         pk: &str,
         sk: &str,
-        clock: &str,
         at: DateTime<Utc>,
-        sets: Vec<(&str, AttributeValue)>,
-    ) -> Result<Applied, StoreError> {
-        self.lww_update(pk, sk, clock, at, sets, &[]).await
+        profile: AttributeValue,
+    ) -> Result<Upserted, StoreError> {
+        let req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .update_expression("SET #clock = :at, #profile = :p")
+            .condition_expression("attribute_not_exists(#clock) OR #clock < :at")
+            .expression_attribute_names("#clock", "profile_at")
+            .expression_attribute_names("#profile", "profile")
+            .expression_attribute_values(":at", ts(at))
+            .expression_attribute_values(":p", profile)
+            .return_values(ReturnValue::UpdatedOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        Ok(match self.conditional(req.send().await)? {
+            Some(out) => Upserted::Applied {
+                zone_before: out
+                    .attributes()
+                    .and_then(|old| old.get("profile"))
+                    .and_then(|p| p.as_m().ok())
+                    .and_then(|p| p.get("timezone"))
+                    .and_then(|tz| tz.as_s().ok())
+                    .and_then(|tz| tz.parse().ok()),
+            },
+            None => Upserted::Stale,
+        })
     }
 
-    /// [`Self::lww_set`] that also removes `removes`, under the same clock.
+    /// Sets `sets` and removes `removes` if the item's `clock` is absent or older than `at`
+    /// (last writer wins per kind of change), and moves the clock to `at`.
     async fn lww_update(
         &self,
         pk: &str,

@@ -11,7 +11,7 @@ use crate::events::{AccountProfile, ContactProfile};
 use crate::store::{
     AccountChange, AccountRecord, Applied, ContactRecord, Counted, DayRollup, DeadlineRecord,
     DeadlineStore, EventStore, Inserted, MAX_DAY_CONTACTS, ProfileStore, RawEvent, RollupDelta,
-    StoreError,
+    StoreError, Upserted,
 };
 
 #[async_trait]
@@ -197,11 +197,17 @@ impl ProfileStore for MemoryStore {
         account_id: &str,
         profile: &AccountProfile,
         at: DateTime<Utc>,
-    ) -> Result<Applied, StoreError> {
+    ) -> Result<Upserted, StoreError> {
         request().await;
-        Ok(self.lock().account_lww(account_id, "profile_at", at, |a| {
+        let mut zone_before = None;
+        let applied = self.lock().account_lww(account_id, "profile_at", at, |a| {
+            zone_before = a.profile.as_ref().map(|p| p.timezone);
             a.profile = Some(profile.clone());
-        }))
+        });
+        Ok(match applied {
+            Applied::Applied => Upserted::Applied { zone_before },
+            Applied::Stale => Upserted::Stale,
+        })
     }
 
     async fn upsert_contact(
@@ -210,7 +216,7 @@ impl ProfileStore for MemoryStore {
         contact_id: &str,
         profile: &ContactProfile,
         at: DateTime<Utc>,
-    ) -> Result<Applied, StoreError> {
+    ) -> Result<Upserted, StoreError> {
         request().await;
         let at = ms(at);
         let mut s = self.lock();
@@ -219,12 +225,13 @@ impl ProfileStore for MemoryStore {
             .get(&k)
             .is_some_and(|c| c.profile_at.is_some_and(|p| p >= at))
         {
-            return Ok(Applied::Stale);
+            return Ok(Upserted::Stale);
         }
         let c = s.contacts.entry(k).or_default();
+        let zone_before = c.profile.as_ref().and_then(|p| p.timezone);
         c.profile = Some(profile.clone());
         c.profile_at = Some(at);
-        Ok(Applied::Applied)
+        Ok(Upserted::Applied { zone_before })
     }
 
     async fn change_account(
@@ -328,6 +335,22 @@ impl ProfileStore for MemoryStore {
             }))
     }
 
+    async fn account_consistent(
+        &self,
+        account_id: &str,
+    ) -> Result<Option<AccountRecord>, StoreError> {
+        // Every read here sees every write before it.
+        self.account(account_id).await
+    }
+
+    async fn contact_consistent(
+        &self,
+        account_id: &str,
+        contact_id: &str,
+    ) -> Result<Option<ContactRecord>, StoreError> {
+        self.contact(account_id, contact_id).await
+    }
+
     async fn contacts(&self, account_id: &str) -> Result<Vec<ContactRecord>, StoreError> {
         request().await;
         let s = self.lock();
@@ -377,5 +400,15 @@ impl DeadlineStore for MemoryStore {
             .deadlines
             .get(&key(account_id, deadline_id))
             .cloned())
+    }
+
+    async fn deadlines(&self, account_id: &str) -> Result<Vec<DeadlineRecord>, StoreError> {
+        request().await;
+        let s = self.lock();
+        Ok(s.deadlines
+            .iter()
+            .filter(|((a, _), _)| a == account_id)
+            .map(|(_, d)| d.clone())
+            .collect())
     }
 }

@@ -32,6 +32,16 @@ pub(super) struct HealthState {
     pulses: BTreeMap<String, HealthPulse>,
 }
 
+impl HealthState {
+    /// One account's NPS answers by event id (the satisfaction item's `n_<event_id>`).
+    pub(super) fn nps_answers_mut(
+        &mut self,
+        account_id: &str,
+    ) -> Option<&mut BTreeMap<String, NpsAnswer>> {
+        self.nps.get_mut(account_id)
+    }
+}
+
 #[async_trait]
 impl HealthStore for MemoryStore {
     async fn index_account(

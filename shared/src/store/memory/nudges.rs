@@ -40,6 +40,28 @@ impl NudgeStore for MemoryStore {
         Ok(true)
     }
 
+    async fn reopen_cancelled(
+        &self,
+        account_id: &str,
+        nudge_id: &str,
+        reason: &str,
+        send_at: DateTime<Utc>,
+        shards: u32,
+    ) -> Result<bool, StoreError> {
+        request().await;
+        let mut s = self.lock();
+        let Some(n) = s.nudge_if(account_id, nudge_id, |n| {
+            n.status == NudgeStatus::Cancelled && n.reason.as_deref() == Some(reason)
+        }) else {
+            return Ok(false);
+        };
+        n.nudge.status = NudgeStatus::Pending;
+        n.nudge.reason = None;
+        n.nudge.send_at = ms(send_at);
+        n.due = Some(due_partition(&n.nudge, send_at, shards));
+        Ok(true)
+    }
+
     async fn cancel_pending(
         &self,
         account_id: &str,

@@ -72,6 +72,9 @@ pub struct Config {
     pub max_attempts: u32,
     /// Soft bounces in a row that suppress an address.
     pub soft_bounce_limit: u32,
+    /// The SES account's maximum send rate (messages per second): each function's sends are
+    /// spaced to stay under it.
+    pub max_send_rate: u32,
 }
 
 impl Config {
@@ -189,6 +192,7 @@ impl Config {
             },
             max_attempts: num("NUDGE_MAX_ATTEMPTS", 5)?.max(1),
             soft_bounce_limit: num("NUDGE_SOFT_BOUNCE_LIMIT", 3)?.max(1),
+            max_send_rate: num("NUDGE_MAX_SEND_RATE", 14)?.max(1),
         })
     }
 }

@@ -5,6 +5,7 @@ mod keys;
 
 use std::sync::Arc;
 
+use crate::channels::pace::Paced;
 use crate::channels::ses::SesMailer;
 use crate::channels::sns::SnsNotifier;
 use crate::channels::sqs::SqsQueue;
@@ -81,13 +82,16 @@ impl Deps {
         let deps = Deps::new(
             config.clone(),
             Arc::new(store),
-            Arc::new(SesMailer::new(
-                aws_sdk_sesv2::Client::from_conf(
-                    aws_sdk_sesv2::config::Builder::from(&sdk)
-                        .retry_config(crate::channels::ses::no_retries())
-                        .build(),
+            Arc::new(Paced::new(
+                SesMailer::new(
+                    aws_sdk_sesv2::Client::from_conf(
+                        aws_sdk_sesv2::config::Builder::from(&sdk)
+                            .retry_config(crate::channels::ses::no_retries())
+                            .build(),
+                    ),
+                    config.configuration_set.clone(),
                 ),
-                config.configuration_set.clone(),
+                config.max_send_rate,
             )),
             Arc::new(SnsNotifier::new(aws_sdk_sns::Client::from_conf(
                 aws_sdk_sns::config::Builder::from(&sdk)

@@ -2,6 +2,7 @@
 //! sends through, the `Queue` (SQS) port features fan work out over, and their SDK adapters.
 
 pub mod mime;
+pub mod pace;
 pub mod queue;
 pub mod ses;
 pub mod sns;

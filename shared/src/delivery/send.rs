@@ -594,19 +594,8 @@ impl<'a> Delivery<'a> {
             Err(SendError::Transient(msg)) if attempts < deps.config.max_attempts => {
                 let exp = attempts.saturating_sub(1).min(10);
                 let next = now + BACKOFF_BASE * 2i32.pow(exp);
-                let msg = redact(&msg);
-                store
-                    .mark_retry(
-                        &n.account_id,
-                        &n.nudge_id,
-                        run_id,
-                        next,
-                        &format!("provider_transient: {msg}"),
-                        false,
-                        deps.config.due_shards,
-                    )
-                    .await?;
-                warn!(account_id = %n.account_id, nudge_id = %n.nudge_id, kind = %n.kind, attempts, error = %msg, next_send_at = %next, "provider error; will retry");
+                self.retry_at(next, "provider_transient", &msg).await?;
+                warn!(account_id = %n.account_id, nudge_id = %n.nudge_id, kind = %n.kind, attempts, error = %redact(&msg), next_send_at = %next, "provider error; will retry");
                 Ok(Outcome::Retry { next_send_at: next })
             }
             Err(SendError::Unknown(msg))
@@ -615,19 +604,8 @@ impl<'a> Delivery<'a> {
                 // Maybe sent: wait for the provider's events; without one by then, it did not
                 // leave and is sent again (`confirm_if_it_left`).
                 let next = now + CONFIRM_WAIT;
-                let msg = redact(&msg);
-                store
-                    .mark_retry(
-                        &n.account_id,
-                        &n.nudge_id,
-                        run_id,
-                        next,
-                        &format!("{UNCONFIRMED}: {msg}"),
-                        false,
-                        deps.config.due_shards,
-                    )
-                    .await?;
-                warn!(account_id = %n.account_id, nudge_id = %n.nudge_id, kind = %n.kind, attempts, error = %msg, next_send_at = %next, "no answer from the provider; sent again then unless its events show it left");
+                self.retry_at(next, UNCONFIRMED, &msg).await?;
+                warn!(account_id = %n.account_id, nudge_id = %n.nudge_id, kind = %n.kind, attempts, error = %redact(&msg), next_send_at = %next, "no answer from the provider; sent again then unless its events show it left");
                 Ok(Outcome::Retry { next_send_at: next })
             }
             Err(e) => {
@@ -659,6 +637,29 @@ impl<'a> Delivery<'a> {
                 })
             }
         }
+    }
+
+    /// Back to pending until `next`, the attempt counted, with `why` and the redacted error.
+    async fn retry_at(
+        &self,
+        next: DateTime<Utc>,
+        why: &str,
+        error: &str,
+    ) -> Result<(), DeliveryError> {
+        let n = self.nudge;
+        self.deps
+            .store
+            .mark_retry(
+                &n.account_id,
+                &n.nudge_id,
+                self.run_id,
+                next,
+                &format!("{why}: {}", redact(error)),
+                false,
+                self.deps.config.due_shards,
+            )
+            .await?;
+        Ok(())
     }
 
     async fn mark_sent(

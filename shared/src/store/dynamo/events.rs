@@ -111,29 +111,11 @@ impl EventStore for DynamoStore {
                     .map_err(|e| StoreError::Backend(e.to_string()))?;
                 items.push(TransactWriteItem::builder().update(update).build());
             }
-            let sent = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await;
-            let reasons = match sent {
-                Ok(out) => {
-                    for cc in out.consumed_capacity() {
-                        self.meter.record(Some(cc));
-                    }
-                    return Ok(Counted::Counted {
-                        contacts_full: matches!(delta, Cow::Owned(_)),
-                    });
-                }
-                Err(e) => match cancellation_reasons(&e) {
-                    Some(reasons) => reasons,
-                    None => return Err(map_err(e)),
-                },
+            let Some(reasons) = self.transact(items).await? else {
+                return Ok(Counted::Counted {
+                    contacts_full: matches!(delta, Cow::Owned(_)),
+                });
             };
-            // A cancelled transaction is billed like the writes it would have made.
-            self.meter_conditional_failure();
             let failed = |r: &CancellationReason| r.code() == Some("ConditionalCheckFailed");
             let not_applying: Vec<String> = event_ids
                 .iter()
@@ -292,8 +274,41 @@ fn raw_state(item: &Item) -> Option<DateTime<Utc>> {
         .flatten()
 }
 
+impl DynamoStore {
+    /// One `TransactWriteItems`, metered: `None` when it was written, the cancellation reasons
+    /// (one per item) when a condition or a conflict cancelled it; any other error is mapped.
+    pub(super) async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Option<Vec<CancellationReason>>, StoreError> {
+        let sent = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match sent {
+            Ok(out) => {
+                for cc in out.consumed_capacity() {
+                    self.meter.record(Some(cc));
+                }
+                Ok(None)
+            }
+            Err(e) => match cancellation_reasons(&e) {
+                Some(reasons) => {
+                    // A cancelled transaction is billed like the writes it would have made.
+                    self.meter_conditional_failure();
+                    Ok(Some(reasons))
+                }
+                None => Err(map_err(e)),
+            },
+        }
+    }
+}
+
 /// The reasons of a cancelled transaction; `None` for any other error.
-pub(super) fn cancellation_reasons<R>(
+fn cancellation_reasons<R>(
     e: &SdkError<TransactWriteItemsError, R>,
 ) -> Option<Vec<CancellationReason>> {
     match e {

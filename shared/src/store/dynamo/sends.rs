@@ -10,10 +10,9 @@ use chrono::{DateTime, Duration, Utc};
 
 use aws_sdk_dynamodb::types::{CancellationReason, Put, TransactWriteItem, Update};
 
-use super::events::cancellation_reasons;
 use super::log::log_item;
 use super::nudge_item::{gsi_keys, nudge_from_item, nudge_item};
-use super::{DynamoStore, map_err, n, s, ts};
+use super::{DynamoStore, n, s, ts};
 use crate::domain::{Nudge, NudgeStatus};
 use crate::store::schema::{self, GSI1PK, GSI1SK, PK, SK};
 use crate::store::{SendStore, SentMark, StoreError};
@@ -151,26 +150,9 @@ impl SendStore for DynamoStore {
                     .map_err(backend)?;
                 items.push(TransactWriteItem::builder().put(put).build());
             }
-            let sent = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await;
-            let reasons = match sent {
-                Ok(out) => {
-                    for cc in out.consumed_capacity() {
-                        self.meter.record(Some(cc));
-                    }
-                    return Ok(true);
-                }
-                Err(e) => match cancellation_reasons(&e) {
-                    Some(reasons) => reasons,
-                    None => return Err(map_err(e)),
-                },
+            let Some(reasons) = self.transact(items).await? else {
+                return Ok(true);
             };
-            self.meter_conditional_failure();
             let failed = |r: &CancellationReason| r.code() == Some("ConditionalCheckFailed");
             if reasons.first().is_some_and(failed) {
                 return Ok(false);

@@ -453,7 +453,9 @@ async fn send_batch(
             lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
             _ => Value::Null,
         };
-        if status >= 500 && out.get("retry").is_none() {
+        // A server error without a verdict per event: a sender sends it all again (only
+        // faults make one here; without them it is reported below).
+        if status >= 500 && out.get("retry").is_none() && triggers.faults.is_some() {
             continue;
         }
         let count = |k: &str| out.get(k).and_then(Value::as_u64).unwrap_or(0) as usize;

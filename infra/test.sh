@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The project's test command: ./infra/test.sh
 #   tools (stack.sh install) -> cargo fmt --check -> cargo clippy -D warnings -> template lint
-#   -> local stack up -> cargo test --workspace (with the stack's SDK environment)
-# Template lint runs before the tests so that cargo test's summary lines close the output.
+#   -> local stack up -> SAM sample events (sam-events.sh) -> cargo test --workspace (both with
+#   the stack's SDK environment)
+# Template lint and the SAM sample events run before the tests so that cargo test's summary
+# lines close the output.
 # The stack is stopped on exit if (and only if) this run started it; NUDGE_KEEP_STACK=1 keeps it.
 set -euo pipefail
 
@@ -48,6 +50,7 @@ trap 'exit 130' INT TERM
 
 if "$STACK" up; then
   eval "$("$STACK" env)"
+  step "SAM sample events" "$ROOT/infra/sam-events.sh"
   step "cargo test" "$CARGO" test --workspace --locked
 else
   failed+=("local stack")
@@ -57,4 +60,4 @@ if ((${#failed[@]})); then
   echo "test.sh: FAILED: $(IFS=,; echo "${failed[*]}") ($((SECONDS - t_start))s)" >&2
   exit 1
 fi
-echo "test.sh: all checks green: fmt, clippy, template lint, cargo test ($((SECONDS - t_start))s)"
+echo "test.sh: all checks green: fmt, clippy, template lint, SAM sample events, cargo test ($((SECONDS - t_start))s)"

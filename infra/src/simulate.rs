@@ -570,11 +570,7 @@ async fn drain(
             return Ok(());
         }
         for item in items {
-            let worker = registry::registry()
-                .iter()
-                .find(|f| f.name == item.feature)
-                .and_then(|f| f.queue_worker)
-                .with_context(|| format!("no queue worker for {}", item.feature))?;
+            let worker = registry::queue_worker(registry::registry(), &item.feature)?;
             triggers
                 .deliver(&item.feature, report, || worker(deps, &item.body))
                 .await?;

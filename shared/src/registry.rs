@@ -395,6 +395,15 @@ pub async fn drain(deps: &Deps, queue: &MemoryQueue) -> Result<usize, ScheduledE
     drain_with(registry(), deps, queue).await
 }
 
+/// The queue worker of the feature named `feature` among `features`.
+pub fn queue_worker(features: &[Feature], feature: &str) -> Result<QueueWorker, ScheduledError> {
+    features
+        .iter()
+        .find(|f| f.name == feature)
+        .and_then(|f| f.queue_worker)
+        .ok_or_else(|| ScheduledError::NoWorker(feature.to_string()))
+}
+
 async fn drain_with(
     features: &[Feature],
     deps: &Deps,
@@ -407,11 +416,7 @@ async fn drain_with(
             return Ok(ran);
         }
         for item in items {
-            let worker = features
-                .iter()
-                .find(|f| f.name == item.feature)
-                .and_then(|f| f.queue_worker)
-                .ok_or_else(|| ScheduledError::NoWorker(item.feature.clone()))?;
+            let worker = queue_worker(features, &item.feature)?;
             worker(deps, &item.body).await?;
             ran += 1;
         }

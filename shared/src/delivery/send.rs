@@ -576,25 +576,15 @@ impl<'a> Delivery<'a> {
             Err(SendError::Throttled(msg)) => {
                 // Over the account's sending rate: not this message's fault, so no attempt is
                 // counted, and the next run (15 minutes on) tries again.
-                let msg = redact(&msg);
-                store
-                    .mark_retry(
-                        &n.account_id,
-                        &n.nudge_id,
-                        run_id,
-                        now,
-                        &format!("provider_throttled: {msg}"),
-                        true,
-                        deps.config.due_shards,
-                    )
-                    .await?;
-                warn!(account_id = %n.account_id, nudge_id = %n.nudge_id, kind = %n.kind, error = %msg, "provider throttled; left for the next run");
+                self.retry_at(now, "provider_throttled", &msg, true).await?;
+                warn!(account_id = %n.account_id, nudge_id = %n.nudge_id, kind = %n.kind, error = %redact(&msg), "provider throttled; left for the next run");
                 Ok(Outcome::Throttled)
             }
             Err(SendError::Transient(msg)) if attempts < deps.config.max_attempts => {
                 let exp = attempts.saturating_sub(1).min(10);
                 let next = now + BACKOFF_BASE * 2i32.pow(exp);
-                self.retry_at(next, "provider_transient", &msg).await?;
+                self.retry_at(next, "provider_transient", &msg, false)
+                    .await?;
                 warn!(account_id = %n.account_id, nudge_id = %n.nudge_id, kind = %n.kind, attempts, error = %redact(&msg), next_send_at = %next, "provider error; will retry");
                 Ok(Outcome::Retry { next_send_at: next })
             }
@@ -604,7 +594,7 @@ impl<'a> Delivery<'a> {
                 // Maybe sent: wait for the provider's events; without one by then, it did not
                 // leave and is sent again (`confirm_if_it_left`).
                 let next = now + CONFIRM_WAIT;
-                self.retry_at(next, UNCONFIRMED, &msg).await?;
+                self.retry_at(next, UNCONFIRMED, &msg, false).await?;
                 warn!(account_id = %n.account_id, nudge_id = %n.nudge_id, kind = %n.kind, attempts, error = %redact(&msg), next_send_at = %next, "no answer from the provider; sent again then unless its events show it left");
                 Ok(Outcome::Retry { next_send_at: next })
             }
@@ -639,12 +629,14 @@ impl<'a> Delivery<'a> {
         }
     }
 
-    /// Back to pending until `next`, the attempt counted, with `why` and the redacted error.
+    /// Back to pending until `next`, with `why` and the redacted error; `refund_attempt`: the
+    /// claim's attempt does not count.
     async fn retry_at(
         &self,
         next: DateTime<Utc>,
         why: &str,
         error: &str,
+        refund_attempt: bool,
     ) -> Result<(), DeliveryError> {
         let n = self.nudge;
         self.deps
@@ -655,7 +647,7 @@ impl<'a> Delivery<'a> {
                 self.run_id,
                 next,
                 &format!("{why}: {}", redact(error)),
-                false,
+                refund_attempt,
                 self.deps.config.due_shards,
             )
             .await?;
@@ -792,18 +784,18 @@ async fn resolve_claimed(
                 deps.config.due_shards,
             )
             .await?;
-        let fresh = match released {
-            true => deps.store.nudge(&nudge.account_id, &nudge.nudge_id).await?,
-            false => None,
-        };
-        let Some(fresh) = fresh else {
-            return Ok(Outcome::Skipped);
-        };
-        warn!(account_id = %nudge.account_id, nudge_id = %nudge.nudge_id, kind = %nudge.kind, "lease expired during a send: delivered again unless the provider's events show it left");
-        if fresh.status != NudgeStatus::Pending {
+        if !released {
             return Ok(Outcome::Skipped);
         }
-        let d = Delivery::load(deps, extra, &fresh, now, run_id).await?;
+        warn!(account_id = %nudge.account_id, nudge_id = %nudge.nudge_id, kind = %nudge.kind, "lease expired during a send: delivered again unless the provider's events show it left");
+        // As `mark_retry` left it; the delivery's own strongly consistent read
+        // (`confirm_if_it_left`, attempts > 0) sees the provider's events.
+        let mut released = nudge.clone();
+        released.status = NudgeStatus::Pending;
+        released.send_at = now;
+        released.lease_owner = None;
+        released.lease_until = None;
+        let d = Delivery::load(deps, extra, &released, now, run_id).await?;
         return d.run().await;
     }
     if !deps

@@ -529,15 +529,9 @@ impl<'a> Delivery<'a> {
             Err(outcome) => return Ok(Some(outcome)),
         };
         info!(account_id = %n.account_id, nudge_id = %n.nudge_id, kind = %n.kind, left_at = %left_at, "an unanswered send did leave (provider event): marked sent, not sent again");
-        self.mark_sent_as_of(
-            String::new(),
-            claimed.attempts,
-            rendered,
-            left_at,
-            Some(CONFIRMED_BY_PROVIDER),
-        )
-        .await
-        .map(Some)
+        self.mark_sent_as_of(String::new(), claimed.attempts, rendered, left_at)
+            .await
+            .map(Some)
     }
 
     /// Step 6.
@@ -660,29 +654,23 @@ impl<'a> Delivery<'a> {
         attempts: u32,
         rendered: &Rendered,
     ) -> Result<Outcome, DeliveryError> {
-        self.mark_sent_as_of(pmid, attempts, rendered, self.now, None)
+        self.mark_sent_as_of(pmid, attempts, rendered, self.now)
             .await
     }
 
     /// Sent at `now` (the message left then): the mark, the message-id mapping, the counter,
-    /// the log entry (with `note` as its reason) and the follow-up.
+    /// the log entry and the follow-up.
     async fn mark_sent_as_of(
         &self,
         pmid: String,
         attempts: u32,
         rendered: &Rendered,
         now: DateTime<Utc>,
-        note: Option<&str>,
     ) -> Result<Outcome, DeliveryError> {
         let (deps, n) = (self.deps, self.nudge);
         let store = &deps.store;
         let logged_pmid = (!pmid.is_empty()).then(|| pmid.clone());
-        let entry = self.entry(
-            LogStatus::Sent,
-            &rendered.subject,
-            note.map(str::to_string),
-            logged_pmid,
-        );
+        let entry = self.entry(LogStatus::Sent, &rendered.subject, None, logged_pmid);
         let follow_up = (n.audience() == Audience::Customer && self.channel == Channel::Email)
             .then(|| {
                 let tier = self
@@ -739,8 +727,6 @@ impl<'a> Delivery<'a> {
 pub const CONFIRM_WAIT: Duration = Duration::minutes(15);
 /// The reason of a nudge waiting for its provider's events after an unanswered send.
 pub const UNCONFIRMED: &str = "unconfirmed";
-/// The log reason of a send marked sent on the provider's events, not on its answer.
-pub const CONFIRMED_BY_PROVIDER: &str = "confirmed_by_provider";
 
 /// Whether a send whose answer never came may be sent again when no provider event shows that
 /// it left: email when SES publishes its events to Nudge (a configuration set is configured),

@@ -1,10 +1,15 @@
-//! Hand-written validation over `serde_json::Value`, so every rejection names its field
-//! (`properties.score: expected an integer 0-10, got string`) instead of serde's positional
-//! messages. One bad event never affects its neighbours.
+//! Hand-written validation over the body deserialised once, borrowing from it ([`json`]), so
+//! every rejection names its field (`properties.score: expected an integer 0-10, got string`)
+//! instead of serde's positional messages. One bad event never affects its neighbours.
+
+mod json;
 
 use chrono::{DateTime, Datelike, FixedOffset, Months, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
-use serde_json::{Map, Number, Value};
+use serde::Deserialize;
+use serde_json::Value;
+
+use json::{Json, Object};
 
 use super::{
     AccountProfile, ContactProfile, Csm, DeadlineSet, EnvelopeError, Event, EventError,
@@ -48,15 +53,15 @@ pub fn parse_batch(
             "request body is empty; expected a JSON object like {\"events\": [...]}".into(),
         ));
     }
-    let root: Value = serde_json::from_slice(body).map_err(|e| {
+    let root: Json = serde_json::from_slice(body).map_err(|e| {
         EnvelopeError::Malformed(format!(
             "body is not valid JSON ({e}); expected a JSON object like {{\"events\": [...]}}"
         ))
     })?;
-    let Value::Object(root) = root else {
+    let Json::Object(root) = root else {
         return Err(EnvelopeError::Malformed(format!(
             "expected a JSON object like {{\"events\": [...]}}, got {}",
-            kind(&root)
+            root.kind()
         )));
     };
     let events = match root.get("events") {
@@ -65,11 +70,11 @@ pub fn parse_batch(
                 "missing \"events\"; expected a JSON object like {\"events\": [...]}".into(),
             ));
         }
-        Some(Value::Array(events)) => events,
+        Some(Json::Array(events)) => events,
         Some(other) => {
             return Err(EnvelopeError::Malformed(format!(
                 "\"events\" must be an array, got {}",
-                kind(other)
+                other.kind()
             )));
         }
     };
@@ -79,16 +84,22 @@ pub fn parse_batch(
             limit: MAX_EVENTS,
         });
     }
-    Ok(events.iter().map(|v| parse_event(v, now)).collect())
+    Ok(events.iter().map(|v| parse_json_event(v, now)).collect())
 }
 
-/// Parse/validate one event from a JSON value (used by [`parse_batch`] and by the simulator
-/// reading JSONL).
+/// Parse/validate one event from a `serde_json::Value` (the simulator reading JSONL, tests),
+/// exactly as [`parse_batch`] does each of its events.
 pub fn parse_event(value: &Value, now: DateTime<Utc>) -> Result<Event, EventError> {
-    let Value::Object(obj) = value else {
+    // Infallible for a `Value` (every value has a `Json`); the error arm only keeps it total.
+    let json = Json::deserialize(value).map_err(|e| EventError::new("event", e.to_string()))?;
+    parse_json_event(&json, now)
+}
+
+fn parse_json_event(value: &Json<'_>, now: DateTime<Utc>) -> Result<Event, EventError> {
+    let Json::Object(obj) = value else {
         return Err(EventError::new(
             "event",
-            format!("expected a JSON object, got {}", kind(value)),
+            format!("expected a JSON object, got {}", value.kind()),
         ));
     };
     let top = Fields::new(obj, "");
@@ -114,14 +125,14 @@ pub fn parse_event(value: &Value, now: DateTime<Utc>) -> Result<Event, EventErro
             ),
         ));
     }
-    let empty = Map::new();
+    let empty = Object::default();
     let props = match obj.get("properties") {
-        None | Some(Value::Null) => &empty,
-        Some(Value::Object(m)) => m,
+        None | Some(Json::Null) => &empty,
+        Some(Json::Object(m)) => m,
         Some(other) => {
             return Err(EventError::new(
                 "properties",
-                format!("expected an object, got {}", kind(other)),
+                format!("expected an object, got {}", other.kind()),
             ));
         }
     };
@@ -216,7 +227,7 @@ fn parse_account(p: &Fields<'_>) -> Result<AccountProfile, EventError> {
     let tier = p.opt_enum::<Tier>("tier", "high_touch, low_touch, tech_touch")?;
     let csm = match p.get("csm") {
         None => None,
-        Some(Value::Object(m)) => {
+        Some(Json::Object(m)) => {
             let c = Fields::new(m, "properties.csm.");
             Some(Csm {
                 name: c.req_text("name", TEXT_MAX)?,
@@ -228,7 +239,7 @@ fn parse_account(p: &Fields<'_>) -> Result<AccountProfile, EventError> {
                 "csm",
                 format!(
                     "expected an object with name and email, got {}",
-                    kind(other)
+                    other.kind()
                 ),
             ));
         }
@@ -280,12 +291,12 @@ fn parse_deadline(p: &Fields<'_>, now: DateTime<Utc>) -> Result<DeadlineSet, Eve
 /// Typed access to one JSON object; `prefix` makes error paths like `properties.csm.email`.
 /// JSON `null` is treated as absent, so optional fields may be sent as `null`.
 struct Fields<'a> {
-    obj: &'a Map<String, Value>,
+    obj: &'a Object<'a>,
     prefix: &'static str,
 }
 
 impl<'a> Fields<'a> {
-    fn new(obj: &'a Map<String, Value>, prefix: &'static str) -> Self {
+    fn new(obj: &'a Object<'a>, prefix: &'static str) -> Self {
         Fields { obj, prefix }
     }
 
@@ -293,17 +304,17 @@ impl<'a> Fields<'a> {
         EventError::new(format!("{}{key}", self.prefix), message)
     }
 
-    fn get(&self, key: &str) -> Option<&'a Value> {
+    fn get(&self, key: &str) -> Option<&'a Json<'a>> {
         self.obj.get(key).filter(|v| !v.is_null())
     }
 
-    fn req(&self, key: &str) -> Result<&'a Value, EventError> {
+    fn req(&self, key: &str) -> Result<&'a Json<'a>, EventError> {
         self.get(key).ok_or_else(|| self.err(key, "required"))
     }
 
-    fn as_str(&self, key: &str, v: &'a Value) -> Result<&'a str, EventError> {
+    fn as_str(&self, key: &str, v: &'a Json<'a>) -> Result<&'a str, EventError> {
         v.as_str()
-            .ok_or_else(|| self.err(key, format!("expected a string, got {}", kind(v))))
+            .ok_or_else(|| self.err(key, format!("expected a string, got {}", v.kind())))
     }
 
     fn req_str(&self, key: &str) -> Result<&'a str, EventError> {
@@ -409,11 +420,11 @@ impl<'a> Fields<'a> {
         let v = self.req(key)?;
         let bad = |got: String| self.err(key, format!("expected an integer 0-10, got {got}"));
         match v {
-            Value::Number(n) => match n.as_u64() {
+            Json::Number(n) => match n.as_u64() {
                 Some(s) if s <= 10 => Ok(s as u8),
                 _ => Err(bad(n.to_string())),
             },
-            other => Err(bad(kind(other).to_string())),
+            other => Err(bad(other.kind().to_string())),
         }
     }
 
@@ -422,11 +433,11 @@ impl<'a> Fields<'a> {
         let bad =
             |got: String| self.err(key, format!("expected a non-negative integer, got {got}"));
         match v {
-            Value::Number(n) => n
+            Json::Number(n) => n
                 .as_u64()
                 .and_then(|u| u32::try_from(u).ok())
                 .ok_or_else(|| bad(n.to_string())),
-            other => Err(bad(kind(other).to_string())),
+            other => Err(bad(other.kind().to_string())),
         }
     }
 
@@ -434,7 +445,7 @@ impl<'a> Fields<'a> {
         let v = self.req(key)?;
         let bad = |got: String| self.err(key, format!("expected a number >= 0, got {got}"));
         match v {
-            Value::Number(n) => match n.as_f64() {
+            Json::Number(n) => match n.as_f64() {
                 Some(x) if x.is_finite() && x >= 0.0 => {
                     let x = x + 0.0; // turns -0.0 into 0.0
                     // The table stores 0 and numbers from 1e-130 to below 1e126, and would
@@ -450,7 +461,7 @@ impl<'a> Fields<'a> {
                 }
                 _ => Err(bad(n.to_string())),
             },
-            other => Err(bad(kind(other).to_string())),
+            other => Err(bad(other.kind().to_string())),
         }
     }
 }
@@ -459,23 +470,6 @@ impl<'a> Fields<'a> {
 /// 9.9999999999999999999999999999999999999E+125; an f64 has far fewer than its 38 digits).
 const MIN_NUMBER: f64 = 1e-130;
 const MAX_NUMBER: f64 = 1e126;
-
-/// JSON type name for messages.
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(n) if is_integer(n) => "integer",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
-fn is_integer(n: &Number) -> bool {
-    n.is_i64() || n.is_u64()
-}
 
 /// A short, escaped excerpt of user input for messages (never echo 10 KB back).
 fn preview(s: &str) -> String {

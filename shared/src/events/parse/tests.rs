@@ -1039,6 +1039,28 @@ proptest! {
         }
     }
 
+    /// The body reader (borrowing from the bytes) and `parse_event` over a `serde_json::Value`
+    /// give every event the same verdict, message for message.
+    #[test]
+    fn a_body_and_its_values_get_the_same_verdicts(
+        mutations in proptest::collection::vec((0usize..18, any::<bool>(), prop_oneof![
+            Just("event_id"), Just("occurred_at"), Just("type"), Just("score"), Just("email"),
+            Just("comment"), Just("csm"), Just("arr"), Just("properties"),
+        ], json_value()), 1..12),
+    ) {
+        let events: Vec<Value> = mutations
+            .into_iter()
+            .map(|(i, in_props, key, val)| {
+                let base = examples()[i].clone();
+                if in_props { with_prop(base, key, val) } else { with(base, key, val) }
+            })
+            .collect();
+        let body = json!({ "events": events }).to_string();
+        let from_body = parse_batch(body.as_bytes(), now()).map_err(|e| e.to_string());
+        let from_values: Vec<_> = events.iter().map(|v| parse_event(v, now())).collect();
+        prop_assert_eq!(from_body, Ok(from_values));
+    }
+
     #[test]
     fn parse_event_never_panics_on_timestamps_and_dates(s in "[0-9T:+\\-Zz. ]{0,40}") {
         let _ = parse_event(&with(examples()[2].clone(), "occurred_at", json!(s)), now());

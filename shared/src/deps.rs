@@ -76,9 +76,17 @@ impl Deps {
     async fn load(secrets: Secrets) -> Result<(Deps, aws_config::SdkConfig), ConfigError> {
         let config = Config::from_env()?;
         let sdk = sdk_config_from_env().await;
-        let keys = load_keys(&sdk, secrets).await?;
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone())
             .with_retention_days(config.delivery_retention_days);
+        // Every function's first request goes to DynamoDB: open that connection now, beside
+        // the secrets' load (`NUDGE_CONNECT_AT_INIT=0` skips it, for the bench's comparison).
+        let connect = local("NUDGE_CONNECT_AT_INIT").is_none_or(|v| v != "0");
+        let (keys, ()) = tokio::join!(load_keys(&sdk, secrets), async {
+            if connect {
+                store.open_connection().await;
+            }
+        });
+        let keys = keys?;
         let deps = Deps::new(
             config.clone(),
             Arc::new(store),

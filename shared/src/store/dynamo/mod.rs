@@ -97,6 +97,9 @@ impl CapacityMeter {
 /// (`Config::delivery_retention_days`).
 pub const DEFAULT_RETENTION_DAYS: u32 = 400;
 
+/// The key [`DynamoStore::open_connection`] reads: no item has it.
+const CONNECTION_KEY: &str = "INIT#connection";
+
 #[derive(Clone)]
 pub struct DynamoStore {
     pub(crate) client: Client,
@@ -134,6 +137,27 @@ impl DynamoStore {
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Opens the connection to DynamoDB (DNS, TCP, TLS, credentials, endpoint) with one
+    /// eventually consistent read of a key no item uses (0.5 RCU), so the function's first
+    /// request after a cold start reuses it instead of paying the handshake. Called during
+    /// init, where it overlaps the secrets' load. A failure is only logged: the first real
+    /// request will report it with its context, and retry it if it is transient.
+    pub async fn open_connection(&self) {
+        let read = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(CONNECTION_KEY))
+            .key(SK, s(CONNECTION_KEY))
+            .projection_expression("#pk")
+            .expression_attribute_names("#pk", PK)
+            .send()
+            .await;
+        if let Err(e) = read {
+            tracing::warn!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "could not open the connection to DynamoDB during init");
+        }
     }
 
     pub fn table(&self) -> &str {

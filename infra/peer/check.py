@@ -1,6 +1,7 @@
 """Self-check of the Python peer against the local stack (run with the peer venv's python).
 
-Proves both handlers work on a table shaped like production: creates a throw-away table
+Proves both handlers work: the score port reproduces two Rust golden accounts; then, on a
+table shaped like production, it creates a throw-away table
 with the `nudge` CLI, ingests 100 `account_upserted` events, then a signed batch of 500
 logins and feature uses (100 accounts, `+09:00` offsets) through the ingest handler in
 process, resends it (all duplicates), reads raw records and rollups back; stores and
@@ -195,6 +196,54 @@ def check_health(health: Any, ddb: Any, table: str, now: datetime, version: str)
           f"the Rust CLI reads the peer's snapshot back (nudge explain: score {mine['score']['N']})")
 
 
+def check_goldens() -> None:
+    """The port scores the Rust golden accounts A (82, green) and B (16, red) the same."""
+    import health_score as hs
+
+    def at(y: int, mo: int, d: int, h: int = 0) -> datetime:
+        return datetime(y, mo, d, h, tzinfo=timezone.utc)
+
+    def days(today: Any, logins: list, feats: list, contacts: list, reports: list) -> list:
+        by_age: dict[int, Any] = {}
+        day = lambda age: by_age.setdefault(age, hs.Day(day=today - timedelta(days=age)))
+        for ages, per in logins:
+            for age in ages:
+                day(age).logins += per
+        for age, name, n in feats:
+            day(age).features[name] = day(age).features.get(name, 0) + n
+        for age, c in contacts:
+            day(age).contacts.add(c)
+        for age, n in reports:
+            day(age).reports += n
+        return list(by_age.values())
+
+    def profile(tz: str, plan: str, arr: float, start: Any, renewal: Any, renewals: int) -> dict:
+        return dict(name="Acme", plan=plan, industry="m", timezone=tz, locale="en",
+                    contract_start=start, renewal_date=renewal, renewals=renewals, arr=arr)
+
+    d, now, model = datetime.date, at(2026, 6, 15, 3), hs.parse_model(hs.DEFAULT_MODEL)
+    a = hs.Inputs(
+        profile("Asia/Tokyo", "premium", 60000.0, d(at(2024, 6, 1)), d(at(2027, 6, 1)), 2),
+        at(2026, 1, 1), days(d(at(2026, 6, 15)), [(range(1, 9), 2), (range(15, 25), 2)],
+                             [(2, "report_builder", 10), (2, "dashboard", 10), (2, "integration", 10)],
+                             [(1, "u1"), (2, "u2"), (3, "u3"), (4, "u4")], [(3, 2)]),
+        {"invite_users", "import_data"}, True, [("low", at(2026, 6, 10))],
+        [("low", at(2026, 6, 10)), ("medium", at(2026, 5, 25))],
+        [(9, at(2026, 5, 20)), (8, at(2025, 12, 1))], None, now)
+    b = hs.Inputs(
+        profile("America/New_York", "growth", 20000.0, d(at(2025, 8, 26)), d(at(2026, 7, 29)), 1),
+        at(2025, 9, 1), days(d(at(2026, 6, 14)), [(range(1, 5), 1), (range(15, 25), 2)],
+                             [(3, "report_builder", 5), (5, "dashboard", 5)], [(2, "a"), (2, "b")], []),
+        {"invite_users", "import_data"}, True, [("high", at(2026, 6, 5)), ("urgent", at(2026, 6, 12))],
+        [("high", at(2026, 6, 5)), ("urgent", at(2026, 6, 12)), ("low", at(2026, 5, 20)),
+         ("low", at(2026, 5, 25))], [(4, at(2026, 6, 1, 12)), (7, at(2026, 1, 10))], None, now)
+    for name, inputs, want in (("A", a, (82, "green", "high_touch", "operation")),
+                               ("B", b, (16, "red", "low_touch", "pre_renewal"))):
+        s = hs.score(model, inputs)
+        got = (s["score"], s["band"], s["tier"], s["phase"])
+        check(got == want, f"golden {name} scores as in Rust: {got}")
+
+
 def store_model(table: str, version: str) -> None:
     """Stores a copy of the built-in model under `version` and activates it, with the CLI."""
     shown = json.loads(nudge("model", "show", "--table", table))["model"]
@@ -217,6 +266,7 @@ def main() -> None:
     print(f"     table {table} at {os.environ['AWS_ENDPOINT_URL_DYNAMODB']}")
     nudge("create-table", "--name", table)
     try:
+        check_goldens()
         ingest = importlib.import_module("ingest_handler")
         health = importlib.import_module("health_handler")
         now = datetime.now(timezone.utc)

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The project's test command: ./infra/test.sh
 #   tools (stack.sh install) -> cargo fmt --check -> cargo clippy -D warnings -> template lint
-#   -> local stack up -> SAM sample events (sam-events.sh) -> cargo test --workspace (both with
-#   the stack's SDK environment)
-# Template lint and the SAM sample events run before the tests so that cargo test's summary
-# lines close the output.
+#   -> local stack up -> SAM sample events (sam-events.sh) -> bench smoke run (bench.sh --quick
+#   on the debug builds: every measurement runs, the Python peer does the same work) -> cargo
+#   test --workspace (all with the stack's SDK environment)
+# Template lint, the SAM sample events and the bench run before the tests so that cargo test's
+# summary lines close the output.
 # The stack is stopped on exit if (and only if) this run started it; NUDGE_KEEP_STACK=1 keeps it.
 set -euo pipefail
 
@@ -51,6 +52,7 @@ trap 'exit 130' INT TERM
 if "$STACK" up; then
   eval "$("$STACK" env)"
   step "SAM sample events" "$ROOT/infra/sam-events.sh"
+  step "bench smoke run" "$ROOT/infra/bench.sh" --quick --profile dev --json "$ROOT/.nudge/bench/smoke.json"
   step "cargo test" "$CARGO" test --workspace --locked
 else
   failed+=("local stack")
@@ -60,4 +62,4 @@ if ((${#failed[@]})); then
   echo "test.sh: FAILED: $(IFS=,; echo "${failed[*]}") ($((SECONDS - t_start))s)" >&2
   exit 1
 fi
-echo "test.sh: all checks green: fmt, clippy, template lint, SAM sample events, cargo test ($((SECONDS - t_start))s)"
+echo "test.sh: all checks green: fmt, clippy, template lint, SAM sample events, bench smoke run, cargo test ($((SECONDS - t_start))s)"

@@ -537,13 +537,12 @@ def wire_time(dt: datetime) -> str:
 
 
 def to_wire(e: Event) -> str:
-    """The raw record's `body`: the event in its wire shape, compact JSON in key insertion
-    order like serde_json's (`event_id, account_id, contact_id?, type, occurred_at,
-    properties`)."""
+    """The raw record's `body`: the event in its wire shape, compact JSON with its keys sorted,
+    as serde_json's map writes them."""
     out: dict[str, Any] = {"event_id": e.event_id, "account_id": e.account_id}
     if e.contact_id is not None:
         out["contact_id"] = e.contact_id
     out["type"] = e.type
     out["occurred_at"] = wire_time(e.occurred_at)
     out["properties"] = e.properties
-    return json.dumps(out, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(out, ensure_ascii=False, separators=(",", ":"), sort_keys=True)

@@ -11,12 +11,13 @@ use chrono::{DateTime, TimeZone, Utc};
 use futures::stream::{self, StreamExt};
 use nudge_shared::events::{parse_batch, sign, verify};
 use nudge_shared::ingest::lambda::Ingest;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::apigw;
 use crate::local::{LOCAL_SECRET, LocalStack};
 
-fn bench_now() -> DateTime<Utc> {
+pub(crate) fn bench_now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0)
         .single()
         .unwrap_or_default()
@@ -75,7 +76,30 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-pub async fn ingest(stack: &LocalStack) -> Result<()> {
+/// `nudge bench ingest`'s figures (DynamoDB Local's ConsumedCapacity; times on this machine).
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestFigures {
+    /// A 100-event usage batch over 10 accounts, cold container.
+    pub wcu_per_event_cold: f64,
+    pub requests_per_event_cold: f64,
+    /// The same batch resent: every event a duplicate.
+    pub wcu_per_duplicate: f64,
+    /// A fresh 100-event batch, warm container.
+    pub wcu_per_event_warm: f64,
+    pub requests_per_event_warm: f64,
+    /// 500-event batches over 100 accounts through the handler, one after another.
+    pub handler_events_per_s: f64,
+    /// `BatchWriteItem` of equal items, 25 per request, 4 in flight.
+    pub bare_loop_items_per_s: f64,
+    pub handler_over_bare_loop: f64,
+    /// A 1 MiB, 500-event body: HMAC, then parse + validate (medians of 30).
+    pub body_bytes: usize,
+    pub verify_ms: f64,
+    pub parse_validate_ms: f64,
+    pub verify_parse_validate_ms: f64,
+}
+
+pub async fn ingest(stack: &LocalStack, batches: usize) -> Result<IngestFigures> {
     let table = format!("nudge-bench-{}", std::process::id());
     stack.create_table(&table).await?;
     let topic = stack.prepare_messaging().await?;
@@ -97,29 +121,29 @@ pub async fn ingest(stack: &LocalStack) -> Result<()> {
     let warm_batch = usage_batch("wcu2", 100, 10);
     let warm_out = post(&ingest, &warm_batch, now).await?;
     let warm = meter.snapshot();
+    let warm_accepted = warm_out["accepted"].as_f64().unwrap_or(1.0).max(1.0);
+    let duplicates = dup_out["duplicates"].as_f64().unwrap_or(1.0).max(1.0);
+    let wcu_per_event_cold = (cold.write_units - before.write_units) / accepted.max(1.0);
+    let wcu_per_duplicate = (dup.write_units - cold.write_units) / duplicates;
+    let wcu_per_event_warm = (warm.write_units - dup.write_units) / warm_accepted;
     println!("== ingest: DynamoDB write units (ReturnConsumedCapacity=TOTAL, DynamoDB Local)");
     println!(
-        "100-event batch, 10 accounts, cold container: {:.2} WCU per accepted event ({} accepted, {:.1} WCU, {} requests)",
-        (cold.write_units - before.write_units) / accepted.max(1.0),
+        "100-event batch, 10 accounts, cold container: {wcu_per_event_cold:.2} WCU per accepted event ({} accepted, {:.1} WCU, {} requests)",
         accepted,
         cold.write_units - before.write_units,
         cold.requests - before.requests
     );
     println!(
-        "same batch resent (all duplicates): {:.2} WCU per duplicate ({} duplicates)",
-        (dup.write_units - cold.write_units)
-            / dup_out["duplicates"].as_f64().unwrap_or(1.0).max(1.0),
+        "same batch resent (all duplicates): {wcu_per_duplicate:.2} WCU per duplicate ({} duplicates)",
         dup_out["duplicates"]
     );
     println!(
-        "next 100-event batch, warm container: {:.2} WCU per accepted event ({} accepted)",
-        (warm.write_units - dup.write_units)
-            / warm_out["accepted"].as_f64().unwrap_or(1.0).max(1.0),
-        warm_out["accepted"]
+        "next 100-event batch, warm container: {wcu_per_event_warm:.2} WCU per accepted event ({} accepted, {} requests)",
+        warm_out["accepted"],
+        warm.requests - dup.requests
     );
 
     // 2. Throughput through the handler vs. a bare BatchWriteItem loop of equal items.
-    let batches = 20;
     let started = Instant::now();
     let mut total = 0u64;
     for b in 0..batches {
@@ -199,6 +223,7 @@ pub async fn ingest(stack: &LocalStack) -> Result<()> {
         "bare BatchWriteItem loop (25 items/request, 4 in flight), {n_items} equal items: {raw_rate:.0} items/s"
     );
     println!("ratio handler/raw: {:.2}", handler_rate / raw_rate);
+    let ratio = handler_rate / raw_rate;
 
     // 3. Parse + validate + verify a 1 MiB, 500-event body (CPU only).
     let body = large_body();
@@ -239,18 +264,32 @@ pub async fn ingest(stack: &LocalStack) -> Result<()> {
     println!("== ingest: CPU");
     println!(
         "  of which: HMAC verify median {:.2} ms, parse + validate median {:.2} ms (JSON to a tree alone: {:.2} ms)",
-        median(verify_times).as_secs_f64() * 1000.0,
-        median(parse_times).as_secs_f64() * 1000.0,
+        median(verify_times.clone()).as_secs_f64() * 1000.0,
+        median(parse_times.clone()).as_secs_f64() * 1000.0,
         median(json_times).as_secs_f64() * 1000.0
     );
     println!(
         "verify + parse + validate, {} bytes, 500 events: median {:.2} ms over 30 runs",
         body.len(),
-        median(times).as_secs_f64() * 1000.0
+        median(times.clone()).as_secs_f64() * 1000.0
     );
 
     stack.delete_table(&table).await?;
-    Ok(())
+    let ms = |v: Vec<Duration>| median(v).as_secs_f64() * 1000.0;
+    Ok(IngestFigures {
+        wcu_per_event_cold,
+        requests_per_event_cold: (cold.requests - before.requests) as f64 / accepted.max(1.0),
+        wcu_per_duplicate,
+        wcu_per_event_warm,
+        requests_per_event_warm: (warm.requests - dup.requests) as f64 / warm_accepted,
+        handler_events_per_s: handler_rate,
+        bare_loop_items_per_s: raw_rate,
+        handler_over_bare_loop: ratio,
+        body_bytes: body.len(),
+        verify_ms: ms(verify_times),
+        parse_validate_ms: ms(parse_times),
+        verify_parse_validate_ms: ms(times),
+    })
 }
 
 /// Peak RSS of a process that builds `Deps` and handles one 500-event, ~1 MiB batch through the
@@ -446,7 +485,24 @@ async fn empty_runs(
     Ok((rru[rru.len() / 2], reqs[reqs.len() / 2], median(walls), max))
 }
 
-pub async fn reminders(stack: &LocalStack, opts: RemindersBench) -> Result<()> {
+/// `nudge bench reminders`'s figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct RemindersFigures {
+    pub deadlines_stored: usize,
+    /// A run with nothing due over them (medians): what DynamoDB Local billed, and the
+    /// service's floor (0.5 RRU per read request).
+    pub idle_run_rru: f64,
+    pub idle_run_billed_rru: f64,
+    pub idle_run_requests: u64,
+    pub idle_run_ms: f64,
+    pub due: usize,
+    pub sent: u64,
+    pub sends_per_s: f64,
+    pub rru_per_send: f64,
+    pub wru_per_send: f64,
+}
+
+pub async fn reminders(stack: &LocalStack, opts: RemindersBench) -> Result<RemindersFigures> {
     use chrono::Duration as Td;
     let table = format!("nudge-bench-rem-{}", std::process::id());
     stack.create_table(&table).await?;
@@ -502,6 +558,7 @@ pub async fn reminders(stack: &LocalStack, opts: RemindersBench) -> Result<()> {
     // (a) Empty runs with the deadlines stored.
     let first = t0 + Td::minutes(15 * opts.runs as i64);
     let (rru, req, wall, max) = empty_runs(deps, &meter, first, opts.runs).await?;
+    let (idle_rru, idle_req, idle_wall) = (rru, req, wall);
     println!(
         "{} deadlines stored, run with nothing due: {rru:.1} RRU (max {max:.1}), {req} requests, {:.1} ms (median of {} runs at successive 15-min slots)",
         opts.deadlines,
@@ -569,6 +626,7 @@ pub async fn reminders(stack: &LocalStack, opts: RemindersBench) -> Result<()> {
     batch_write(&client, &table, items, 8).await?;
 
     let (report, (r, w, q), wall) = reminders_run(deps, &meter, slot).await?;
+    let wall_due = wall;
     let sent = report["sent"].as_u64().unwrap_or(0);
     println!(
         "{} finals due in one slot: sent {sent} (due {}, failed {}, errors {}) in {:.2} s = {:.0} sends/s against moto",
@@ -590,17 +648,37 @@ pub async fn reminders(stack: &LocalStack, opts: RemindersBench) -> Result<()> {
         wall.as_secs_f64() * 1000.0
     );
     stack.delete_table(&table).await?;
-    Ok(())
+    Ok(RemindersFigures {
+        deadlines_stored: opts.deadlines,
+        idle_run_rru: idle_rru,
+        idle_run_billed_rru: 0.5 * idle_req.saturating_sub(1) as f64,
+        idle_run_requests: idle_req,
+        idle_run_ms: idle_wall.as_secs_f64() * 1000.0,
+        due: opts.due,
+        sent,
+        sends_per_s: sent as f64 / wall_due.as_secs_f64().max(1e-9),
+        rru_per_send: r / sent.max(1) as f64,
+        wru_per_send: w / sent.max(1) as f64,
+    })
 }
 
 /// `nudge bench delivery`: request units per nudge along the one send path.
-pub async fn delivery(stack: &LocalStack, n: usize) -> Result<()> {
+pub async fn delivery(
+    stack: &LocalStack,
+    n: usize,
+) -> Result<crate::bench_delivery::DeliveryBench> {
     let table = format!("nudge-bench-delivery-{}", std::process::id());
     stack.create_table(&table).await?;
     let topic = stack.prepare_messaging().await?;
     let (deps, store) = stack.deps(stack.config(&table, &topic)?);
     let meter = store.meter();
-    let b = crate::bench_delivery::bench_delivery(&deps, &meter, n, "bench", bench_now())
+    // 09:00 on a Friday in Tokyo, the accounts' zone: marketing email goes out at once inside
+    // business hours (at bench_now(), 21:00 there, it would be deferred, not sent).
+    let at = Utc
+        .with_ymd_and_hms(2026, 11, 20, 0, 0, 0)
+        .single()
+        .unwrap_or_default();
+    let b = crate::bench_delivery::bench_delivery(&deps, &meter, n, "bench", at)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
@@ -630,5 +708,5 @@ pub async fn delivery(stack: &LocalStack, n: usize) -> Result<()> {
         "unexpected delivery outcomes during the bench"
     );
     stack.delete_table(&table).await?;
-    Ok(())
+    Ok(b)
 }

@@ -141,6 +141,13 @@ pub async fn bench_delivery(
         let mut all = true;
         for nd in &list {
             let o = deliver(deps, no_extra_vars, nd, now, "bench-run").await?;
+            if !expect(&o) {
+                eprintln!(
+                    "bench delivery: {} {}: unexpected outcome {o:?}",
+                    nd.kind.as_str(),
+                    nd.account_id
+                );
+            }
             all &= expect(&o);
         }
         Ok::<_, DeliveryError>((per(before, meter.snapshot(), list.len()), all))

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use crate::local::LocalStack;
 
-fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 30, 18, 0, 0)
         .single()
         .unwrap_or_default()
@@ -62,7 +62,7 @@ fn quiet(i: usize) -> bool {
 }
 
 /// One account with 30 days of usage, an NPS answer and onboarding firsts.
-async fn seed_account(
+pub(crate) async fn seed_account(
     store: &nudge_shared::store::dynamo::DynamoStore,
     i: usize,
     shards: u32,
@@ -145,7 +145,10 @@ fn synthetic_events(i: usize, days: i64) -> Vec<Event> {
 
 /// Runs the queued work as Lambda would: every item in the queue at once (items enqueue their
 /// shard's rest), until the queue is empty. Returns how many items ran.
-async fn drain_concurrently(deps: &nudge_shared::Deps, queue: &MemoryQueue) -> Result<usize> {
+pub(crate) async fn drain_concurrently(
+    deps: &nudge_shared::Deps,
+    queue: &MemoryQueue,
+) -> Result<usize> {
     let worker = registry::find("health")
         .and_then(|f| f.queue_worker)
         .context("health has a queue worker")?;

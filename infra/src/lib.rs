@@ -4,8 +4,10 @@
 
 pub mod apigw;
 pub mod bench;
+pub mod bench_all;
 pub mod bench_delivery;
 pub mod bench_health;
+pub mod bench_lambda;
 pub mod bench_milestones;
 pub mod demo;
 pub mod engagement;
@@ -18,6 +20,7 @@ pub mod portfolio;
 pub mod preview;
 pub mod report;
 pub mod resilience;
+pub mod runtime_api;
 pub mod send;
 pub mod simulate;
 pub mod target;

@@ -85,10 +85,29 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Print performance figures (use an optimised build: --profile fast).
+    /// Every capability's performance figures in one run (infra/bench.sh builds what it needs
+    /// and runs it): one table on stdout, the same as JSON; or one capability's figures alone
+    /// (use an optimised build: --profile fast)
+    #[command(args_conflicts_with_subcommands = true)]
     Bench {
         #[command(subcommand)]
-        what: BenchWhat,
+        what: Option<BenchWhat>,
+        /// A smoke run: every measurement at small sizes, one cold start each.
+        #[arg(long)]
+        quick: bool,
+        /// Where to write the JSON report.
+        #[arg(long, default_value = ".nudge/bench/bench.json")]
+        json: PathBuf,
+        /// The directory of the functions' release binaries and the empty handler's
+        /// (`cargo build --release -p ingest -p health -p reminders -p milestones -p empty-handler`).
+        #[arg(long, default_value = "target/release")]
+        bootstraps: PathBuf,
+        /// The Python of the peer's virtualenv (infra/peer/install.sh makes it).
+        #[arg(long, default_value = ".nudge/peer-venv/bin/python")]
+        python: PathBuf,
+        /// Skip the Python + boto3 peer.
+        #[arg(long)]
+        no_peer: bool,
     },
     /// Create a table shaped like template.yaml's in the local DynamoDB (for `cargo lambda
     /// watch` / `sam local` runs with NUDGE_TABLE set to it).
@@ -376,6 +395,18 @@ enum BenchWhat {
         #[arg(long)]
         shards: Option<u32>,
     },
+    /// The Lambda figures alone: cold starts, RSS, CPU per event and per account of the release
+    /// bootstraps and the Python + boto3 peer, through the local runtime API.
+    Lambda {
+        #[arg(long)]
+        quick: bool,
+        #[arg(long, default_value = "target/release")]
+        bootstraps: PathBuf,
+        #[arg(long, default_value = ".nudge/peer-venv/bin/python")]
+        python: PathBuf,
+        #[arg(long)]
+        no_peer: bool,
+    },
     /// (internal) the peak-RSS child process of `bench ingest`.
     #[command(hide = true)]
     IngestRss,
@@ -484,11 +515,40 @@ async fn main() -> Result<()> {
                 None => print!("{}", p.jsonl()),
             }
         }
-        Command::Bench { what } => {
+        Command::Bench {
+            what: None,
+            quick,
+            json,
+            bootstraps,
+            python,
+            no_peer,
+        } => {
+            let stack = LocalStack::ensure_running()?;
+            let root = repo_root();
+            let python = root.join(python);
+            anyhow::ensure!(
+                no_peer || python.is_file(),
+                "{} is missing: run infra/peer/install.sh (or pass --no-peer)",
+                python.display()
+            );
+            let opts = nudge_infra::bench_all::Options {
+                quick,
+                bootstraps: root.join(bootstraps),
+                python: (!no_peer).then_some(python),
+            };
+            let report = nudge_infra::bench_all::run(&stack, &opts).await?;
+            let json = root.join(json);
+            nudge_infra::bench_all::write_json(&report, &json)?;
+            print!("{}", nudge_infra::bench_all::table(&report));
+            eprintln!("bench: the same figures as JSON in {}", json.display());
+        }
+        Command::Bench {
+            what: Some(what), ..
+        } => {
             let stack = LocalStack::ensure_running()?;
             match what {
                 BenchWhat::Ingest => {
-                    bench::ingest(&stack).await?;
+                    bench::ingest(&stack, 20).await?;
                     let exe = std::env::current_exe()?;
                     let out = std::process::Command::new(exe)
                         .args(["bench", "ingest-rss"])
@@ -509,7 +569,31 @@ async fn main() -> Result<()> {
                     }
                 }
                 BenchWhat::IngestRss => bench::ingest_rss_child(&stack).await?,
-                BenchWhat::Delivery { n } => bench::delivery(&stack, n).await?,
+                BenchWhat::Lambda {
+                    quick,
+                    bootstraps,
+                    python,
+                    no_peer,
+                } => {
+                    let root = repo_root();
+                    let sizes = if quick {
+                        nudge_infra::bench_all::Sizes::quick()
+                    } else {
+                        nudge_infra::bench_all::Sizes::full()
+                    };
+                    let opts = nudge_infra::bench_lambda::Options {
+                        bootstraps: root.join(bootstraps),
+                        python: (!no_peer).then(|| root.join(python)),
+                        cold_starts: sizes.cold_starts,
+                        ingest_batches: sizes.ingest_batches,
+                        health_accounts: sizes.bootstrap_accounts,
+                    };
+                    let figures = nudge_infra::bench_lambda::bench(&stack, &opts).await?;
+                    println!("{}", serde_json::to_string_pretty(&figures)?);
+                }
+                BenchWhat::Delivery { n } => {
+                    bench::delivery(&stack, n).await?;
+                }
                 BenchWhat::Reminders {
                     deadlines,
                     due,
@@ -520,7 +604,7 @@ async fn main() -> Result<()> {
                         due,
                         runs: runs.max(1),
                     };
-                    bench::reminders(&stack, opts).await?
+                    bench::reminders(&stack, opts).await?;
                 }
                 BenchWhat::Milestones { accounts, firsts } => {
                     let figures =

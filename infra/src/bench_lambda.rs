@@ -1,7 +1,7 @@
 //! `nudge bench`'s Lambda figures: each function's release bootstrap run as Lambda runs it,
 //! through the local runtime API of `runtime_api.rs` against the local stack, and the Python +
 //! boto3 peer (`infra/peer`, under `awslambdaric`, as AWS's Python images run it) fed the same
-//! bytes by the same server:
+//! bytes by the same server, both reaching DynamoDB over HTTPS (`tls_front.rs`), as deployed:
 //! - cold starts: process start until ready for the first event, the first request's latency,
 //!   peak RSS, release size; with and without the DynamoDB connection opened at init;
 //! - ingest: 500-event signed batches, CPU per event and events/s, Rust and the peer, each
@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 use crate::bench_health::{drain_concurrently, seed_account};
 use crate::local::{LOCAL_LINK_KEYS, LOCAL_SECRET, LOCAL_SENDER, LocalStack, repo_root};
 use crate::runtime_api::{self, Bootstrap, Run};
+use crate::tls_front::TlsFront;
 use crate::{apigw, bench};
 
 /// The binaries measured, the floor first.
@@ -110,7 +111,7 @@ pub struct Comparison {
 #[derive(Debug, Clone, Serialize)]
 pub struct LambdaFigures {
     pub cold_starts: Vec<ColdStart>,
-    /// Each function's init over the empty handler's.
+    /// Each handler's init over the empty handler of its runtime.
     pub init_over_empty: BTreeMap<String, f64>,
     pub ingest: Comparison,
     pub health: Comparison,
@@ -131,10 +132,20 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
-/// The environment of a function run against the local stack.
-fn function_env(stack: &LocalStack, table: &str, topic: &str) -> Vec<(String, String)> {
+/// The environment of a function run against the local stack, DynamoDB through `front`
+/// (HTTPS, as deployed).
+fn function_env(
+    stack: &LocalStack,
+    front: &TlsFront,
+    table: &str,
+    topic: &str,
+) -> Vec<(String, String)> {
+    let bundle = front.ca_bundle.to_string_lossy();
     [
-        ("AWS_ENDPOINT_URL_DYNAMODB", stack.dynamodb_url.as_str()),
+        ("AWS_ENDPOINT_URL_DYNAMODB", front.url.as_str()),
+        // rustls-native-certs (the Rust SDK's roots) and botocore read these.
+        ("SSL_CERT_FILE", &bundle),
+        ("AWS_CA_BUNDLE", &bundle),
         ("AWS_ENDPOINT_URL_SESV2", &stack.moto_url),
         ("AWS_ENDPOINT_URL_SNS", &stack.moto_url),
         ("AWS_ENDPOINT_URL_SQS", &stack.moto_url),
@@ -252,8 +263,9 @@ async fn cold_starts_of(
         run_ok(b, &[event(usize::MAX)]).await?;
     }
     for i in 0..runs {
-        for (b, s) in bootstraps.iter().zip(&mut samples) {
-            let run = run_ok(b, &[event(i * bootstraps.len() + s.init.len())]).await?;
+        for (v, (b, s)) in bootstraps.iter().zip(&mut samples).enumerate() {
+            // A fresh event for every run (ingest: new event ids, not duplicates).
+            let run = run_ok(b, &[event(i * bootstraps.len() + v)]).await?;
             s.init.push(ms(run.init));
             s.init_cpu.push(ms(run.init_cpu));
             s.first.push(
@@ -404,13 +416,17 @@ fn same_items(what: &str, rust: &Items, python: &Items, ignore: &[&str]) -> Resu
 
 /// Cold starts of every binary (and of the peer's two handlers), each answering a first
 /// request that does real work: a 100-event batch, an idle scheduled run, a shard scored.
-pub async fn cold_starts(stack: &LocalStack, opts: &Options) -> Result<Vec<ColdStart>> {
+pub async fn cold_starts(
+    stack: &LocalStack,
+    front: &TlsFront,
+    opts: &Options,
+) -> Result<Vec<ColdStart>> {
     let table = format!("bench-cold-{}", std::process::id());
     stack.create_table(&table).await?;
     let topic = stack.prepare_messaging().await?;
     let result = async {
         let at = bench::bench_now();
-        let env = function_env(stack, &table, &topic);
+        let env = function_env(stack, front, &table, &topic);
         let event_for = |name: &str| -> Box<dyn Fn(usize) -> Bytes> {
             match name {
                 "ingest" => Box::new(move |i| ingest_event(&format!("cold{i}-"), 100, 10, at)),
@@ -436,7 +452,11 @@ pub async fn cold_starts(stack: &LocalStack, opts: &Options) -> Result<Vec<ColdS
             out.push(c);
         }
         if let Some(python) = &opts.python {
-            for (name, module) in [("ingest", "ingest_handler"), ("health", "health_handler")] {
+            for (name, module) in [
+                ("empty-handler", "empty_handler"),
+                ("ingest", "ingest_handler"),
+                ("health", "health_handler"),
+            ] {
                 eprintln!("bench: cold starts of the Python peer's {name} ...");
                 out.extend(
                     cold_starts_of(
@@ -458,7 +478,7 @@ pub async fn cold_starts(stack: &LocalStack, opts: &Options) -> Result<Vec<ColdS
 
 /// Ingest's write path: the same signed batches through the Rust bootstrap and the peer,
 /// each into a fresh table; then the two tables' raw records and rollups compared.
-pub async fn ingest(stack: &LocalStack, opts: &Options) -> Result<Comparison> {
+pub async fn ingest(stack: &LocalStack, front: &TlsFront, opts: &Options) -> Result<Comparison> {
     let at = bench::bench_now();
     let batches: Vec<Bytes> = (0..opts.ingest_batches)
         .map(|b| ingest_event(&format!("lw{b}"), 500, 100, at))
@@ -471,7 +491,11 @@ pub async fn ingest(stack: &LocalStack, opts: &Options) -> Result<Comparison> {
     let result = async {
         eprintln!("bench: ingest, {events} events through the Rust bootstrap ...");
         let run = run_ok(
-            &rust_bootstrap(opts, "ingest", function_env(stack, &rust_table, &topic)),
+            &rust_bootstrap(
+                opts,
+                "ingest",
+                function_env(stack, front, &rust_table, &topic),
+            ),
             &batches,
         )
         .await?;
@@ -494,7 +518,7 @@ pub async fn ingest(stack: &LocalStack, opts: &Options) -> Result<Comparison> {
                 python,
                 "ingest",
                 "ingest_handler",
-                function_env(stack, &py_table, &topic),
+                function_env(stack, front, &py_table, &topic),
             ),
             &batches,
         )
@@ -548,7 +572,7 @@ fn check_accepted(run: &Run, per_batch: u64) -> Result<()> {
 /// The health worker over seeded accounts on a steady day (the first day's plays already
 /// made in-process): the Rust bootstrap, then the peer over the same table and day, one
 /// invocation per shard each; their snapshots compared account by account.
-pub async fn health(stack: &LocalStack, opts: &Options) -> Result<Comparison> {
+pub async fn health(stack: &LocalStack, front: &TlsFront, opts: &Options) -> Result<Comparison> {
     let table = format!("bench-health-rt-{}", std::process::id());
     stack.create_table(&table).await?;
     let topic = stack.prepare_messaging().await?;
@@ -577,7 +601,7 @@ pub async fn health(stack: &LocalStack, opts: &Options) -> Result<Comparison> {
         let events: Vec<Bytes> = (0..shards)
             .map(|s| health_event(day, s..s + 1, shards))
             .collect();
-        let env = function_env(stack, &table, &topic);
+        let env = function_env(stack, front, &table, &topic);
         eprintln!("bench: health, scoring them through the Rust bootstrap ...");
         let run = run_ok(&rust_bootstrap(opts, "health", env.clone()), &events).await?;
         let rust = workload("rust", &run, n);
@@ -634,21 +658,28 @@ pub async fn bench(stack: &LocalStack, opts: &Options) -> Result<LambdaFigures> 
             path.display()
         );
     }
-    let cold_starts = cold_starts(stack, opts).await?;
-    let empty = cold_starts
-        .iter()
-        .find(|c| c.name == "empty-handler")
-        .map(|c| c.init_ms)
-        .unwrap_or(0.0);
+    let upstream = stack
+        .dynamodb_url
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let front = TlsFront::start(upstream, &std::env::temp_dir()).await?;
+    let cold_starts = cold_starts(stack, &front, opts).await?;
+    // Each handler's init over the empty handler of its own runtime.
+    let floor = |runtime: &str| {
+        cold_starts
+            .iter()
+            .find(|c| c.runtime == runtime && c.name.ends_with("empty-handler"))
+            .map(|c| c.init_ms)
+    };
     let init_over_empty = cold_starts
         .iter()
-        .filter(|c| c.runtime == "rust" && c.name != "empty-handler")
-        .map(|c| (c.name.clone(), c.init_ms / empty.max(1e-9)))
+        .filter(|c| !c.name.ends_with("empty-handler"))
+        .filter_map(|c| Some((c.name.clone(), c.init_ms / floor(c.runtime)?.max(1e-9))))
         .collect();
     Ok(LambdaFigures {
         cold_starts,
         init_over_empty,
-        ingest: ingest(stack, opts).await?,
-        health: health(stack, opts).await?,
+        ingest: ingest(stack, &front, opts).await?,
+        health: health(stack, &front, opts).await?,
     })
 }

@@ -24,3 +24,4 @@ pub mod runtime_api;
 pub mod send;
 pub mod simulate;
 pub mod target;
+pub mod tls_front;

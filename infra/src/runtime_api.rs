@@ -88,8 +88,10 @@ pub async fn run(bootstrap: &Bootstrap, events: &[Bytes], timeout: Duration) -> 
     let addr = listener.local_addr()?;
     let (tx, mut rx) = mpsc::channel::<Signal>(16);
     let server = tokio::spawn(serve(listener, tx));
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run_no = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let log = std::env::temp_dir().join(format!(
-        "nudge-bench-{}-{}.log",
+        "nudge-bench-{}-{}-{run_no}.log",
         bootstrap.name,
         std::process::id()
     ));

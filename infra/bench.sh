@@ -5,7 +5,7 @@
 #
 #   infra/bench.sh                      full run (about 10 minutes after the builds)
 #   infra/bench.sh --quick              smoke run: every measurement at small sizes
-#   infra/bench.sh --profile release-s  bootstraps built with another profile (Cargo.toml)
+#   infra/bench.sh --profile release-z  bootstraps built with another profile (Cargo.toml)
 #   infra/bench.sh --no-peer            without the Python peer
 #   infra/bench.sh --json PATH          the JSON elsewhere (for comparing commits)
 #

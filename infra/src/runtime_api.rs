@@ -117,7 +117,10 @@ async fn drive(
 ) -> Result<Run> {
     let out = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let mut cmd = tokio::process::Command::new(&bootstrap.program);
+    // Only what Lambda would set and the bootstrap's own variables: this shell's (a CA
+    // directory, say) would change what init loads.
     cmd.args(&bootstrap.args)
+        .env_clear()
         .envs(lambda_env(&bootstrap.name))
         .envs(bootstrap.env.iter().map(|(k, v)| (k, v)))
         .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
@@ -195,7 +198,7 @@ async fn wait_next(
 }
 
 /// The variables Lambda sets for every runtime (the Rust runtime refuses to start without
-/// them).
+/// them), and its PATH, LANG and TZ.
 fn lambda_env(name: &str) -> Vec<(String, String)> {
     [
         ("AWS_LAMBDA_FUNCTION_NAME", name),
@@ -204,6 +207,9 @@ fn lambda_env(name: &str) -> Vec<(String, String)> {
         ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/bench"),
         ("AWS_LAMBDA_LOG_STREAM_NAME", "bench"),
         ("LAMBDA_TASK_ROOT", "."),
+        ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        ("LANG", "C.UTF-8"),
+        ("TZ", ":UTC"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -5,7 +5,9 @@ use lambda_runtime::{Error, run, service_fn};
 use nudge_shared::deps::Secrets;
 use nudge_shared::{Deps, registry, telemetry};
 
-#[tokio::main]
+// One thread: an environment runs one invocation at a time, on one vCPU or less below
+// 1,769 MB; a worker pool would only add wake-ups between threads (see `nudge bench`).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let feature = registry::find("reminders").ok_or("reminders is not in the registry")?;

@@ -6,7 +6,9 @@
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
 
-#[tokio::main]
+// One thread: an environment runs one invocation at a time, on one vCPU or less below
+// 1,769 MB; a worker pool would only add wake-ups between threads (see `nudge bench`).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     run(service_fn(|event: LambdaEvent<Value>| async move {
         Ok::<Value, Error>(event.payload)

@@ -62,7 +62,7 @@ fn quiet(i: usize) -> bool {
 }
 
 /// One account with 30 days of usage, an NPS answer and onboarding firsts.
-pub(crate) async fn seed_account(
+async fn seed_account(
     store: &nudge_shared::store::dynamo::DynamoStore,
     i: usize,
     shards: u32,
@@ -110,6 +110,21 @@ pub(crate) async fn seed_account(
         comment: None,
     };
     store.record_nps(&id, &format!("nps-{i}"), &answer).await?;
+    Ok(())
+}
+
+/// `accounts` accounts as [`seed_account`] makes them, 16 at a time.
+pub(crate) async fn seed_accounts(
+    store: &nudge_shared::store::dynamo::DynamoStore,
+    accounts: usize,
+    shards: u32,
+) -> Result<()> {
+    stream::iter(0..accounts)
+        .map(|i| async move { seed_account(store, i, shards).await })
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await
+        .context("seeding")?;
     Ok(())
 }
 
@@ -183,15 +198,7 @@ pub async fn bench_health(
 
     eprintln!("bench health: seeding {accounts} accounts x 30 days of rollups ...");
     let t = Instant::now();
-    stream::iter(0..accounts)
-        .map(|i| {
-            let store = store.clone();
-            async move { seed_account(&store, i, shards).await }
-        })
-        .buffer_unordered(16)
-        .try_collect::<Vec<()>>()
-        .await
-        .context("seeding")?;
+    seed_accounts(&store, accounts, shards).await?;
     eprintln!(
         "bench health: seeded in {:.1} s; daily run ...",
         t.elapsed().as_secs_f64()

@@ -17,14 +17,13 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration as Days, Utc};
-use futures::stream::{self, StreamExt, TryStreamExt};
 use hyper::body::Bytes;
 use nudge_shared::channels::MemoryQueue;
 use nudge_shared::registry;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::bench_health::{drain_concurrently, seed_account};
+use crate::bench_health::{drain_concurrently, seed_accounts};
 use crate::local::{LOCAL_LINK_KEYS, LOCAL_SECRET, LOCAL_SENDER, LocalStack, repo_root};
 use crate::runtime_api::{self, Bootstrap, Run};
 use crate::tls_front::TlsFront;
@@ -583,15 +582,7 @@ pub async fn health(stack: &LocalStack, front: &TlsFront, opts: &Options) -> Res
         let shards = deps.config.health_index_shards;
         let n = opts.health_accounts;
         eprintln!("bench: health, seeding {n} accounts and running their first day ...");
-        stream::iter(0..n)
-            .map(|i| {
-                let store = store.clone();
-                async move { seed_account(&store, i, shards).await }
-            })
-            .buffer_unordered(16)
-            .try_collect::<Vec<()>>()
-            .await
-            .context("seeding")?;
+        seed_accounts(&store, n, shards).await?;
         let first_day = crate::bench_health::now();
         let health = registry::find("health").context("health is registered")?;
         registry::run_scheduled(health, &deps, first_day, "bench").await?;

@@ -31,6 +31,21 @@ pub struct Sizes {
 }
 
 impl Sizes {
+    pub fn of(quick: bool) -> Sizes {
+        if quick { Sizes::quick() } else { Sizes::full() }
+    }
+
+    /// The Lambda section's options at these sizes.
+    pub fn lambda(&self, bootstraps: PathBuf, python: Option<PathBuf>) -> bench_lambda::Options {
+        bench_lambda::Options {
+            bootstraps,
+            python,
+            cold_starts: self.cold_starts,
+            ingest_batches: self.ingest_batches,
+            health_accounts: self.bootstrap_accounts,
+        }
+    }
+
     pub fn full() -> Sizes {
         Sizes {
             ingest_batches: 20,
@@ -125,11 +140,7 @@ pub struct Options {
 }
 
 pub async fn run(stack: &LocalStack, opts: &Options) -> Result<Report> {
-    let sizes = if opts.quick {
-        Sizes::quick()
-    } else {
-        Sizes::full()
-    };
+    let sizes = Sizes::of(opts.quick);
     eprintln!("bench: ingest (in-process) ...");
     let ingest = bench::ingest(stack, sizes.ingest_batches).await?;
     eprintln!("bench: delivery ...");
@@ -161,13 +172,7 @@ pub async fn run(stack: &LocalStack, opts: &Options) -> Result<Report> {
     .await?;
     let lambda = bench_lambda::bench(
         stack,
-        &bench_lambda::Options {
-            bootstraps: opts.bootstraps.clone(),
-            python: opts.python.clone(),
-            cold_starts: sizes.cold_starts,
-            ingest_batches: sizes.ingest_batches,
-            health_accounts: sizes.bootstrap_accounts,
-        },
+        &sizes.lambda(opts.bootstraps.clone(), opts.python.clone()),
     )
     .await?;
     Ok(Report {

@@ -107,6 +107,20 @@ pub struct Comparison {
     pub same_result: Vec<String>,
 }
 
+impl Comparison {
+    /// The Rust run alone (the peer skipped).
+    fn rust_only(workload: &'static str, unit: &'static str, rust: Workload) -> Comparison {
+        Comparison {
+            workload,
+            unit,
+            rust,
+            python: None,
+            python_over_rust: None,
+            same_result: vec![],
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct LambdaFigures {
     pub cold_starts: Vec<ColdStart>,
@@ -501,14 +515,7 @@ pub async fn ingest(stack: &LocalStack, front: &TlsFront, opts: &Options) -> Res
         check_accepted(&run, 500)?;
         let rust = workload("rust", &run, events);
         let Some(python) = &opts.python else {
-            return Ok(Comparison {
-                workload: "ingest",
-                unit: "event",
-                rust,
-                python: None,
-                python_over_rust: None,
-                same_result: vec![],
-            });
+            return Ok(Comparison::rust_only("ingest", "event", rust));
         };
         stack.create_table(&py_table).await?;
         eprintln!("bench: ingest, the same batches through the Python peer ...");
@@ -607,14 +614,7 @@ pub async fn health(stack: &LocalStack, front: &TlsFront, opts: &Options) -> Res
             by_rust.len()
         );
         let Some(python) = &opts.python else {
-            return Ok(Comparison {
-                workload: "health",
-                unit: "account",
-                rust,
-                python: None,
-                python_over_rust: None,
-                same_result: vec![],
-            });
+            return Ok(Comparison::rust_only("health", "account", rust));
         };
         eprintln!("bench: health, the same through the Python peer ...");
         let run = run_ok(

@@ -92,22 +92,11 @@ enum Command {
     Bench {
         #[command(subcommand)]
         what: Option<BenchWhat>,
-        /// A smoke run: every measurement at small sizes, one cold start each.
-        #[arg(long)]
-        quick: bool,
+        #[command(flatten)]
+        run: BenchRun,
         /// Where to write the JSON report.
         #[arg(long, default_value = ".nudge/bench/bench.json")]
         json: PathBuf,
-        /// The directory of the functions' release binaries and the empty handler's
-        /// (`cargo build --release -p ingest -p health -p reminders -p milestones -p empty-handler`).
-        #[arg(long, default_value = "target/release")]
-        bootstraps: PathBuf,
-        /// The Python of the peer's virtualenv (infra/peer/install.sh makes it).
-        #[arg(long, default_value = ".nudge/peer-venv/bin/python")]
-        python: PathBuf,
-        /// Skip the Python + boto3 peer.
-        #[arg(long)]
-        no_peer: bool,
     },
     /// Create a table shaped like template.yaml's in the local DynamoDB (for `cargo lambda
     /// watch` / `sam local` runs with NUDGE_TABLE set to it).
@@ -352,6 +341,42 @@ enum ModelCmd {
     },
 }
 
+/// What `nudge bench` and `nudge bench lambda` run against.
+#[derive(clap::Args)]
+struct BenchRun {
+    /// A smoke run: every measurement at small sizes, one cold start each.
+    #[arg(long)]
+    quick: bool,
+    /// The directory of the functions' release binaries and the empty handler's
+    /// (`cargo build --release -p ingest -p health -p reminders -p milestones -p empty-handler`).
+    #[arg(long, default_value = "target/release")]
+    bootstraps: PathBuf,
+    /// The Python of the peer's virtualenv (infra/peer/install.sh makes it).
+    #[arg(long, default_value = ".nudge/peer-venv/bin/python")]
+    python: PathBuf,
+    /// Skip the Python + boto3 peer.
+    #[arg(long)]
+    no_peer: bool,
+}
+
+impl BenchRun {
+    /// The bootstraps' directory and the peer's Python (`None`: skipped), from the repository
+    /// root; fails when the peer is wanted but not installed.
+    fn paths(&self) -> Result<(PathBuf, Option<PathBuf>)> {
+        let root = repo_root();
+        let python = root.join(&self.python);
+        anyhow::ensure!(
+            self.no_peer || python.is_file(),
+            "{} is missing: run infra/peer/install.sh (or pass --no-peer)",
+            python.display()
+        );
+        Ok((
+            root.join(&self.bootstraps),
+            (!self.no_peer).then_some(python),
+        ))
+    }
+}
+
 #[derive(Subcommand)]
 enum BenchWhat {
     /// Request units per recorded, sent (transactional / marketing) and blocked nudge.
@@ -398,14 +423,8 @@ enum BenchWhat {
     /// The Lambda figures alone: cold starts, RSS, CPU per event and per account of the release
     /// bootstraps and the Python + boto3 peer, through the local runtime API.
     Lambda {
-        #[arg(long)]
-        quick: bool,
-        #[arg(long, default_value = "target/release")]
-        bootstraps: PathBuf,
-        #[arg(long, default_value = ".nudge/peer-venv/bin/python")]
-        python: PathBuf,
-        #[arg(long)]
-        no_peer: bool,
+        #[command(flatten)]
+        run: BenchRun,
     },
     /// (internal) the peak-RSS child process of `bench ingest`.
     #[command(hide = true)]
@@ -517,27 +536,18 @@ async fn main() -> Result<()> {
         }
         Command::Bench {
             what: None,
-            quick,
+            run,
             json,
-            bootstraps,
-            python,
-            no_peer,
         } => {
             let stack = LocalStack::ensure_running()?;
-            let root = repo_root();
-            let python = root.join(python);
-            anyhow::ensure!(
-                no_peer || python.is_file(),
-                "{} is missing: run infra/peer/install.sh (or pass --no-peer)",
-                python.display()
-            );
+            let (bootstraps, python) = run.paths()?;
             let opts = nudge_infra::bench_all::Options {
-                quick,
-                bootstraps: root.join(bootstraps),
-                python: (!no_peer).then_some(python),
+                quick: run.quick,
+                bootstraps,
+                python,
             };
             let report = nudge_infra::bench_all::run(&stack, &opts).await?;
-            let json = root.join(json);
+            let json = repo_root().join(json);
             nudge_infra::bench_all::write_json(&report, &json)?;
             print!("{}", nudge_infra::bench_all::table(&report));
             eprintln!("bench: the same figures as JSON in {}", json.display());
@@ -569,25 +579,10 @@ async fn main() -> Result<()> {
                     }
                 }
                 BenchWhat::IngestRss => bench::ingest_rss_child(&stack).await?,
-                BenchWhat::Lambda {
-                    quick,
-                    bootstraps,
-                    python,
-                    no_peer,
-                } => {
-                    let root = repo_root();
-                    let sizes = if quick {
-                        nudge_infra::bench_all::Sizes::quick()
-                    } else {
-                        nudge_infra::bench_all::Sizes::full()
-                    };
-                    let opts = nudge_infra::bench_lambda::Options {
-                        bootstraps: root.join(bootstraps),
-                        python: (!no_peer).then(|| root.join(python)),
-                        cold_starts: sizes.cold_starts,
-                        ingest_batches: sizes.ingest_batches,
-                        health_accounts: sizes.bootstrap_accounts,
-                    };
+                BenchWhat::Lambda { run } => {
+                    let (bootstraps, python) = run.paths()?;
+                    let opts =
+                        nudge_infra::bench_all::Sizes::of(run.quick).lambda(bootstraps, python);
                     let figures = nudge_infra::bench_lambda::bench(&stack, &opts).await?;
                     println!("{}", serde_json::to_string_pretty(&figures)?);
                 }

@@ -9,7 +9,6 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -20,7 +19,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 /// What to run: a program and its environment (the runtime API's address is added).
 #[derive(Debug, Clone)]
@@ -217,7 +216,6 @@ fn lambda_env(name: &str) -> Vec<(String, String)> {
 }
 
 async fn serve(listener: TcpListener, tx: mpsc::Sender<Signal>) {
-    let tx = Arc::new(Mutex::new(tx));
     while let Ok((stream, _)) = listener.accept().await {
         let tx = tx.clone();
         tokio::spawn(async move {
@@ -233,7 +231,7 @@ const PREFIX: &str = "/2018-06-01/runtime/";
 
 async fn handle(
     req: Request<Incoming>,
-    tx: Arc<Mutex<mpsc::Sender<Signal>>>,
+    tx: mpsc::Sender<Signal>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
@@ -243,10 +241,7 @@ async fn handle(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let send = |s: Signal| async {
-        let tx = tx.lock().await.clone();
-        tx.send(s).await.is_ok()
-    };
+    let send = |s: Signal| async { tx.send(s).await.is_ok() };
     let rest = path.strip_prefix(PREFIX).unwrap_or("");
     let status = match (method, rest.split('/').collect::<Vec<_>>().as_slice()) {
         (Method::GET, ["invocation", "next"]) => {

@@ -7,13 +7,15 @@ validated event by event (`peer_events`). It writes what the Rust store writes, 
 order and with the same requests, so a crash or a resend neither loses nor double-counts:
 
 1. the raw event `ACCT#<id>/EVT#<event_id>`, conditionally, in state `applying`: the
-   de-duplication point (a record found still `applying` is applied again);
+   de-duplication point (a record found still `applying` is applied again); events whose
+   count is their only effect (`login`, `feature_used`, `report_created`) get no write here;
 2. idempotent effects: `account_upserted` sets the profile (last writer wins by
    `occurred_at`) and lists the account in the index `ACCOUNTS#<shard>`; `nps_response` adds
    its answer to the `SAT` item; then one `FIRSTS` write per account (`if_not_exists`);
 3. the usage rollup `DAY#<local day>` (the day in the profile's time zone), one transaction
-   per (account, day) with its events' `applying -> applied`, so each is counted once; events
-   without usage are marked `applied` alone.
+   per (account, day) with its recorded events' `applying -> applied` and the count-only
+   events' records created `applied` (conditionally: the de-duplication point for them), so
+   each is counted once; events without usage are marked `applied` alone.
 
 Known differences from the Rust function, on purpose: only `login`, `feature_used`,
 `report_created`, `nps_response` and `account_upserted` are implemented (other types are
@@ -50,6 +52,7 @@ CACHE_LIMIT = 100_000
 RETRY_AFTER_SECS = 5
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 USAGE = {"login", "feature_used", "report_created", "nps_response"}
+COUNT_ONLY = {"login", "feature_used", "report_created"}
 THROTTLED = {"ProvisionedThroughputExceededException", "ThrottlingException",
              "RequestLimitExceeded", "TransactionConflictException"}
 
@@ -226,10 +229,11 @@ def ingest_batch(parsed: list[Event | EventError], now: datetime) -> dict[str, A
             valid.append((i, e))
     batch = Batch(now)
     zones = batch_zones(e for _, e in valid)
-    fresh, dup = insert_raw(batch, valid)
+    unrecorded = {i for i, e in valid if e.type in COUNT_ONLY}
+    fresh, dup = insert_raw(batch, valid, unrecorded)
     apply_effects(batch, fresh)
     record_firsts(batch, fresh)
-    late = count_rollups(batch, fresh, zones)
+    late = count_rollups(batch, fresh, zones, unrecorded)
     confirmed = [e for i, e in fresh if i not in batch.failed and e.type not in USAGE]
     run_all(mark_applied, confirmed)
     for index, verdict in sorted(batch.failed.items()):
@@ -257,16 +261,19 @@ def batch_zones(events: Iterable[Event]) -> dict[str, str]:
 # --- 1. Raw records -------------------------------------------------------------------------
 
 
-def raw_item(e: Event, now: datetime) -> dict[str, Any]:
-    """`RawEventItem`: retention runs from the event (backfills older than a day: arrival)."""
+def raw_item(e: Event, now: datetime, applied: bool = False) -> dict[str, Any]:
+    """`RawEventItem`: retention runs from the event (backfills older than a day: arrival);
+    `applied` for a count-only event's record, created with its count."""
     expires = max(e.at_utc, now - timedelta(days=1)) + timedelta(days=TTL_DAYS)
     item = {
         "pk": {"S": f"ACCT#{e.account_id}"}, "sk": {"S": f"EVT#{e.event_id}"},
         "type": {"S": e.type}, "occurred_at": {"S": ts(e.at_utc)},
         "received_at": {"S": ts(now)}, "body": {"S": ev.to_wire(e)},
         "ttl": {"N": str((expires - EPOCH) // timedelta(seconds=1))},
-        "state": {"S": "applying"}, "applying_at": {"S": ts(now)},
+        "state": {"S": "applied"} if applied else {"S": "applying"},
     }
+    if not applied:
+        item["applying_at"] = {"S": ts(now)}
     if e.contact_id is not None:
         item["contact_id"] = {"S": e.contact_id}
     return item
@@ -291,10 +298,12 @@ def put_raw(now: datetime, e: Event) -> str | StoreError:
         return store_error(err)
 
 
-def insert_raw(batch: Batch, valid: list[tuple[int, Event]]) -> tuple[list, int]:
-    results = run_all(lambda pair: put_raw(batch.now, pair[1]), valid)
-    fresh, duplicates, resend_from = [], 0, {}
-    for (i, e), r in zip(valid, results):
+def insert_raw(batch: Batch, valid: list[tuple[int, Event]], unrecorded: set[int]) -> tuple[list, int]:
+    to_record = [(i, e) for i, e in valid if i not in unrecorded]
+    results = run_all(lambda pair: put_raw(batch.now, pair[1]), to_record)
+    fresh = [(i, e) for i, e in valid if i in unrecorded]
+    duplicates, resend_from = 0, {}
+    for (i, e), r in zip(to_record, results):
         if isinstance(r, StoreError):
             batch.fail(i, r)
             if r.retryable:
@@ -487,7 +496,8 @@ def account_zones(accounts: set[str], batch_zone: dict[str, str], now: datetime)
     return zones
 
 
-def count_rollups(batch: Batch, fresh: list[tuple[int, Event]], batch_zone: dict) -> set[int]:
+def count_rollups(batch: Batch, fresh: list[tuple[int, Event]], batch_zone: dict,
+                  unrecorded: set[int]) -> set[int]:
     """Groups usage per (account, local day) and counts each chunk in one transaction;
     returns the indexes another request counted meanwhile (late duplicates)."""
     usage = [(i, e) for i, e in fresh if i not in batch.failed and e.type in USAGE]
@@ -505,7 +515,8 @@ def count_rollups(batch: Batch, fresh: list[tuple[int, Event]], batch_zone: dict
     def count(chunk: tuple[str, date, list[tuple[int, Event]]]) -> list[int]:
         account, day, events = chunk
         try:
-            gone = count_chunk(account, day, [e for _, e in events])
+            gone = count_chunk(account, day, [e for i, e in events if i not in unrecorded],
+                               [e for i, e in events if i in unrecorded], batch.now)
         except (ClientError, BotoCoreError, StoreError) as err:
             for i, _ in events:
                 batch.fail(i, store_error(err))
@@ -553,37 +564,65 @@ def rollup_update(events: list[Event], with_contacts: bool) -> dict[str, Any]:
     return update
 
 
-def count_chunk(account: str, day: date, events: list[Event]) -> set[str]:
-    """Adds the chunk's usage and marks its events applied atomically; drops (and returns)
-    events another request counted meanwhile, and counts without contacts once the day is full."""
+def count_chunk(account: str, day: date, confirm: list[Event], create: list[Event],
+                now: datetime) -> set[str]:
+    """Adds the chunk's usage, marks its recorded events applied and creates the count-only
+    events' records, atomically; drops (and returns) events counted before, turns a record
+    found still `applying` into one to confirm, and counts without contacts once the day is
+    full."""
     pk, gone = f"ACCT#{account}", set()
     with_contacts = (account, day) not in FULL_DAYS
-    while events:
+    while confirm or create:
         items = [{"Update": {"TableName": TABLE, "Key": key(pk, f"DAY#{day.isoformat()}"),
-                             **rollup_update(events, with_contacts)}}]
+                             **rollup_update(confirm + create, with_contacts)}}]
         items += [{"Update": {
             "TableName": TABLE, "Key": key(pk, f"EVT#{e.event_id}"),
             "UpdateExpression": "SET #st = :applied REMOVE applying_at",
             "ConditionExpression": "#st = :applying", "ExpressionAttributeNames": {"#st": "state"},
             "ExpressionAttributeValues": {":applied": {"S": "applied"}, ":applying": {"S": "applying"}},
-        }} for e in events]
+        }} for e in confirm]
+        items += [{"Put": {
+            "TableName": TABLE, "Item": raw_item(e, now, applied=True),
+            "ConditionExpression": "attribute_not_exists(#pk)",
+            "ExpressionAttributeNames": {"#pk": "pk"},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }} for e in create]
         try:
             DDB.transact_write_items(TransactItems=items, ReturnConsumedCapacity="TOTAL")
             return gone
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                 raise
-            reasons = [r.get("Code") for r in err.response.get("CancellationReasons", [])]
-        failed = {e.event_id for e, r in zip(events, reasons[1:]) if r == "ConditionalCheckFailed"}
-        if failed:
-            gone |= failed
-            events = [e for e in events if e.event_id not in failed]
-        elif reasons and reasons[0] == "ConditionalCheckFailed" and with_contacts:
+            reasons = err.response.get("CancellationReasons", [])
+        codes = [r.get("Code") for r in reasons]
+        per_write = reasons[1:]
+        applied = {e.event_id for e, r in zip(confirm, per_write)
+                   if r.get("Code") == "ConditionalCheckFailed"}
+        unfinished = set()
+        for e, r in zip(create, per_write[len(confirm):]):
+            if r.get("Code") != "ConditionalCheckFailed":
+                continue
+            old = r.get("Item")
+            if old is None:
+                old = DDB.get_item(TableName=TABLE, Key=key(pk, f"EVT#{e.event_id}"),
+                                   ConsistentRead=True, ReturnConsumedCapacity="TOTAL").get("Item")
+            if old is None:
+                raise cancelled(codes)
+            if old.get("state", {}).get("S") == "applying" and "applying_at" in old:
+                unfinished.add(e.event_id)
+            else:
+                applied.add(e.event_id)
+        if applied or unfinished:
+            gone |= applied
+            confirm = [e for e in confirm if e.event_id not in applied]
+            confirm += [e for e in create if e.event_id in unfinished]
+            create = [e for e in create if e.event_id not in applied | unfinished]
+        elif codes and codes[0] == "ConditionalCheckFailed" and with_contacts:
             with_contacts = False
             with LOCK:
                 FULL_DAYS.add((account, day))
         else:
-            raise cancelled(reasons)
+            raise cancelled(codes)
     return gone
 
 

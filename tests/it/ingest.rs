@@ -432,8 +432,10 @@ async fn a_rollup_the_table_refuses_rejects_its_events_and_a_resend_after_the_fi
             .starts_with("not stored: "),
         "{out}"
     );
-    // Their raw records stay unfinished, so the resend is not a duplicate.
-    assert_eq!(env.store.raw_events("bad").await.unwrap().len(), 2);
+    // Nothing of them was written (a login's record is created with its count), so the
+    // resend is not a duplicate.
+    assert!(env.store.raw_events("bad").await.unwrap().is_empty());
+    assert_eq!(env.store.raw_events("good").await.unwrap().len(), 2);
 
     env.stack
         .dynamodb()
@@ -463,6 +465,49 @@ async fn a_rollup_the_table_refuses_rejects_its_events_and_a_resend_after_the_fi
         env.store.rollups("good", day, day).await.unwrap()[0].logins,
         2
     );
+}
+
+#[tokio::test]
+async fn logins_and_feature_uses_are_recorded_with_their_count_one_write_per_99_and_once() {
+    let env = TestEnv::new("count-only").await;
+    let now = at("2026-11-20T15:00:00Z");
+    let events: Vec<Value> = (0..150)
+        .map(|i| {
+            let t = format!("2026-11-20T10:{:02}:{:02}Z", i / 60, i % 60);
+            match i % 2 {
+                0 => login(&format!("l{i}"), "acme", &format!("u{}", i % 7), &t),
+                _ => feature(&format!("f{i}"), "acme", "u1", "export", &t),
+            }
+        })
+        .collect();
+    // Warm the container's zone and firsts so the batch below makes only its own writes.
+    let (status, out) = env.post_events(&batch(&events[..2]), now).await;
+    assert_eq!((status, &out["accepted"]), (200, &json!(2)), "{out}");
+    let meter = env.store.meter();
+    let before = meter.snapshot();
+    let (status, out) = env.post_events(&batch(&events[2..]), now).await;
+    let after = meter.snapshot();
+    assert_eq!((status, &out["accepted"]), (200, &json!(148)), "{out}");
+    // One (account, day): 148 events counted in two transactions (99 + 49), no other write.
+    assert_eq!(after.requests - before.requests, 2);
+    let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let r = &env.store.rollups("acme", day, day).await.unwrap()[0];
+    assert_eq!((r.events, r.logins, r.features["export"]), (150, 75, 75));
+    assert_eq!(r.active_contacts.len(), 7);
+    let raw = env.store.raw_events("acme").await.unwrap();
+    assert_eq!(raw.len(), 150);
+
+    // The same body again: every event a duplicate, nothing counted twice.
+    let (status, again) = env.post_events(&batch(&events), now).await;
+    assert_eq!(
+        (status, &again["duplicates"]),
+        (200, &json!(150)),
+        "{again}"
+    );
+    assert_eq!(again["accepted"], 0);
+    let r = &env.store.rollups("acme", day, day).await.unwrap()[0];
+    assert_eq!((r.events, r.logins, r.features["export"]), (150, 75, 75));
+    assert_eq!(env.store.raw_events("acme").await.unwrap().len(), 150);
 }
 
 #[tokio::test]

@@ -28,6 +28,7 @@ conformance_tests!(
     deadlines_and_raw_events_keep_the_first_or_newest_write,
     rollups_firsts_log_and_checkpoints_accumulate,
     a_rollup_counts_applying_events_once,
+    a_count_creates_its_records_once,
     index_pages_contacts_and_the_pulse_read_back,
     agenda_tasks_are_scheduled_once_found_by_time_and_finished,
     erasing_a_contact_cancels_redacts_and_forgets_it,

@@ -43,8 +43,8 @@ use crate::Deps;
 use crate::events::{Event, EventError, EventPayload, ZoneChange};
 use crate::registry;
 use crate::store::{
-    AccountChange, Applied, COUNT_LIMIT, Counted, Inserted, MAX_DAY_CONTACTS, NpsAnswer, RawEvent,
-    RollupDelta, StoreError, TicketChange, Upserted,
+    AccountChange, Applied, COUNT_LIMIT, Counted, CountedEvents, Inserted, MAX_DAY_CONTACTS,
+    NpsAnswer, RawEvent, RollupDelta, StoreError, TicketChange, Upserted,
 };
 
 /// Concurrent requests to DynamoDB per batch.
@@ -291,8 +291,14 @@ pub async fn ingest_batch(
 
     // 1. Raw records, written `applying`: the de-duplication point. A record found still
     // `applying` is an event whose effects were never confirmed (a crash, a failed write):
-    // it is applied again like a new one.
+    // it is applied again like a new one. An event whose count is its only effect gets no
+    // write here: its record is created with its count in step 3, where the same condition
+    // de-duplicates it (a duplicate runs only the idempotent hooks and firsts before).
     let ttl = deps.config.raw_event_ttl_days;
+    let (count_only, valid): (Vec<_>, Vec<_>) = valid
+        .into_iter()
+        .partition(|(_, e)| count_is_only_effect(e));
+    let unrecorded: HashSet<usize> = count_only.iter().map(|(i, _)| *i).collect();
     let inserted: Vec<(usize, Event, Result<Inserted, StoreError>)> = stream::iter(valid)
         .map(|(i, e)| async move {
             let r = deps.store.insert_raw_event(&raw_record(&e, now, ttl)).await;
@@ -301,7 +307,7 @@ pub async fn ingest_batch(
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
-    let mut fresh: Vec<(usize, Event)> = Vec::new();
+    let mut fresh: Vec<(usize, Event)> = count_only;
     // Per account, the earliest event the client must send again.
     let mut resent_from: HashMap<String, (DateTime<Utc>, usize)> = HashMap::new();
     for (i, e, r) in inserted {
@@ -441,7 +447,7 @@ pub async fn ingest_batch(
         .collect();
     let accounts: BTreeSet<&str> = usage.iter().map(|(_, e)| e.account_id.as_str()).collect();
     let zones = account_zones(deps, &cache.zones, &batch_zones, accounts, now).await;
-    let mut rollups: BTreeMap<(&str, NaiveDate), Vec<&Event>> = BTreeMap::new();
+    let mut rollups: BTreeMap<(&str, NaiveDate), Vec<(&Event, Recorded)>> = BTreeMap::new();
     let mut index_of: HashMap<(&str, &str), usize> = HashMap::new();
     for (i, e) in &usage {
         match zones.get(e.account_id.as_str()) {
@@ -450,7 +456,7 @@ pub async fn ingest_batch(
                 rollups
                     .entry((e.account_id.as_str(), day))
                     .or_default()
-                    .push(e);
+                    .push((e, Recorded(!unrecorded.contains(i))));
                 index_of.insert((e.account_id.as_str(), e.event_id.as_str()), *i);
             }
             Some(Err(err)) => record_failure(failed_ref, *i, err),
@@ -466,11 +472,11 @@ pub async fn ingest_batch(
     let counted: Vec<Vec<usize>> = stream::iter(chunks)
         .map(|(account, day, chunk)| async move {
             let index = |id: &str| index_of.get(&(account, id)).copied();
-            match count_chunk(deps, &cache.full_days, account, day, chunk).await {
+            match count_chunk(deps, &cache.full_days, account, day, chunk, now).await {
                 Ok(already) => already.iter().filter_map(|id| index(id)).collect(),
                 Err(err) => {
                     warn!(account_id = %account, error = %err, "rollup failed");
-                    for i in chunk.iter().filter_map(|e| index(&e.event_id)) {
+                    for i in chunk.iter().filter_map(|(e, _)| index(&e.event_id)) {
                         record_failure(failed_ref, i, &err);
                     }
                     Vec::new()
@@ -516,43 +522,87 @@ pub async fn ingest_batch(
     out
 }
 
-/// Counts one (account, day)'s events (at most `COUNT_LIMIT`) and confirms them; returns the
-/// ids another request counted meanwhile (left out here).
+/// Whether an event's raw record was written in step 1 (to be confirmed by its count), or is
+/// to be created by its count.
+#[derive(Debug, Clone, Copy)]
+struct Recorded(bool);
+
+/// Events whose count in the day's rollup is their only effect: no state write (see
+/// `apply_state_effect`), no feature hook acting on them. Tickets and NPS answers are usage
+/// too, but write state of their own first.
+fn count_is_only_effect(event: &Event) -> bool {
+    matches!(
+        event.payload,
+        EventPayload::Login | EventPayload::FeatureUsed { .. } | EventPayload::ReportCreated
+    )
+}
+
+/// Counts one (account, day)'s events (at most `COUNT_LIMIT`), confirming the recorded ones
+/// and creating the others' records; returns the ids counted before (by another request, or
+/// an earlier attempt of this one), which are left out here.
 async fn count_chunk(
     deps: &Deps,
     full_days: &KnownFullDays,
     account: &str,
     day: NaiveDate,
-    chunk: &[&Event],
+    chunk: &[(&Event, Recorded)],
+    now: DateTime<Utc>,
 ) -> Result<Vec<String>, StoreError> {
-    let mut events: Vec<&Event> = chunk.to_vec();
+    let ttl = deps.config.raw_event_ttl_days;
+    let mut confirm: Vec<&Event> = chunk.iter().filter(|(_, r)| r.0).map(|(e, _)| *e).collect();
+    let mut create: Vec<&Event> = chunk
+        .iter()
+        .filter(|(_, r)| !r.0)
+        .map(|(e, _)| *e)
+        .collect();
     let mut already: Vec<String> = Vec::new();
-    // Each pass either counts or drops at least one event.
-    while !events.is_empty() {
+    // Each pass counts, drops at least one event, or turns one to create into one to confirm.
+    while !confirm.is_empty() || !create.is_empty() {
         let mut delta = RollupDelta::default();
-        for e in &events {
+        for e in confirm.iter().chain(&create) {
             add_usage(&mut delta, e);
         }
         if full_days.contains(account, day) {
             delta = delta.without_contacts();
         }
-        let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
-        match deps.store.count_applied(account, day, &delta, &ids).await? {
+        let ids: Vec<String> = confirm.iter().map(|e| e.event_id.clone()).collect();
+        let records: Vec<RawEvent> = create.iter().map(|e| raw_record(e, now, ttl)).collect();
+        let events = CountedEvents {
+            confirm: &ids,
+            create: &records,
+        };
+        match deps
+            .store
+            .count_applied(account, day, &delta, events)
+            .await?
+        {
             Counted::Counted { contacts_full } => {
                 if contacts_full {
                     full_days.insert(account, day);
                 }
                 break;
             }
-            Counted::AlreadyApplied(gone) => {
-                let before = events.len();
-                events.retain(|e| !gone.contains(&e.event_id));
-                if events.len() == before {
+            Counted::Conflicts {
+                applied,
+                unfinished,
+            } => {
+                let before = (confirm.len(), create.len());
+                confirm.retain(|e| !applied.contains(&e.event_id));
+                create.retain(|e| !applied.contains(&e.event_id));
+                let (resumed, rest): (Vec<&Event>, Vec<&Event>) = create
+                    .into_iter()
+                    .partition(|e| unfinished.contains(&e.event_id));
+                create = rest;
+                for e in &resumed {
+                    info!(account_id = %account, "unfinished event: counting it now");
+                    confirm.push(e);
+                }
+                if (confirm.len() + create.len(), resumed.len()) == (before.0 + before.1, 0) {
                     return Err(StoreError::Backend(format!(
-                        "events reported counted are not in the rollup: {gone:?}"
+                        "events reported counted or unfinished are not in the rollup: {applied:?}, {unfinished:?}"
                     )));
                 }
-                already.extend(gone);
+                already.extend(applied);
             }
         }
     }

@@ -12,9 +12,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 
 use super::{
-    AccountChange, AddressFeedback, Applied, CapState, Counted, DeadlineRecord, DeadlineStatus,
-    EngagementKind, Inserted, MAX_DAY_CONTACTS, MessageRef, RawEvent, RollupDelta, SentMark, Store,
-    StoreError, Upserted,
+    AccountChange, AddressFeedback, Applied, CapState, Counted, CountedEvents, DeadlineRecord,
+    DeadlineStatus, EngagementKind, Inserted, MAX_DAY_CONTACTS, MessageRef, RawEvent, RollupDelta,
+    SentMark, Store, StoreError, Upserted,
 };
 use crate::domain::{
     Channel, DeliveryLogEntry, LogStatus, Nudge, NudgeKind, NudgeStatus, SuppressionReason,
@@ -97,6 +97,7 @@ pub async fn all(store: &dyn ScannableStore) {
     deadlines_and_raw_events_keep_the_first_or_newest_write(store).await;
     rollups_firsts_log_and_checkpoints_accumulate(store).await;
     a_rollup_counts_applying_events_once(store).await;
+    a_count_creates_its_records_once(store).await;
     index_pages_contacts_and_the_pulse_read_back(store).await;
     agenda_tasks_are_scheduled_once_found_by_time_and_finished(store).await;
     erasing_a_contact_cancels_redacts_and_forgets_it(store).await;
@@ -831,9 +832,20 @@ pub async fn a_rollup_counts_applying_events_once(store: &dyn Store) {
         ..Default::default()
     };
     let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    fn confirm(v: &[String]) -> CountedEvents<'_> {
+        CountedEvents {
+            confirm: v,
+            create: &[],
+        }
+    }
     assert_eq!(
         store
-            .count_applied(account, day, &logins(2, "u-1"), &ids(&["e1", "e2"]))
+            .count_applied(
+                account,
+                day,
+                &logins(2, "u-1"),
+                confirm(&ids(&["e1", "e2"]))
+            )
             .await
             .unwrap(),
         Counted::Counted {
@@ -850,10 +862,18 @@ pub async fn a_rollup_counts_applying_events_once(store: &dyn Store) {
     // A second count naming a confirmed event writes nothing and says which one.
     assert_eq!(
         store
-            .count_applied(account, day, &logins(2, "u-2"), &ids(&["e2", "e3"]))
+            .count_applied(
+                account,
+                day,
+                &logins(2, "u-2"),
+                confirm(&ids(&["e2", "e3"]))
+            )
             .await
             .unwrap(),
-        Counted::AlreadyApplied(ids(&["e2"]))
+        Counted::Conflicts {
+            applied: ids(&["e2"]),
+            unfinished: vec![],
+        }
     );
     let r = store.rollups(account, day, day).await.unwrap();
     assert_eq!((r[0].events, r[0].logins), (2, 2));
@@ -873,7 +893,7 @@ pub async fn a_rollup_counts_applying_events_once(store: &dyn Store) {
     store.add_rollup(account, day, &full).await.unwrap();
     assert_eq!(
         store
-            .count_applied(account, day, &logins(1, "u-late"), &ids(&["e3"]))
+            .count_applied(account, day, &logins(1, "u-late"), confirm(&ids(&["e3"])))
             .await
             .unwrap(),
         Counted::Counted {
@@ -892,6 +912,116 @@ pub async fn a_rollup_counts_applying_events_once(store: &dyn Store) {
         store.insert_raw_event(&raw("e3")).await.unwrap(),
         Inserted::Duplicate
     );
+}
+
+/// Records created by their count exist exactly when it counted them: a count that would
+/// create an existing record writes nothing and says whether that record was counted already
+/// or is an earlier attempt's, still `applying`.
+pub async fn a_count_creates_its_records_once(store: &dyn Store) {
+    let account = "c-create";
+    let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let raw = |id: &str| RawEvent {
+        account_id: account.into(),
+        event_id: id.into(),
+        event_type: "feature_used",
+        contact_id: Some("u-1".into()),
+        occurred_at: t(0),
+        received_at: t(1),
+        body: r#"{"type":"feature_used"}"#.into(),
+        expires_at: 1_900_000_000,
+    };
+    let uses = |n: u64| RollupDelta {
+        events: n,
+        features: BTreeMap::from([("export".to_string(), n)]),
+        contacts: ["u-1".to_string()].into(),
+        ..Default::default()
+    };
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let created = [raw("e1"), raw("e2")];
+    fn count(create: &[RawEvent]) -> CountedEvents<'_> {
+        CountedEvents {
+            confirm: &[],
+            create,
+        }
+    }
+    assert_eq!(
+        store
+            .count_applied(account, day, &uses(2), count(&created))
+            .await
+            .unwrap(),
+        Counted::Counted {
+            contacts_full: false
+        }
+    );
+    let stored = store.raw_events(account).await.unwrap();
+    assert_eq!(
+        stored
+            .iter()
+            .map(|e| (e.event_id.as_str(), e.body.as_str(), e.expires_at))
+            .collect::<Vec<_>>(),
+        [
+            ("e1", r#"{"type":"feature_used"}"#, 1_900_000_000),
+            ("e2", r#"{"type":"feature_used"}"#, 1_900_000_000)
+        ]
+    );
+    // Created applied: a resend is a plain duplicate.
+    assert_eq!(
+        store.insert_raw_event(&raw("e1")).await.unwrap(),
+        Inserted::Duplicate
+    );
+
+    // An earlier attempt's record still `applying` is to be confirmed, a counted one dropped;
+    // nothing of the count is written meanwhile.
+    assert_eq!(
+        store.insert_raw_event(&raw("e3")).await.unwrap(),
+        Inserted::New
+    );
+    assert_eq!(
+        store
+            .count_applied(
+                account,
+                day,
+                &uses(3),
+                count(&[raw("e2"), raw("e3"), raw("e4")])
+            )
+            .await
+            .unwrap(),
+        Counted::Conflicts {
+            applied: ids(&["e2"]),
+            unfinished: ids(&["e3"]),
+        }
+    );
+    assert_eq!(
+        store.raw_events(account).await.unwrap().len(),
+        3,
+        "e4 not created"
+    );
+    let r = store.rollups(account, day, day).await.unwrap();
+    assert_eq!((r[0].events, r[0].features["export"]), (2, 2));
+
+    let e3 = ids(&["e3"]);
+    let both = CountedEvents {
+        confirm: &e3,
+        create: &[raw("e4")],
+    };
+    assert_eq!(
+        store
+            .count_applied(account, day, &uses(2), both)
+            .await
+            .unwrap(),
+        Counted::Counted {
+            contacts_full: false
+        }
+    );
+    for id in ["e3", "e4"] {
+        assert_eq!(
+            store.insert_raw_event(&raw(id)).await.unwrap(),
+            Inserted::Duplicate,
+            "{id} is counted"
+        );
+    }
+    let r = store.rollups(account, day, day).await.unwrap();
+    assert_eq!((r[0].events, r[0].features["export"]), (4, 4));
 }
 
 pub async fn rollups_firsts_log_and_checkpoints_accumulate(store: &dyn Store) {

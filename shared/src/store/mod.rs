@@ -80,7 +80,7 @@ pub enum Inserted {
     },
 }
 
-/// At most this many events are confirmed with one rollup write (`count_applied`): with the
+/// At most this many events are counted with one rollup write (`count_applied`): with the
 /// day's rollup, a DynamoDB transaction's 100 actions.
 pub const COUNT_LIMIT: usize = 99;
 
@@ -90,15 +90,40 @@ pub const COUNT_LIMIT: usize = 99;
 /// model's validation enforces.
 pub const MAX_DAY_CONTACTS: usize = 100;
 
+/// The events one [`EventStore::count_applied`] counts: records written `applying` earlier
+/// to confirm, and records of events whose count is their only effect, created `applied` by
+/// the count itself (no write of their own before it).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CountedEvents<'a> {
+    pub confirm: &'a [String],
+    pub create: &'a [RawEvent],
+}
+
+impl CountedEvents<'_> {
+    pub fn len(&self) -> usize {
+        self.confirm.len() + self.create.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// The outcome of [`EventStore::count_applied`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Counted {
-    /// The delta was added and every event marked applied. `contacts_full`: the day already
-    /// held [`MAX_DAY_CONTACTS`] contacts, so this delta's contacts were left out.
+    /// The delta was added, every record to confirm marked applied and every record to create
+    /// written. `contacts_full`: the day already held [`MAX_DAY_CONTACTS`] contacts, so this
+    /// delta's contacts were left out.
     Counted { contacts_full: bool },
-    /// Nothing was written: these events are no longer `applying` (another request counted
-    /// them meanwhile). Count the others without them.
-    AlreadyApplied(Vec<String>),
+    /// Nothing was written. `applied`: events counted already (a record to confirm that is no
+    /// longer `applying`, a record to create that exists applied): duplicates, to count
+    /// without. `unfinished`: records to create that exist still `applying` (an earlier
+    /// attempt's), to confirm instead.
+    Conflicts {
+        applied: Vec<String>,
+        unfinished: Vec<String>,
+    },
 }
 
 /// Outcome of a last-writer-wins update.
@@ -299,16 +324,17 @@ pub trait EventStore: Send + Sync {
     /// Marks an event whose effects all held `applied` (an event without a rollup): a resend
     /// is then a plain duplicate. A missing record is left missing.
     async fn mark_applied(&self, account_id: &str, event_id: &str) -> Result<(), StoreError>;
-    /// Adds `delta` (the usage of `event_ids`, at most [`COUNT_LIMIT`]) to the day's rollup and
-    /// marks those events `applied`, as one atomic write that holds only if every one of them
-    /// is still `applying`: a crash before it counts nothing, after it everything, so a
-    /// resend of an unfinished event counts it exactly once.
+    /// Adds `delta` (the usage of `events`, at most [`COUNT_LIMIT`]) to the day's rollup,
+    /// marks the records to confirm `applied` and creates the records to create `applied`, as
+    /// one atomic write that holds only if every record to confirm is still `applying` and
+    /// none to create exists: a crash before it counts nothing, after it everything, so a
+    /// resend counts each event exactly once.
     async fn count_applied(
         &self,
         account_id: &str,
         day: NaiveDate,
         delta: &RollupDelta,
-        event_ids: &[String],
+        events: CountedEvents<'_>,
     ) -> Result<Counted, StoreError>;
     /// Adds `delta` to the day's rollup unconditionally (seeding history: benches, tests).
     async fn add_rollup(

@@ -8,18 +8,19 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, ReturnConsumedCapacity,
+    AttributeValue, CancellationReason, Put, ReturnConsumedCapacity,
     ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::item::{from_item, millis, opt_millis, to_item};
-use super::{DynamoStore, Item, corrupt, get_n, get_s, get_ss, get_ts, map_err, n, s, ts};
+use super::{DynamoStore, Item, Read, corrupt, get_n, get_s, get_ss, get_ts, map_err, n, s, ts};
 use crate::events::EventType;
 use crate::store::schema::{self, PK, SK};
 use crate::store::{
-    Counted, DayRollup, EventStore, Inserted, MAX_DAY_CONTACTS, RawEvent, RollupDelta, StoreError,
+    Counted, CountedEvents, DayRollup, EventStore, Inserted, MAX_DAY_CONTACTS, RawEvent,
+    RollupDelta, StoreError,
 };
 
 #[async_trait]
@@ -82,53 +83,100 @@ impl EventStore for DynamoStore {
         account_id: &str,
         day: NaiveDate,
         delta: &RollupDelta,
-        event_ids: &[String],
+        events: CountedEvents<'_>,
     ) -> Result<Counted, StoreError> {
+        let pk = schema::account_pk(account_id);
+        let mut writes = Vec::with_capacity(events.len());
+        for id in events.confirm {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key(PK, s(&pk))
+                .key(SK, s(schema::event_sk(id)))
+                .update_expression("SET #st = :applied REMOVE applying_at")
+                .condition_expression("#st = :applying")
+                .expression_attribute_names("#st", "state")
+                .expression_attribute_values(":applied", s(APPLIED))
+                .expression_attribute_values(":applying", s(APPLYING))
+                .build()
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
+            writes.push(TransactWriteItem::builder().update(update).build());
+        }
+        for ev in events.create {
+            // A failed condition returns the existing record: its state tells a duplicate
+            // from an earlier attempt's unfinished record.
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(to_item("raw event", &RawEventItem::applied(ev))?))
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", PK)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build()
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
+            writes.push(TransactWriteItem::builder().put(put).build());
+        }
         let mut delta = Cow::Borrowed(delta);
         loop {
-            let Some(rollup) = RollupUpdate::new(&delta) else {
+            let mut items = Vec::with_capacity(writes.len() + 1);
+            if let Some(rollup) = RollupUpdate::new(&delta) {
+                items.push(
+                    TransactWriteItem::builder()
+                        .update(rollup.transact(&self.table, &pk, &schema::day_sk(day))?)
+                        .build(),
+                );
+            }
+            let with_rollup = items.len();
+            if with_rollup == 0 && writes.is_empty() {
                 return Ok(Counted::Counted {
                     contacts_full: false,
                 });
-            };
-            let pk = schema::account_pk(account_id);
-            let mut items = vec![
-                TransactWriteItem::builder()
-                    .update(rollup.transact(&self.table, &pk, &schema::day_sk(day))?)
-                    .build(),
-            ];
-            for id in event_ids {
-                let update = Update::builder()
-                    .table_name(&self.table)
-                    .key(PK, s(&pk))
-                    .key(SK, s(schema::event_sk(id)))
-                    .update_expression("SET #st = :applied REMOVE applying_at")
-                    .condition_expression("#st = :applying")
-                    .expression_attribute_names("#st", "state")
-                    .expression_attribute_values(":applied", s(APPLIED))
-                    .expression_attribute_values(":applying", s(APPLYING))
-                    .build()
-                    .map_err(|e| StoreError::Backend(e.to_string()))?;
-                items.push(TransactWriteItem::builder().update(update).build());
             }
+            items.extend(writes.iter().cloned());
             let Some(reasons) = self.transact(items).await? else {
                 return Ok(Counted::Counted {
                     contacts_full: matches!(delta, Cow::Owned(_)),
                 });
             };
             let failed = |r: &CancellationReason| r.code() == Some("ConditionalCheckFailed");
-            let not_applying: Vec<String> = event_ids
+            let per_write = reasons.get(with_rollup..).unwrap_or_default();
+            let mut applied: Vec<String> = events
+                .confirm
                 .iter()
-                .zip(reasons.iter().skip(1))
+                .zip(per_write)
                 .filter(|(_, r)| failed(r))
                 .map(|(id, _)| id.clone())
                 .collect();
-            if !not_applying.is_empty() {
-                return Ok(Counted::AlreadyApplied(not_applying));
+            let mut unfinished = Vec::new();
+            for (ev, r) in events
+                .create
+                .iter()
+                .zip(per_write.iter().skip(events.confirm.len()))
+                .filter(|(_, r)| failed(r))
+            {
+                let existing = match r.item() {
+                    Some(item) => Some(item.clone()),
+                    None => {
+                        let sk = schema::event_sk(&ev.event_id);
+                        self.get_item_read(&pk, &sk, Read::Strong).await?
+                    }
+                };
+                match existing.as_ref().map(raw_state) {
+                    Some(Some(_)) => unfinished.push(ev.event_id.clone()),
+                    // Gone again since (its TTL): another attempt decides.
+                    None => return Err(cancelled(&reasons)),
+                    Some(None) => applied.push(ev.event_id.clone()),
+                }
+            }
+            if !applied.is_empty() || !unfinished.is_empty() {
+                return Ok(Counted::Conflicts {
+                    applied,
+                    unfinished,
+                });
             }
             match reasons.first() {
                 // The day's contacts are full: count without this delta's.
-                Some(r) if failed(r) && !delta.contacts.is_empty() => {
+                Some(r) if with_rollup == 1 && failed(r) && !delta.contacts.is_empty() => {
                     delta = Cow::Owned(delta.without_contacts());
                 }
                 _ => return Err(cancelled(&reasons)),
@@ -466,6 +514,15 @@ impl RawEventItem {
             contact_id: ev.contact_id.clone(),
             state: Some(APPLYING.into()),
             applying_at: Some(ev.received_at),
+        }
+    }
+
+    /// The record of an event whose count is its only effect, created `applied` with it.
+    fn applied(ev: &RawEvent) -> RawEventItem {
+        RawEventItem {
+            state: Some(APPLIED.into()),
+            applying_at: None,
+            ..RawEventItem::new(ev)
         }
     }
 

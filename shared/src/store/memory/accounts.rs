@@ -9,9 +9,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::{MemoryStore, State, key, ms, request};
 use crate::events::{AccountProfile, ContactProfile};
 use crate::store::{
-    AccountChange, AccountRecord, Applied, ContactRecord, Counted, DayRollup, DeadlineRecord,
-    DeadlineStore, EventStore, Inserted, MAX_DAY_CONTACTS, ProfileStore, RawEvent, RollupDelta,
-    StoreError, Upserted,
+    AccountChange, AccountRecord, Applied, ContactRecord, Counted, CountedEvents, DayRollup,
+    DeadlineRecord, DeadlineStore, EventStore, Inserted, MAX_DAY_CONTACTS, ProfileStore, RawEvent,
+    RollupDelta, StoreError, Upserted,
 };
 
 #[async_trait]
@@ -45,20 +45,40 @@ impl EventStore for MemoryStore {
         account_id: &str,
         day: NaiveDate,
         delta: &RollupDelta,
-        event_ids: &[String],
+        events: CountedEvents<'_>,
     ) -> Result<Counted, StoreError> {
         request().await;
         let mut s = self.lock();
-        let not_applying: Vec<String> = event_ids
+        let mut applied: Vec<String> = events
+            .confirm
             .iter()
             .filter(|id| !s.raw_applying.contains_key(&key(account_id, id)))
             .cloned()
             .collect();
-        if !not_applying.is_empty() {
-            return Ok(Counted::AlreadyApplied(not_applying));
+        let mut unfinished = Vec::new();
+        for ev in events.create {
+            let k = key(account_id, &ev.event_id);
+            if s.raw_events.contains_key(&k) {
+                match s.raw_applying.contains_key(&k) {
+                    true => unfinished.push(ev.event_id.clone()),
+                    false => applied.push(ev.event_id.clone()),
+                }
+            }
         }
-        for id in event_ids {
+        if !applied.is_empty() || !unfinished.is_empty() {
+            return Ok(Counted::Conflicts {
+                applied,
+                unfinished,
+            });
+        }
+        for id in events.confirm {
             s.raw_applying.remove(&key(account_id, id));
+        }
+        for ev in events.create {
+            let mut stored = ev.clone();
+            stored.occurred_at = ms(stored.occurred_at);
+            stored.received_at = ms(stored.received_at);
+            s.raw_events.insert(key(account_id, &ev.event_id), stored);
         }
         Ok(Counted::Counted {
             contacts_full: add_to_day(&mut s, account_id, day, delta),

@@ -5,6 +5,7 @@ mod keys;
 
 use std::sync::Arc;
 
+use crate::channels::lazy::OnFirstUse;
 use crate::channels::pace::Paced;
 use crate::channels::ses::SesMailer;
 use crate::channels::sns::SnsNotifier;
@@ -87,25 +88,33 @@ impl Deps {
             }
         });
         let keys = keys?;
+        // SES and SNS are built on their first send: most invocations send through neither,
+        // and each client built at init costs cold start (see `nudge bench lambda`).
+        let ses = (sdk.clone(), config.configuration_set.clone());
+        let sns = sdk.clone();
         let deps = Deps::new(
             config.clone(),
             Arc::new(store),
             Arc::new(Paced::new(
-                SesMailer::new(
-                    aws_sdk_sesv2::Client::from_conf(
-                        aws_sdk_sesv2::config::Builder::from(&sdk)
-                            .retry_config(crate::channels::ses::no_retries())
-                            .build(),
-                    ),
-                    config.configuration_set.clone(),
-                ),
+                OnFirstUse::new(move || {
+                    SesMailer::new(
+                        aws_sdk_sesv2::Client::from_conf(
+                            aws_sdk_sesv2::config::Builder::from(&ses.0)
+                                .retry_config(crate::channels::ses::no_retries())
+                                .build(),
+                        ),
+                        ses.1.clone(),
+                    )
+                }),
                 config.max_send_rate,
             )),
-            Arc::new(SnsNotifier::new(aws_sdk_sns::Client::from_conf(
-                aws_sdk_sns::config::Builder::from(&sdk)
-                    .retry_config(aws_sdk_sns::config::retry::RetryConfig::disabled())
-                    .build(),
-            ))),
+            Arc::new(OnFirstUse::new(move || {
+                SnsNotifier::new(aws_sdk_sns::Client::from_conf(
+                    aws_sdk_sns::config::Builder::from(&sns)
+                        .retry_config(aws_sdk_sns::config::retry::RetryConfig::disabled())
+                        .build(),
+                ))
+            })),
             keys,
         );
         Ok((deps, sdk))
@@ -147,18 +156,68 @@ impl Deps {
 /// client uses aws-lc, which makes every bootstrap much larger for the same TLS).
 pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
     use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https()
+    aws_sdk_dynamodb::config::SharedHttpClient::new(ConnectorOnDemand(
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build_https(),
+    ))
+}
+
+/// The SDK's HTTPS client, less the connector it builds and drops each time an SDK client
+/// is built (`validate_base_client_config`, only to load the roots early): each such build
+/// parses every root certificate again, five SDK clients over one shared HTTP client. The
+/// connectors that carry requests are built and cached by the inner client as before, so the
+/// roots are parsed once, when the first request (DynamoDB's, during init) needs one.
+#[derive(Debug)]
+struct ConnectorOnDemand(aws_sdk_dynamodb::config::SharedHttpClient);
+
+impl aws_sdk_dynamodb::config::HttpClient for ConnectorOnDemand {
+    fn http_connector(
+        &self,
+        settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+        components: &aws_sdk_dynamodb::config::RuntimeComponents,
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn validate_final_config(
+        &self,
+        components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        cfg: &aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        self.0.validate_final_config(components, cfg)
+    }
+
+    fn connector_metadata(
+        &self,
+    ) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
 }
 
 /// The SDK configuration from the standard AWS environment (region, credentials,
 /// `AWS_ENDPOINT_URL_*`), with [`https_client`].
 pub async fn sdk_config_from_env() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(https_client())
-        .load()
-        .await
+    let loader =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https_client());
+    // Lambda puts the role's credentials in the environment, the first place the default
+    // chain looks; building the chain also builds the clients of the places after it (an STS
+    // client for web identity, among others), which cold start would pay for nothing.
+    let loader = if env_credentials() {
+        loader.credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        )
+    } else {
+        loader
+    };
+    loader.load().await
+}
+
+/// Whether the environment holds credentials the default chain would take first (the same
+/// variables and blank rule as its environment provider).
+fn env_credentials() -> bool {
+    let set = |name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
+    set("AWS_ACCESS_KEY_ID") && (set("AWS_SECRET_ACCESS_KEY") || set("SECRET_ACCESS_KEY"))
 }
 
 /// The secrets of `secrets`, read once. Local runs (cargo lambda watch, sam local, tests) set
@@ -167,18 +226,20 @@ pub async fn sdk_config_from_env() -> aws_config::SdkConfig {
 /// Manager ARNs (`NUDGE_SIGNING_SECRET_ARN`: its `AWSCURRENT` and, when a rotation left one,
 /// `AWSPREVIOUS` version; `NUDGE_LINK_KEYS_ARN`).
 pub async fn load_keys(sdk: &aws_config::SdkConfig, secrets: Secrets) -> Result<Keys, ConfigError> {
-    let client = aws_sdk_secretsmanager::Client::new(sdk);
+    // Built only if a secret is read from Secrets Manager: building a client costs cold start.
+    let client = std::sync::OnceLock::new();
+    let client = || client.get_or_init(|| aws_sdk_secretsmanager::Client::new(sdk));
     let (signing, links) = tokio::join!(
         async {
             if secrets.request_signing {
-                load_signing_secrets(&client).await
+                load_signing_secrets(client).await
             } else {
                 Ok(SigningSecrets::default())
             }
         },
         async {
             if secrets.link_keys {
-                load_link_keys(&client).await
+                load_link_keys(client).await
             } else {
                 Ok(LinkKeys::default())
             }
@@ -213,8 +274,8 @@ fn signing_secret(
     Ok(SigningSecret::new(value.into_bytes()))
 }
 
-async fn load_signing_secrets(
-    client: &aws_sdk_secretsmanager::Client,
+async fn load_signing_secrets<'a>(
+    client: impl Fn() -> &'a aws_sdk_secretsmanager::Client,
 ) -> Result<SigningSecrets, ConfigError> {
     if let Some(v) = local("NUDGE_SIGNING_SECRET") {
         let current = signing_secret(v, || "NUDGE_SIGNING_SECRET".into())?;
@@ -227,6 +288,7 @@ async fn load_signing_secrets(
         "NUDGE_SIGNING_SECRET_ARN",
         "NUDGE_SIGNING_SECRET_ARN (or NUDGE_SIGNING_SECRET for local runs)",
     )?;
+    let client = client();
     let (current, previous) = tokio::join!(
         secret_string(client, &arn, "AWSCURRENT"),
         secret_string(client, &arn, "AWSPREVIOUS")
@@ -243,7 +305,9 @@ async fn load_signing_secrets(
     Ok(SigningSecrets::new(current, previous))
 }
 
-async fn load_link_keys(client: &aws_sdk_secretsmanager::Client) -> Result<LinkKeys, ConfigError> {
+async fn load_link_keys<'a>(
+    client: impl Fn() -> &'a aws_sdk_secretsmanager::Client,
+) -> Result<LinkKeys, ConfigError> {
     if let Some(v) = local("NUDGE_LINK_KEYS") {
         return LinkKeys::parse(&v).map_err(|e| ConfigError::Invalid {
             name: "NUDGE_LINK_KEYS",
@@ -254,7 +318,7 @@ async fn load_link_keys(client: &aws_sdk_secretsmanager::Client) -> Result<LinkK
         "NUDGE_LINK_KEYS_ARN",
         "NUDGE_LINK_KEYS_ARN (or NUDGE_LINK_KEYS for local runs)",
     )?;
-    let value = secret_string(client, &arn, "AWSCURRENT")
+    let value = secret_string(client(), &arn, "AWSCURRENT")
         .await?
         .ok_or_else(|| ConfigError::Secret {
             source_name: arn.clone(),

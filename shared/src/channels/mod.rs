@@ -1,6 +1,7 @@
 //! Channels: the `Mailer` (SES v2, raw MIME) and `Notifier` (SNS) ports the delivery sweep
 //! sends through, the `Queue` (SQS) port features fan work out over, and their SDK adapters.
 
+pub mod lazy;
 pub mod mime;
 pub mod pace;
 pub mod queue;

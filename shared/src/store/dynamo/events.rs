@@ -101,6 +101,8 @@ impl EventStore for DynamoStore {
                 .map_err(|e| StoreError::Backend(e.to_string()))?;
             writes.push(TransactWriteItem::builder().update(update).build());
         }
+        // The records come from one request body (at most `events::MAX_BODY_BYTES`, 1 MiB),
+        // so a transaction stays far below its 4 MB limit.
         for ev in events.create {
             // A failed condition returns the existing record: its state tells a duplicate
             // from an earlier attempt's unfinished record.

@@ -606,8 +606,9 @@ def count_chunk(account: str, day: date, confirm: list[Event], create: list[Even
             if old is None:
                 old = DDB.get_item(TableName=TABLE, Key=key(pk, f"EVT#{e.event_id}"),
                                    ConsistentRead=True, ReturnConsumedCapacity="TOTAL").get("Item")
-            if old is None:
-                raise cancelled(codes)
+            if old is None:  # gone again since (its TTL expired meanwhile): a resend creates it
+                raise StoreError("the table is unavailable: an event's record changed while it "
+                                 "was counted", True)
             if old.get("state", {}).get("S") == "applying" and "applying_at" in old:
                 unfinished.add(e.event_id)
             else:

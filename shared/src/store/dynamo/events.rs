@@ -165,8 +165,12 @@ impl EventStore for DynamoStore {
                 };
                 match existing.as_ref().map(raw_state) {
                     Some(Some(_)) => unfinished.push(ev.event_id.clone()),
-                    // Gone again since (its TTL): another attempt decides.
-                    None => return Err(cancelled(&reasons)),
+                    // Gone again since (its TTL expired meanwhile): a resend creates it.
+                    None => {
+                        return Err(StoreError::Unavailable(
+                            "an event's record changed while it was counted".into(),
+                        ));
+                    }
                     Some(None) => applied.push(ev.event_id.clone()),
                 }
             }

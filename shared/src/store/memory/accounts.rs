@@ -14,6 +14,14 @@ use crate::store::{
     RollupDelta, StoreError, Upserted,
 };
 
+/// A raw record as the table keeps it: times to the millisecond.
+fn as_stored(event: &RawEvent) -> RawEvent {
+    let mut stored = event.clone();
+    stored.occurred_at = ms(stored.occurred_at);
+    stored.received_at = ms(stored.received_at);
+    stored
+}
+
 #[async_trait]
 impl EventStore for MemoryStore {
     async fn insert_raw_event(&self, event: &RawEvent) -> Result<Inserted, StoreError> {
@@ -26,9 +34,7 @@ impl EventStore for MemoryStore {
                 None => Inserted::Duplicate,
             });
         }
-        let mut stored = event.clone();
-        stored.occurred_at = ms(stored.occurred_at);
-        stored.received_at = ms(stored.received_at);
+        let stored = as_stored(event);
         s.raw_applying.insert(k.clone(), stored.received_at);
         s.raw_events.insert(k, stored);
         Ok(Inserted::New)
@@ -75,10 +81,8 @@ impl EventStore for MemoryStore {
             s.raw_applying.remove(&key(account_id, id));
         }
         for ev in events.create {
-            let mut stored = ev.clone();
-            stored.occurred_at = ms(stored.occurred_at);
-            stored.received_at = ms(stored.received_at);
-            s.raw_events.insert(key(account_id, &ev.event_id), stored);
+            s.raw_events
+                .insert(key(account_id, &ev.event_id), as_stored(ev));
         }
         Ok(Counted::Counted {
             contacts_full: add_to_day(&mut s, account_id, day, delta),

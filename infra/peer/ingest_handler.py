@@ -279,6 +279,11 @@ def raw_item(e: Event, now: datetime, applied: bool = False) -> dict[str, Any]:
     return item
 
 
+def is_applying(record: dict[str, Any]) -> bool:
+    """Whether an existing raw record is an earlier attempt's, its effects never confirmed."""
+    return record.get("state", {}).get("S") == "applying" and "applying_at" in record
+
+
 def put_raw(now: datetime, e: Event) -> str | StoreError:
     """`new`, `unfinished` (found still applying: apply again) or `duplicate`."""
     try:
@@ -291,9 +296,7 @@ def put_raw(now: datetime, e: Event) -> str | StoreError:
     except ClientError as err:
         if not is_conditional(err):
             return store_error(err)
-        old = err.response.get("Item") or {}
-        applying = old.get("state", {}).get("S") == "applying" and "applying_at" in old
-        return "unfinished" if applying else "duplicate"
+        return "unfinished" if is_applying(err.response.get("Item") or {}) else "duplicate"
     except BotoCoreError as err:
         return store_error(err)
 
@@ -609,7 +612,7 @@ def count_chunk(account: str, day: date, confirm: list[Event], create: list[Even
             if old is None:  # gone again since (its TTL expired meanwhile): a resend creates it
                 raise StoreError("the table is unavailable: an event's record changed while it "
                                  "was counted", True)
-            if old.get("state", {}).get("S") == "applying" and "applying_at" in old:
+            if is_applying(old):
                 unfinished.add(e.event_id)
             else:
                 applied.add(e.event_id)
